@@ -1,0 +1,1 @@
+"""The `curate` command line: thin commands over library functions."""

@@ -1,0 +1,339 @@
+"""`curate`: the command line. Each command parses, calls one library function, and maps errors.
+
+Exit codes are the same for every command; see ``curation.errors``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from curation.errors import EXIT_PROBLEMS, CurateError, UsageError
+
+app = typer.Typer(
+    name="curate",
+    help="Curate LLM fine-tuning data: ingest into a DuckDB store, inspect, query with read-only SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class State:
+    """Options shared by every command (set by the global callback)."""
+
+    db: Optional[str] = None
+
+
+state = State()
+
+
+def handle_errors(fn):  # noqa: ANN001, ANN201
+    """Turn a CurateError into a message on stderr and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        from curation.cli.render import err
+
+        try:
+            return fn(*args, **kwargs)
+        except CurateError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+            raise typer.Exit(e.exit_code) from e
+        except ValueError as e:  # config validation from pydantic/dataclasses
+            err.print(f"[bold red]error:[/] {e}", highlight=False)
+            raise typer.Exit(2) from e
+
+    return wrapper
+
+
+def _store():  # noqa: ANN202
+    from curation.store import open_store
+
+    return open_store(state.db)
+
+
+@app.callback()
+def main_callback(
+    db: Annotated[
+        Optional[str],
+        typer.Option("--db", envvar="CURATE_DB", help="Store file (default: $CURATE_DATA_DIR/curate.duckdb, ./data/store)."),
+    ] = None,
+) -> None:
+    """Curate LLM fine-tuning data: ingest, inspect and query one DuckDB store."""
+    state.db = db
+
+
+@app.command()
+@handle_errors
+def init() -> None:
+    """Create the store (or migrate it to the current schema) and print where it is."""
+    from curation.cli.render import out
+
+    store = _store()
+    version = store.init()
+    out.print(f"store {store.path} ready (schema version {version})")
+
+
+@app.command()
+@handle_errors
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, dataset folders, or (with --format hf) hub dataset ids.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="auto|jsonl|json|csv|tsv|parquet|hf.")] = "auto",
+    map_: Annotated[
+        Optional[list[str]],
+        typer.Option("--map", "-m", help="target=source field mapping, e.g. --map output=answer (repeatable)."),
+    ] = None,
+    encoding: Annotated[Optional[str], typer.Option(help="Force the text encoding (default: detect utf-8/BOM/gb18030).")] = None,
+    source_name: Annotated[Optional[str], typer.Option(help="Name used in sample ids instead of the file name.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Only this split of a Hugging Face dataset.")] = None,
+    max_row_bytes: Annotated[int, typer.Option(help="Rows larger than this go to quarantine.")] = 16 << 20,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any row was quarantined or an input had a problem.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the per-batch reports as JSON.")] = False,
+) -> None:
+    """Load inputs into the store; bad rows go to quarantine with file, line and reason."""
+    from curation.cli.render import err, out, progress_bar
+    from curation.ingest import FieldMapping, IngestOptions, ingest_paths
+
+    opts = IngestOptions(format=fmt, mapping=FieldMapping.parse(map_), encoding=encoding, source_name=source_name,
+                         split=split, max_row_bytes=max_row_bytes)
+    store = _store()
+    with progress_bar() as update:
+        reports = ingest_paths(store, paths, opts, progress=update)
+    if as_json:
+        out.print_json(json.dumps([r.model_dump() for r in reports]))
+    else:
+        _print_reports(reports)
+    problems = sum(r.rows_quarantined for r in reports) + sum(len(r.problems) for r in reports)
+    if problems:
+        err.print(f"[yellow]{problems} problem(s): see `curate quarantine`[/]")
+        if strict:
+            raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_reports(reports) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    from curation.cli.render import out
+
+    t = Table(title="ingest summary", header_style="bold")
+    for col in ("batch", "source", "format", "encoding", "read", "loaded", "of which present", "quarantined", "notes"):
+        t.add_column(col, justify="right" if col in ("read", "loaded", "quarantined", "of which present") else "left")
+    for r in reports:
+        notes = r.skipped or "; ".join(r.problems + [f"{n}× {k}" for k, n in list(r.reasons.items())[:4]])
+        t.add_row(str(r.batch_id or "-"), Path(r.source).name if "/" in r.source else r.source, r.format,
+                  r.encoding or "-", str(r.rows_read), str(r.rows_loaded), str(r.rows_already_present),
+                  str(r.rows_quarantined), notes)
+    out.print(t)
+
+
+@app.command()
+@handle_errors
+def batches(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+) -> None:
+    """List ingested batches with their row accounting (read = loaded + quarantined)."""
+    from curation.cli.render import arrow_table, out
+    from curation.sql import run_query, to_json_lines
+
+    table = run_query(
+        _store(),
+        """SELECT batch_id, source_name AS source, format, encoding, status, rows_read, rows_loaded,
+                  rows_already_present, rows_quarantined, blank_lines,
+                  rows_read = rows_loaded + rows_quarantined AS balanced, problems,
+                  strftime(ingested_at, '%Y-%m-%d %H:%M:%S') AS ingested_at
+           FROM batches ORDER BY batch_id""",
+    )
+    if as_json:
+        out.file.write(to_json_lines(table))
+    else:
+        arrow_table(table, title="batches", max_rows=10_000)
+
+
+@app.command()
+@handle_errors
+def quarantine(
+    batch: Annotated[Optional[int], typer.Option("--batch", "-b", help="Only this batch.")] = None,
+    reason: Annotated[Optional[str], typer.Option(help="Only reasons containing this text.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
+    fmt: Annotated[str, typer.Option("--format", help="table|csv|json.")] = "table",
+) -> None:
+    """Show quarantined rows: file, line, reason and the row verbatim."""
+    from curation.cli.render import arrow_table, out
+    from curation.sql import csv_text, run_query, to_json_lines
+
+    where, params = ["1=1"], []
+    if batch is not None:
+        where.append("batch_id = ?")
+        params.append(batch)
+    if reason:
+        where.append("contains(reason, ?)")
+        params.append(reason)
+    table = run_query(
+        _store(),
+        f"""SELECT batch_id, source, row_number, line, reason, field, raw
+            FROM quarantine WHERE {' AND '.join(where)}
+            ORDER BY batch_id, coalesce(line, row_number, 0) LIMIT {int(limit)}""",
+        params,
+    )
+    _emit(table, fmt, "quarantine")
+
+
+def _emit(table, fmt: str, title: str) -> None:  # noqa: ANN001
+    from curation.cli.render import arrow_table, out
+    from curation.sql import csv_text, to_json_lines
+
+    if fmt == "table":
+        arrow_table(table, title=title)
+    elif fmt == "csv":
+        out.file.write(csv_text(table))
+    elif fmt == "json":
+        out.file.write(to_json_lines(table))
+    else:
+        raise UsageError(f"unknown --format {fmt!r}: use table, csv or json")
+
+
+@app.command()
+@handle_errors
+def samples(
+    sample_id: Annotated[Optional[str], typer.Option("--id", help="Show this one sample in full.")] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", "-b", help="Only this batch.")] = None,
+    shape: Annotated[Optional[str], typer.Option(help="Only this shape: alpaca, sharegpt or openai.")] = None,
+    contains: Annotated[Optional[str], typer.Option(help="Only samples whose text contains this.")] = None,
+    with_reasoning: Annotated[bool, typer.Option("--with-reasoning", help="Only samples with a reasoning trace.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many samples.")] = 20,
+    fmt: Annotated[str, typer.Option("--format", help="table|csv|json.")] = "table",
+) -> None:
+    """Show samples, filtered by batch, shape, text or reasoning; --id shows one in full."""
+    from curation.sql import run_query
+
+    where, params = ["1=1"], []
+    if sample_id:
+        where.append("sample_id = ?")
+        params.append(sample_id)
+    if batch is not None:
+        where.append("batch_id = ?")
+        params.append(batch)
+    if shape:
+        where.append("shape = ?")
+        params.append(shape)
+    if contains:
+        where.append("(contains(coalesce(instruction, '') || coalesce(input, '') || coalesce(output, ''), ?)"
+                     " OR contains(coalesce(CAST(messages AS VARCHAR), ''), ?))")
+        params += [contains, contains]
+    if with_reasoning:
+        where.append("(reasoning IS NOT NULL OR list_bool_or(list_transform(messages, lambda m: m.reasoning IS NOT NULL)))")
+    cols = ("sample_id, batch_id, source, row_number, external_id, shape, instruction, input, output, system, "
+            "messages, reasoning, metadata")
+    table = run_query(
+        _store(), f"SELECT {cols} FROM samples WHERE {' AND '.join(where)} ORDER BY batch_id, row_number LIMIT {int(limit)}",
+        params,
+    )
+    if sample_id and fmt == "table":
+        if table.num_rows == 0:
+            raise UsageError(f"no sample with id {sample_id!r}")
+        _print_sample(table.to_pylist()[0])
+        return
+    _emit(table, fmt, "samples")
+
+
+def _print_sample(row: dict) -> None:
+    from rich.panel import Panel
+
+    from curation.cli.render import out
+
+    out.print(f"[bold]{row['sample_id']}[/]  {row['shape']}  batch {row['batch_id']}  {row['source']}:{row['row_number']}"
+              + (f"  id={row['external_id']}" if row["external_id"] else ""), highlight=False)
+    if row["system"]:
+        out.print(Panel(row["system"], title="system", title_align="left"))
+    if row["messages"]:
+        for i, m in enumerate(row["messages"]):
+            if m["reasoning"]:
+                out.print(Panel(m["reasoning"], title=f"[{i}] {m['role']} · reasoning", title_align="left", style="dim"))
+            out.print(Panel(m["content"], title=f"[{i}] {m['role']}", title_align="left"))
+    else:
+        for key in ("instruction", "input", "reasoning", "output"):
+            if row[key] is not None and (row[key] or key in ("instruction", "output")):
+                out.print(Panel(row[key] or "[dim](empty)[/]", title=key, title_align="left",
+                                style="dim" if key == "reasoning" else ""))
+    if row["metadata"]:
+        out.print(Panel(row["metadata"], title="metadata", title_align="left"))
+
+
+@app.command()
+@handle_errors
+def sql(
+    query: Annotated[str, typer.Argument(help="SELECT (or EXPLAIN) statement(s); the last one's result is shown.")],
+    fmt: Annotated[str, typer.Option("--format", help="table|csv|json|parquet.")] = "table",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file.")] = None,
+    max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
+) -> None:
+    """Run read-only SQL on the store. Writes, COPY, ATTACH, INSTALL/LOAD and file reads are refused (exit 3)."""
+    from curation.cli.render import arrow_table, err, out
+    from curation.sql import OUTPUT_FORMATS, csv_text, run_query, to_json_lines, write_result
+
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
+    if fmt == "parquet" and output is None:
+        raise UsageError("--format parquet needs --output PATH")
+    table = run_query(_store(), query)
+    if output is not None:
+        write_result(table, "json" if fmt == "table" else fmt, output)
+        err.print(f"wrote {table.num_rows} rows to {output}")
+    elif fmt == "table":
+        arrow_table(table, max_rows=max_rows)
+    elif fmt == "csv":
+        out.file.write(csv_text(table))
+    else:
+        out.file.write(to_json_lines(table))
+
+
+@app.command()
+@handle_errors
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the funnel as JSON.")] = False,
+) -> None:
+    """Print the funnel: rows read, quarantined, loaded."""
+    from curation.cli.render import arrow_table, out
+    from curation.sql import run_query
+
+    table = run_query(_store(), "SELECT stage, rows FROM funnel ORDER BY position")
+    if as_json:
+        out.file.write(json.dumps({r["stage"]: r["rows"] for r in table.to_pylist()}) + "\n")
+    else:
+        arrow_table(table, title="funnel")
+
+
+@app.command()
+@handle_errors
+def demo(
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of input files (default: the bundled sample).")] = None,
+) -> None:
+    """Run the main job end to end on the bundled sample data: ingest every file, then print the funnel."""
+    from curation.cli.render import err, progress_bar
+    from curation.demo import run_demo
+
+    store = _store()
+    with progress_bar() as update:
+        result = run_demo(store, data_dir, progress=update)
+    _print_reports(result.reports)
+    stats(as_json=False)
+    err.print(f"store: {store.path}  (try: curate --db {store.path} sql \"SELECT shape, count(*) FROM samples GROUP BY 1\")")
+
+
+def main() -> None:
+    """Entry point of the `curate` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""Ingest orchestration: one batch per input, every row accounted for.
+
+For each input: hash it (an identical input with the same options is not loaded again), open a batch,
+stream raw chunks from the format's reader, normalise each chunk in a scratch DuckDB, and write the
+samples and quarantine rows in one short store transaction per chunk. The batch is marked ``done``
+with its counts once every row is written; a batch left ``loading`` by a crash is cleared and loaded
+again under the same id by the next ingest of that input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from curation import __version__
+from curation.errors import InputError, UsageError
+from curation.ingest.mapping import FieldMapping
+from curation.ingest.normalize import Normalizer
+from curation.ingest.readers import (
+    DEFAULT_CHUNK_BYTES,
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_MAX_ROW_BYTES,
+    RawChunk,
+    ReadState,
+    read_arrow_batches,
+    read_csv,
+    read_json_array,
+    read_jsonl,
+    read_parquet,
+)
+from curation.store.store import Store, utcnow
+from schemas.batch import IngestFileReport
+
+FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet", "hf")
+EXTENSIONS = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
+    ".parquet": "parquet", ".pq": "parquet", ".arrow": "hf",
+}
+
+ProgressFn = Callable[[str, int, int, str], None]
+"""progress(description, done, total, unit); total 0 when unknown."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Options for one ingest call; every field mirrors a ``curate ingest`` flag."""
+
+    format: str = "auto"
+    mapping: FieldMapping = field(default_factory=FieldMapping)
+    encoding: str | None = None
+    source_name: str | None = None
+    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    split: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise UsageError(f"unknown format {self.format!r}; use one of: {', '.join(FORMATS)}")
+        if self.max_row_bytes < 1024:
+            raise UsageError(f"--max-row-bytes must be at least 1024, got {self.max_row_bytes}")
+        if self.chunk_rows < 1 or self.chunk_bytes < 1024:
+            raise UsageError("chunk sizes must be positive (rows >= 1, bytes >= 1024)")
+
+    def loading_options(self, fmt: str) -> dict[str, object]:
+        """The options that change what is loaded (stored with the batch and hashed)."""
+        return {"format": fmt, "map": self.mapping.as_dict(), "encoding": self.encoding,
+                "source_name": self.source_name, "max_row_bytes": self.max_row_bytes, "split": self.split}
+
+
+def detect_format(path: Path, given: str = "auto") -> str:
+    """The format of ``path``: the one given, else from its extension (``.jsonl.gz`` too) or folder layout."""
+    if given != "auto":
+        return given
+    if path.is_dir():
+        return "hf"
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    fmt = EXTENSIONS.get(ext)
+    if fmt is None:
+        raise InputError(f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; pass --format")
+    if fmt == "json":
+        with open(path, "rb") as f:
+            head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head.startswith(b"{"):
+            return "jsonl"  # a .json file of one object per line
+    return fmt
+
+
+def _hash_path(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        if path.is_dir():
+            h.update(str(p.relative_to(path)).encode() + b"\0")
+        with open(p, "rb") as f:
+            while block := f.read(8 << 20):
+                h.update(block)
+                size += len(block)
+    return h.hexdigest(), size
+
+
+def _options_hash(opts: dict[str, object]) -> str:
+    return hashlib.sha256(json.dumps(opts, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class _Source:
+    """One thing to load as a batch: a file, or one split of a dataset."""
+
+    source: str
+    source_name: str
+    fmt: str
+    content_hash: str
+    size: int
+    chunks: Callable[[ReadState], Iterator[RawChunk]]
+
+
+def _hf_sources(path_or_id: str, opts: IngestOptions) -> list[_Source]:
+    try:
+        import datasets
+    except ImportError as e:
+        raise InputError("reading Hugging Face datasets needs the 'hf' extra: pip install 'llm-curate[hf]'") from e
+    path = Path(path_or_id)
+    if path.exists():
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            loaded = datasets.load_dataset(str(path))
+        content_hash, size = _hash_path(path)
+        source = str(path.resolve())
+        base_name = opts.source_name or path.name
+    else:
+        # a hub id, for users with hub access
+        loaded = datasets.load_dataset(path_or_id)
+        parts = sorted(loaded.items()) if isinstance(loaded, datasets.DatasetDict) else [("", loaded)]
+        content_hash, size = "hf:" + "|".join(f"{k}:{v._fingerprint}" for k, v in parts), 0
+        source = path_or_id
+        base_name = opts.source_name or path_or_id
+    splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"": loaded}
+    if opts.split is not None:
+        if opts.split not in splits:
+            raise InputError(f"{path_or_id}: no split {opts.split!r}; it has: {', '.join(splits) or '(none)'}")
+        splits = {opts.split: splits[opts.split]}
+    out = []
+    for split, ds in splits.items():
+        suffix = f"#{split}" if split else ""
+
+        def chunks(state: ReadState, ds=ds) -> Iterator[RawChunk]:
+            state.unit, state.total = "rows", ds.num_rows
+            if getattr(ds, "_indices", None) is not None:  # a selected/shuffled view: materialise its order
+                ds = ds.flatten_indices()
+            table = ds.data.table
+            yield from read_arrow_batches(iter(table.to_batches(max_chunksize=opts.chunk_rows)),
+                                          opts.chunk_rows, opts.max_row_bytes)
+
+        out.append(_Source(source + suffix, base_name + suffix, "hf", f"{content_hash}{suffix}", size, chunks))
+    return out
+
+
+def _sources(raw_path: str, opts: IngestOptions) -> list[_Source]:
+    path = Path(raw_path)
+    if opts.format == "hf" or (opts.format == "auto" and path.is_dir()):
+        return _hf_sources(raw_path, opts)
+    if not path.exists():
+        raise InputError(f"{raw_path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{raw_path}: is a folder; use --format hf for a Hugging Face dataset folder")
+    fmt = detect_format(path, opts.format)
+    content_hash, size = _hash_path(path)
+    name = opts.source_name or path.name
+
+    def chunks(state: ReadState) -> Iterator[RawChunk]:
+        if fmt == "jsonl":
+            return read_jsonl(path, opts.encoding, opts.chunk_bytes, opts.max_row_bytes, state)
+        if fmt == "json":
+            return read_json_array(path, opts.encoding, opts.chunk_rows, opts.max_row_bytes, state)
+        if fmt in ("csv", "tsv"):
+            return read_csv(path, "\t" if fmt == "tsv" else ",", opts.encoding, opts.chunk_rows,
+                            opts.max_row_bytes, state)
+        if fmt == "parquet":
+            return read_parquet(path, opts.chunk_rows, opts.max_row_bytes, state)
+        raise InputError(f"{path}: format {fmt!r} is not a file format")
+
+    return [_Source(str(path.resolve()), name, fmt, content_hash, size, chunks)]
+
+
+def _begin_batch(store: Store, src: _Source, loading_opts: dict[str, object]) -> tuple[int | None, str | None]:
+    """Open (or reopen after a crash) the batch; returns (batch_id, None) or (None, why it is skipped)."""
+    opts_hash = _options_hash(loading_opts)
+    with store.writer() as con:
+        rows = con.execute(
+            """SELECT batch_id, status, ingested_at, source FROM batches
+               WHERE content_hash = ? AND options_hash = ? ORDER BY batch_id DESC""",
+            [src.content_hash, opts_hash],
+        ).fetchall()
+        done = [r for r in rows if r[1] == "done"]
+        if done:
+            bid, _, at, where = done[0]
+            return None, f"identical to batch {bid} ({where}, ingested {at:%Y-%m-%d %H:%M:%S} UTC): nothing to do"
+        if rows:
+            # A batch left 'loading' or 'failed' never completed: its partial rows are cleared and it is
+            # loaded again under the same id, so that the batch's accounting covers the whole input.
+            bid = rows[0][0]
+            con.execute("DELETE FROM samples WHERE batch_id = ?", [bid])
+            con.execute("DELETE FROM quarantine WHERE batch_id = ?", [bid])
+            con.execute(
+                "UPDATE batches SET status = 'loading', ingested_at = ?, finished_at = NULL, problems = NULL, "
+                "source = ?, code_version = ? WHERE batch_id = ?",
+                [utcnow(), src.source, __version__, bid],
+            )
+            return bid, None
+        bid = con.execute(
+            """INSERT INTO batches (source, source_name, format, options, content_hash, options_hash, bytes, status,
+                                    code_version, ingested_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, 'loading', ?, ?) RETURNING batch_id""",
+            [src.source, src.source_name, src.fmt, json.dumps(loading_opts), src.content_hash, opts_hash,
+             src.size, __version__, utcnow()],
+        ).fetchone()[0]
+        return int(bid), None
+
+
+def _write_chunk(store: Store, samples: pa.Table, bad: pa.Table) -> tuple[int, int]:
+    """Insert one chunk; returns (new samples, samples already present)."""
+    with store.writer() as con:
+        con.register("chunk_samples", samples)
+        con.register("chunk_bad", bad)
+        try:
+            inserted = 0
+            if samples.num_rows:
+                inserted = con.execute(
+                    "INSERT INTO samples SELECT c.* FROM chunk_samples c "
+                    "WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = c.sample_id)"
+                ).fetchone()[0]
+            if bad.num_rows:
+                con.execute("INSERT INTO quarantine SELECT * FROM chunk_bad")
+        finally:
+            con.unregister("chunk_samples")
+            con.unregister("chunk_bad")
+    return int(inserted), samples.num_rows - int(inserted)
+
+
+def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: ProgressFn | None = None) -> IngestFileReport:
+    """Load one source as a batch and return its report."""
+    started = time.perf_counter()
+    loading_opts = opts.loading_options(src.fmt)
+    report = IngestFileReport(source=src.source, format=src.fmt)
+    batch_id, skipped = _begin_batch(store, src, loading_opts)
+    if batch_id is None:
+        report.skipped = skipped
+        return report
+    report.batch_id = batch_id
+    state = ReadState()
+    reasons: Counter[str] = Counter()
+    try:
+        with Normalizer(opts.mapping) as norm:
+            for chunk in src.chunks(state):
+                report.blank_lines += chunk.blank_lines
+                report.rows_read += chunk.table.num_rows
+                samples, bad = norm.run(chunk.table, batch_id, src.source, src.source_name)
+                new, present = _write_chunk(store, samples, bad)
+                report.rows_loaded += new + present
+                report.rows_already_present += present
+                report.rows_quarantined += bad.num_rows
+                reasons.update(_reason_kind(r) for r in bad.column("reason").to_pylist())
+                if progress:
+                    progress(src.source, chunk.done, state.total, state.unit)
+    except BaseException as e:
+        with store.writer() as con:
+            con.execute(
+                "UPDATE batches SET status = 'failed', finished_at = ?, problems = ? WHERE batch_id = ?",
+                [utcnow(), f"load stopped: {type(e).__name__}: {e}"[:2000], batch_id],
+            )
+        raise
+    report.encoding = state.encoding
+    report.reasons = dict(reasons.most_common())
+    report.problems = [p.reason for p in state.problems]
+    if not report.balanced:  # a bug, never an input problem: refuse to mark the batch done
+        raise RuntimeError(f"accounting does not balance for {src.source}: {report}")
+    with store.writer() as con:
+        for p in state.problems:
+            con.execute(
+                "INSERT INTO quarantine (batch_id, source, row_number, line, raw, reason) VALUES (?, ?, NULL, NULL, ?, ?)",
+                [batch_id, src.source, p.raw, p.reason],
+            )
+        con.execute(
+            """UPDATE batches SET status = 'done', finished_at = ?, encoding = ?, rows_read = ?, rows_loaded = ?,
+                      rows_quarantined = ?, rows_already_present = ?, blank_lines = ?, problems = ?
+               WHERE batch_id = ?""",
+            [utcnow(), state.encoding, report.rows_read, report.rows_loaded, report.rows_quarantined,
+             report.rows_already_present, report.blank_lines, "; ".join(report.problems) or None, batch_id],
+        )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons for the summary: 'malformed JSON: Expecting ...' -> 'malformed JSON'."""
+    for prefix in ("malformed JSON", "malformed CSV record", "invalid "):
+        if reason.startswith(prefix):
+            return prefix.strip() if prefix != "invalid " else reason.split(" at byte")[0]
+    if reason.startswith("row is ") and "limit" in reason:
+        return "row over --max-row-bytes"
+    return reason
+
+
+def ingest_paths(store: Store, paths: list[str], opts: IngestOptions | None = None,
+                 progress: ProgressFn | None = None) -> list[IngestFileReport]:
+    """Ingest each path (a file, a dataset folder or, for ``hf``, a hub id); one report per batch.
+
+    Raises :class:`InputError` before loading anything when a path cannot be read at all.
+    """
+    opts = opts or IngestOptions()
+    if not paths:
+        raise UsageError("no input given")
+    sources: list[_Source] = []
+    for p in paths:
+        sources.extend(_sources(p, opts))
+    store.init()
+    return [ingest_source(store, s, opts, progress) for s in sources]

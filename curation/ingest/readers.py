@@ -1,0 +1,366 @@
+"""Readers: turn an input into a stream of raw row chunks, every row accounted for.
+
+Each reader yields :class:`RawChunk` objects: an Arrow table with one row per input row
+(``row_number``, ``line``, ``raw`` JSON text, ``raw_bytes`` for undecodable rows, and ``problem``
+when the reader already knows the row is bad) plus how far through the input it is. Normalising the
+rows into samples is the same SQL for every format (``normalize.py``).
+
+Line-based inputs are split and decoded a block at a time (C-level ``bytes.split`` / ``decode``);
+Python touches single lines only when a block does not decode. CSV, JSON arrays and Parquet are read
+by DuckDB and pyarrow, which stream.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation.duck import arrow_reader
+from curation.errors import InputError
+from curation.ingest.encoding import Encoding, detect_file, transcode_to_utf8
+
+RAW_SCHEMA = pa.schema(
+    [
+        ("row_number", pa.int64()),
+        ("line", pa.int64()),
+        ("raw", pa.string()),
+        ("raw_bytes", pa.binary()),
+        ("problem", pa.string()),
+    ]
+)
+
+DEFAULT_CHUNK_BYTES = 16 << 20
+DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_MAX_ROW_BYTES = 16 << 20
+
+
+@dataclass
+class RawChunk:
+    """A chunk of raw rows and progress through the input (``done`` in the reader's ``total`` units)."""
+
+    table: pa.Table
+    done: int
+    blank_lines: int = 0
+
+
+@dataclass
+class FileProblem:
+    """A problem with the input as a whole (an empty file, a JSON array that does not parse)."""
+
+    reason: str
+    raw: str | None = None
+
+
+@dataclass
+class ReadState:
+    """What a reader learned that is not in the chunks: the encoding, file-level problems."""
+
+    encoding: str | None = None
+    total: int = 0
+    unit: str = "bytes"
+    problems: list[FileProblem] = field(default_factory=list)
+
+
+def human_bytes(n: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{n} B"
+
+
+def _opener(path: Path):  # noqa: ANN202
+    return gzip.open if path.suffix == ".gz" else open
+
+
+def _too_large(n: int, limit: int) -> str:
+    return f"row is {human_bytes(n)}, over the {human_bytes(limit)} limit (--max-row-bytes)"
+
+
+def _lines_table(lines: list[str | None], first_line: int, problems: list[str | None] | None,
+                 raw_bytes: list[bytes | None] | None, max_row_bytes: int) -> tuple[pa.Table, int]:
+    """Build a raw chunk from decoded lines; drops blank lines (returned as a count)."""
+    n = len(lines)
+    line_no = pa.array(range(first_line, first_line + n), pa.int64())
+    raw = pa.array(lines, pa.string())
+    raw = pc.utf8_rtrim(raw, characters="\r")
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0)
+    if problems is not None:
+        # undecodable lines have raw None: they are rows, not blank lines
+        blank = pc.and_(pc.fill_null(blank, False), pc.is_valid(raw))
+    blank = pc.fill_null(blank, False)
+    sizes = pc.binary_length(raw)
+    big = pc.fill_null(pc.greater(sizes, max_row_bytes), False)
+    problem_arr = pa.array(problems, pa.string()) if problems is not None else pa.nulls(n, pa.string())
+    if pc.any(big).as_py():
+        msgs = [None if not b else _too_large(s, max_row_bytes) for b, s in zip(big.to_pylist(), sizes.to_pylist())]
+        problem_arr = pc.coalesce(problem_arr, pa.array(msgs, pa.string()))
+    bytes_arr = pa.array(raw_bytes, pa.binary()) if raw_bytes is not None else pa.nulls(n, pa.binary())
+    table = pa.table([line_no, line_no, raw, bytes_arr, problem_arr], schema=RAW_SCHEMA)
+    n_blank = pc.sum(blank).as_py() or 0
+    if n_blank:
+        table = table.filter(pc.invert(blank))
+    return table, n_blank
+
+
+def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+               max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, state: ReadState | None = None) -> Iterator[RawChunk]:
+    """JSON Lines (optionally gzip-compressed): one row per non-blank line; ``row_number`` = line number."""
+    state = state if state is not None else ReadState()
+    opener = _opener(path)
+    enc = detect_file(path, forced_encoding, opener)
+    state.encoding = enc.name
+    state.total = path.stat().st_size
+    if not enc.line_based:
+        # UTF-16/32 JSONL: transcode to a temporary UTF-8 file first, then read that.
+        with tempfile.TemporaryDirectory(prefix="curate-") as tmp:
+            tmp_path = Path(tmp) / (path.stem + ".utf8.jsonl")
+            with opener(path, "rb") as src, open(tmp_path, "wb") as dst:
+                transcode_to_utf8(src, dst, enc)
+            inner = ReadState()
+            yield from read_jsonl(tmp_path, "utf-8", chunk_bytes, max_row_bytes, inner)
+            state.problems.extend(inner.problems)
+        return
+    codec = "utf-8" if enc.is_utf8 else enc.name
+    next_line = 1
+    carry = b""
+    any_bytes = False
+    with opener(path, "rb") as f:
+        raw_file = getattr(f, "fileobj", None) or f  # compressed position for progress
+        if enc.bom_length:
+            f.read(enc.bom_length)
+        while True:
+            block = f.read(chunk_bytes)
+            if block:
+                any_bytes = any_bytes or bool(block.strip())
+                data = carry + block
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    carry = data
+                    continue
+                carry, data = data[cut + 1 :], data[:cut]
+            else:
+                data, carry = carry, b""
+                if not data:
+                    break
+            try:
+                lines: list = data.decode(codec).split("\n")
+                problems = raw_bytes = None
+            except UnicodeDecodeError:
+                lines, problems, raw_bytes = [], [], []
+                for ln in data.split(b"\n"):
+                    try:
+                        lines.append(ln.decode(codec))
+                        problems.append(None)
+                        raw_bytes.append(None)
+                    except UnicodeDecodeError as e:
+                        lines.append(None)
+                        problems.append(f"invalid {codec} bytes at byte {e.start + 1} of the line ({e.reason})")
+                        raw_bytes.append(ln)
+            table, n_blank = _lines_table(lines, next_line, problems, raw_bytes, max_row_bytes)
+            next_line += len(lines)
+            try:
+                done = raw_file.tell()
+            except (OSError, ValueError):
+                done = state.total
+            yield RawChunk(table, done, n_blank)
+            if not block:
+                break
+    if not any_bytes:
+        state.problems.append(FileProblem("file is empty (no rows)", ""))
+
+
+def _duckdb_scratch():  # noqa: ANN202
+    import duckdb
+
+    con = duckdb.connect(config={"threads": max(1, os.cpu_count() or 1)})
+    return con
+
+
+def _utf8_path(path: Path, enc: Encoding, tmpdir: str) -> Path:
+    """The path DuckDB should read: the file itself when UTF-8, else a UTF-8 copy made line for line."""
+    if enc.is_utf8 and path.suffix != ".gz":
+        return path
+    out = Path(tmpdir) / (path.stem + ".utf8")
+    with _opener(path)(path, "rb") as src, open(out, "wb") as dst:
+        transcode_to_utf8(src, dst, enc if not path.suffix == ".gz" or not enc.is_utf8 else Encoding("utf-8", enc.bom_length))
+    return out
+
+
+def _stream_rows(con, sql: str, params: list, chunk_rows: int, first_row: int = 1) -> Iterator[pa.Table]:  # noqa: ANN001
+    """Stream a query's rows as Arrow tables with a running 1-based ``row_number``."""
+    reader = arrow_reader(con.execute(sql, params), chunk_rows)
+    next_row = first_row
+    for rb in reader:
+        n = rb.num_rows
+        if n == 0:
+            continue
+        rn = pa.array(range(next_row, next_row + n), pa.int64())
+        next_row += n
+        raw = rb.column(0)
+        yield pa.table(
+            [rn, pa.nulls(n, pa.int64()), raw, pa.nulls(n, pa.binary()), pa.nulls(n, pa.string())],
+            schema=RAW_SCHEMA,
+        )
+
+
+def _mark_large(table: pa.Table, max_row_bytes: int) -> pa.Table:
+    sizes = pc.binary_length(table.column("raw"))
+    big = pc.fill_null(pc.greater(sizes, max_row_bytes), False)
+    if not pc.any(big).as_py():
+        return table
+    msgs = [None if not b else _too_large(s, max_row_bytes) for b, s in zip(big.to_pylist(), sizes.to_pylist())]
+    problem = pc.coalesce(table.column("problem"), pa.array(msgs, pa.string()))
+    return table.set_column(table.schema.get_field_index("problem"), "problem", problem)
+
+
+def read_json_array(path: Path, forced_encoding: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                    max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, state: ReadState | None = None) -> Iterator[RawChunk]:
+    """A JSON array of rows; ``row_number`` = 1-based element index. Each element is kept as its JSON text."""
+    state = state if state is not None else ReadState()
+    enc = detect_file(path, forced_encoding, _opener(path))
+    state.encoding, state.unit = enc.name, "rows"
+    with tempfile.TemporaryDirectory(prefix="curate-") as tmp:
+        src = _utf8_path(path, enc, tmp)
+        head = src.read_bytes()[: 1 << 16] if src.stat().st_size < (1 << 16) else open(src, "rb").read(1 << 16)
+        if not head.strip(b" \t\r\n\xef\xbb\xbf"):
+            state.problems.append(FileProblem("file is empty (no rows)", ""))
+            return
+        con = _duckdb_scratch()
+        try:
+            sql = ("SELECT json FROM read_json_objects(?, format='array', "
+                   "maximum_object_size=2147483647)")
+            done = 0
+            try:
+                for table in _stream_rows(con, sql, [str(src)], chunk_rows):
+                    done += table.num_rows
+                    yield RawChunk(_mark_large(table, max_row_bytes), done)
+            except Exception as e:  # duckdb.InvalidInputException and friends: the array does not parse
+                if done:
+                    raise InputError(f"{path}: JSON array stops parsing after element {done}: {e}") from e
+                text = src.read_bytes()[:max_row_bytes].decode("utf-8", errors="backslashreplace")
+                first = str(e).splitlines()[0]
+                state.problems.append(FileProblem(f"not a readable JSON array: {first}", text))
+        finally:
+            con.close()
+
+
+def read_csv(path: Path, delimiter: str = ",", forced_encoding: str | None = None,
+             chunk_rows: int = DEFAULT_CHUNK_ROWS, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
+             state: ReadState | None = None) -> Iterator[RawChunk]:
+    """CSV/TSV with a header row. Cells are read as text; an empty cell is an empty string.
+
+    Malformed records (wrong number of columns, bad quoting, invalid bytes, over-long lines) are
+    collected by DuckDB's rejects tables with their line and yielded last, as rows with a problem.
+    ``row_number`` counts the well-formed records; the quarantine gives the file line of bad ones.
+    """
+    import duckdb
+
+    state = state if state is not None else ReadState()
+    enc = detect_file(path, forced_encoding, _opener(path))
+    state.encoding, state.unit = enc.name, "rows"
+    with tempfile.TemporaryDirectory(prefix="curate-") as tmp:
+        src = _utf8_path(path, enc, tmp)
+        with open(src, "rb") as fh:
+            head = fh.read(1 << 16)
+        if not head.strip(b" \t\r\n\xef\xbb\xbf"):
+            state.problems.append(FileProblem("file is empty (no header, no rows)", ""))
+            return
+        con = _duckdb_scratch()
+        try:
+            opts = (f"delim={_sql_str(delimiter)}, header=true, all_varchar=true, quote='\"', escape='\"', "
+                    f"store_rejects=true, strict_mode=true, null_padding=false, sample_size=-1, "
+                    f"max_line_size={int(max_row_bytes)}, nullstr=[]")
+            try:
+                cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_csv(?, {opts})", [str(src)]).fetchall()]
+            except duckdb.Error as e:
+                raise InputError(f"{path}: cannot read as CSV: {str(e).splitlines()[0]}") from e
+            fields = ", ".join(f"{_sql_str(c)}: coalesce(t.{_sql_ident(c)}, '')" for c in cols)
+            sql = f"SELECT to_json({{{fields}}}) FROM read_csv(?, {opts}) t"
+            done = 0
+            for table in _stream_rows(con, sql, [str(src)], chunk_rows):
+                done += table.num_rows
+                yield RawChunk(_mark_large(table, max_row_bytes), done)
+            rejects = con.execute(
+                """SELECT line, min(line_byte_position), string_agg(DISTINCT error_type, ', '),
+                          first(csv_line), string_agg(DISTINCT error_message, '; ')
+                   FROM reject_errors GROUP BY line ORDER BY line"""
+            ).fetchall()
+        finally:
+            con.close()
+        if rejects:
+            lines, raws, raw_bytes, problems = [], [], [], []
+            with open(src, "rb") as fh:
+                for line, pos, _types, csv_line, message in rejects:
+                    fh.seek(pos or 0)
+                    exact = fh.readline().rstrip(b"\r\n")
+                    try:
+                        text, blob = exact.decode("utf-8"), None
+                    except UnicodeDecodeError:
+                        text, blob = exact.decode("utf-8", errors="backslashreplace"), exact
+                    lines.append(line)
+                    raws.append(text if text else csv_line)
+                    raw_bytes.append(blob)
+                    problems.append(f"malformed CSV record: {message}")
+            n = len(lines)
+            table = pa.table(
+                [pa.nulls(n, pa.int64()), pa.array(lines, pa.int64()), pa.array(raws, pa.string()),
+                 pa.array(raw_bytes, pa.binary()), pa.array(problems, pa.string())],
+                schema=RAW_SCHEMA,
+            )
+            yield RawChunk(table, done)
+
+
+def read_arrow_batches(batches: Iterator[pa.RecordBatch], chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                       max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Iterator[RawChunk]:
+    """Rows of Arrow record batches (Parquet, HF datasets) as JSON text; ``row_number`` = 1-based row."""
+    con = _duckdb_scratch()
+    try:
+        next_row = 1
+        for rb in batches:
+            if rb.num_rows == 0:
+                continue
+            con.register("arrow_in", pa.Table.from_batches([rb]))
+            for table in _stream_rows(con, "SELECT to_json(t) FROM arrow_in t", [], chunk_rows, next_row):
+                next_row += table.num_rows
+                yield RawChunk(_mark_large(table, max_row_bytes), next_row - 1)
+            con.unregister("arrow_in")
+    finally:
+        con.close()
+
+
+def read_parquet(path: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS, max_row_bytes: int = DEFAULT_MAX_ROW_BYTES,
+                 state: ReadState | None = None) -> Iterator[RawChunk]:
+    """A Parquet file, streamed by row group."""
+    import pyarrow.parquet as pq
+
+    state = state if state is not None else ReadState()
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        if path.stat().st_size == 0:
+            state.problems.append(FileProblem("file is empty (no rows)", ""))
+            return
+        raise InputError(f"{path}: not a readable Parquet file: {e}") from e
+    state.unit, state.total = "rows", pf.metadata.num_rows
+    if pf.metadata.num_rows == 0:
+        state.problems.append(FileProblem("file is empty (no rows)", ""))
+        return
+    yield from read_arrow_batches(pf.iter_batches(batch_size=chunk_rows), chunk_rows, max_row_bytes)
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _sql_ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'

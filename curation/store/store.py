@@ -1,0 +1,164 @@
+"""The store: one DuckDB file that many processes share by taking turns.
+
+DuckDB lets one process open a file read-write, or many open it read-only, never both at once. So no
+process holds the file for long: a writer opens it for one short transaction (one chunk of an ingest,
+one step's decisions) and closes it; readers open it read-only for one query. Both wait, with backoff,
+while another process holds it, up to ``lock_timeout`` seconds. Long work happens outside the
+connection (decoding, parsing in an in-memory DuckDB), so a reader never waits for more than one
+chunk's write.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from curation.errors import StoreBusyError, StoreError
+from curation.settings import Settings
+from curation.store.migrations import LATEST_VERSION, MIGRATIONS
+
+# A read-only connection for people and scripts: no file access outside the store, no extensions.
+SAFE_READ_CONFIG: dict[str, object] = {
+    "enable_external_access": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "lock_configuration": True,
+}
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp, as stored in TIMESTAMP columns."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """A handle on one store file. Holds no connection between calls."""
+
+    def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 120.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    @property
+    def exists(self) -> bool:
+        """Whether the store file exists."""
+        return self.path.exists()
+
+    def _connect(self, read_only: bool, config: dict[str, object] | None = None):  # noqa: ANN202
+        import duckdb
+
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only, config=dict(config or {}))
+            except duckdb.IOException as e:
+                if not _is_lock_conflict(e):
+                    raise StoreError(f"cannot open store {self.path}: {e}") from e
+                if time.monotonic() >= deadline:
+                    raise StoreBusyError(
+                        f"store {self.path} stayed locked by another process for {self.lock_timeout:.0f} s "
+                        f"({str(e).splitlines()[0]}); retry later or raise CURATE_LOCK_TIMEOUT"
+                    ) from e
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 1.6, 0.5)
+
+    def init(self) -> int:
+        """Create the store (and its folder) if needed and apply pending migrations; returns the schema version."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.writer() as con:
+            return self._schema_version(con)
+
+    @contextmanager
+    def writer(self) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
+        """A read-write connection for one short transaction; committed on success, rolled back on error."""
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._connect(read_only=False)
+        try:
+            self._migrate(con)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    @contextmanager
+    def reader(self, safe: bool = True) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
+        """A read-only connection; with ``safe`` it cannot touch other files or load extensions."""
+        if not self.path.exists():
+            raise StoreError(f"no store at {self.path}: run `curate init` or `curate ingest` first")
+        con = self._connect(read_only=True, config=SAFE_READ_CONFIG if safe else None)
+        try:
+            version = self._schema_version(con)
+            if version > LATEST_VERSION:
+                raise StoreError(
+                    f"store {self.path} has schema version {version}, newer than this code ({LATEST_VERSION}): upgrade"
+                )
+            if version < LATEST_VERSION:
+                raise StoreError(
+                    f"store {self.path} has schema version {version}; run `curate init` to migrate it to {LATEST_VERSION}"
+                )
+            yield con
+        finally:
+            con.close()
+
+    @staticmethod
+    def _schema_version(con) -> int:  # noqa: ANN001
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+
+    def _migrate(self, con) -> None:  # noqa: ANN001
+        version = self._schema_version(con)
+        if version > LATEST_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {version}, newer than this code ({LATEST_VERSION}): upgrade"
+            )
+        if version == LATEST_VERSION:
+            return
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
+        )
+        for m in MIGRATIONS:
+            if m.version <= version:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for stmt in m.statements:
+                    con.execute(stmt)
+                con.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", [m.version, m.description, utcnow()]
+                )
+            except Exception as e:
+                con.execute("ROLLBACK")
+                raise StoreError(f"migration {m.version} ({m.description}) failed on {self.path}: {e}") from e
+            con.execute("COMMIT")
+
+
+def open_store(db: str | os.PathLike[str] | None = None) -> Store:
+    """The store named by ``db``, ``CURATE_DB`` or the default data dir."""
+    settings = Settings.from_env(db)
+    return Store(settings.db_path, lock_timeout=settings.lock_timeout)

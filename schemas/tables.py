@@ -1,0 +1,150 @@
+"""The store's tables and views, documented column by column.
+
+The DDL lives in versioned migrations (``curation/store/migrations.py``); this module is the
+documentation that the README's table reference is generated from, and a test holds the two together:
+every column a migration creates is documented here and every documented column exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    """One documented column."""
+
+    name: str
+    type: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """One documented table or view."""
+
+    name: str
+    doc: str
+    columns: tuple[Column, ...] = field(default_factory=tuple)
+
+    def column_names(self) -> list[str]:
+        """Column names in order."""
+        return [c.name for c in self.columns]
+
+
+C = Column
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "batches",
+        "One row per ingested input (a file, or one split of a Hugging Face dataset) with its row accounting. "
+        "For a batch with status 'done': rows_read = rows_loaded + rows_quarantined.",
+        (
+            C("batch_id", "INTEGER", "Sequential id of the batch."),
+            C("source", "VARCHAR", "Absolute path of the input (with '#split' for a dataset split)."),
+            C("source_name", "VARCHAR", "Name used in sample ids: the file name, or --source-name."),
+            C("format", "VARCHAR", "jsonl, json, csv, tsv, parquet or hf."),
+            C("encoding", "VARCHAR", "Text encoding the input was decoded with (utf-8, utf-8-sig, gb18030, ...)."),
+            C("options", "JSON", "Ingest options that change what is loaded (field mapping, delimiter, limits)."),
+            C("content_hash", "VARCHAR", "sha256 of the input's bytes; an identical input is not loaded twice."),
+            C("options_hash", "VARCHAR", "sha256 of options; re-ingesting with other options makes a new batch."),
+            C("bytes", "BIGINT", "Size of the input in bytes."),
+            C("status", "VARCHAR", "loading, done or failed."),
+            C("rows_read", "BIGINT", "Rows found in the input (blank lines of JSONL are not rows)."),
+            C("rows_loaded", "BIGINT", "Rows that became samples, including rows_already_present."),
+            C("rows_quarantined", "BIGINT", "Rows put in quarantine."),
+            C("rows_already_present", "BIGINT", "Loaded rows whose sample id an earlier batch already holds."),
+            C("blank_lines", "BIGINT", "Blank lines skipped in a line-based input."),
+            C("problems", "VARCHAR", "File-level problems (empty file, unreadable JSON array), or NULL."),
+            C("code_version", "VARCHAR", "Version of the code that loaded the batch."),
+            C("ingested_at", "TIMESTAMP", "When loading started (UTC)."),
+            C("finished_at", "TIMESTAMP", "When the batch reached its final status (UTC)."),
+        ),
+    ),
+    Table(
+        "samples",
+        "Samples with their text exactly as read (after the input shape is recognised). Later text "
+        "versions (cleaning, corrections) never overwrite these columns.",
+        (
+            C("sample_id", "VARCHAR", "Stable id: 16 hex digits of md5(source_name, row_number, md5(raw row))."),
+            C("batch_id", "INTEGER", "Batch that first loaded the sample."),
+            C("source", "VARCHAR", "Input the row came from."),
+            C("row_number", "BIGINT", "1-based line (JSONL), element (JSON array), record (CSV) or row (Parquet, HF)."),
+            C("external_id", "VARCHAR", "The row's own 'id' field, when it has one."),
+            C("shape", "VARCHAR", "alpaca, sharegpt or openai: the shape the row was read in."),
+            C("instruction", "VARCHAR", "Instruction of an instruction pair (NULL for a dialogue)."),
+            C("input", "VARCHAR", "Optional input/context of an instruction pair."),
+            C("output", "VARCHAR", "Final answer of an instruction pair, without its <think> block."),
+            C("system", "VARCHAR", "System prompt given as a top-level field."),
+            C(
+                "messages",
+                "STRUCT(role VARCHAR, content VARCHAR, reasoning VARCHAR)[]",
+                "Dialogue turns (roles system/user/assistant/tool); an assistant turn's reasoning apart from its content.",
+            ),
+            C("reasoning", "VARCHAR", "Reasoning trace of an instruction pair's answer (<think> block or reasoning_content)."),
+            C("metadata", "JSON", "The row's other fields, as read."),
+            C("raw_hash", "VARCHAR", "md5 of the raw row text."),
+        ),
+    ),
+    Table(
+        "quarantine",
+        "Rows that could not be loaded, verbatim, with where they were and why. File-level problems "
+        "(an empty file) have row_number NULL and do not count as rows.",
+        (
+            C("batch_id", "INTEGER", "Batch being loaded."),
+            C("source", "VARCHAR", "Input the row came from."),
+            C("row_number", "BIGINT", "1-based row position as in samples.row_number, when known."),
+            C("line", "BIGINT", "1-based line in the file where the row starts, when known."),
+            C("raw", "VARCHAR", "The row as read (invalid bytes shown as \\x escapes; exact bytes in raw_bytes)."),
+            C("raw_bytes", "BLOB", "The exact bytes, for rows that are not valid text in the file's encoding."),
+            C("reason", "VARCHAR", "Why the row was not loaded, in words."),
+            C("field", "VARCHAR", "The field at fault, when one is."),
+        ),
+    ),
+    Table(
+        "schema_migrations",
+        "Applied schema migrations.",
+        (
+            C("version", "INTEGER", "Migration number."),
+            C("description", "VARCHAR", "What it changed."),
+            C("applied_at", "TIMESTAMP", "When it was applied (UTC)."),
+        ),
+    ),
+)
+
+VIEWS: tuple[Table, ...] = (
+    Table(
+        "batch_accounting",
+        "Each batch's accounting and whether it balances.",
+        (
+            C("batch_id", "INTEGER", "Batch."),
+            C("source", "VARCHAR", "Input."),
+            C("status", "VARCHAR", "Batch status."),
+            C("rows_read", "BIGINT", "Rows read."),
+            C("rows_loaded", "BIGINT", "Rows loaded."),
+            C("rows_quarantined", "BIGINT", "Rows quarantined."),
+            C("balanced", "BOOLEAN", "rows_read = rows_loaded + rows_quarantined."),
+        ),
+    ),
+    Table(
+        "funnel",
+        "Rows at each stage, in order: read, quarantined, loaded (distinct samples). Pipeline steps add their stages.",
+        (
+            C("position", "INTEGER", "Order of the stage."),
+            C("stage", "VARCHAR", "Stage name."),
+            C("rows", "BIGINT", "Rows at or removed by the stage."),
+        ),
+    ),
+)
+
+
+def markdown_reference() -> str:
+    """The table reference as Markdown, as it appears in the README."""
+    out: list[str] = []
+    for kind, items in (("Table", TABLES), ("View", VIEWS)):
+        for t in items:
+            out.append(f"#### {kind} `{t.name}`\n\n{t.doc}\n\n| column | type | meaning |\n|---|---|---|")
+            for c in t.columns:
+                out.append(f"| `{c.name}` | `{c.type}` | {c.doc} |")
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
