@@ -5,15 +5,19 @@ from __future__ import annotations
 import pyarrow as pa
 
 
-def arrow_table(result) -> pa.Table:  # noqa: ANN001
-    """The whole result of an executed query as an Arrow table."""
-    fn = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+def query_arrow(con, sql: str, params: list | None = None) -> pa.Table:  # noqa: ANN001
+    """Run ``sql`` and return the whole result as an Arrow table (no DB-API copy)."""
+    rel = con.sql(sql, params=params or None)
+    if rel is None:  # a statement without a result
+        return pa.table({})
+    fn = getattr(rel, "to_arrow_table", None) or rel.arrow
     return fn()
 
 
-def arrow_reader(result, batch_rows: int) -> pa.RecordBatchReader:  # noqa: ANN001
-    """Stream the result of an executed query as Arrow record batches."""
-    fn = getattr(result, "to_arrow_reader", None)
+def query_reader(con, sql: str, params: list | None, batch_rows: int) -> pa.RecordBatchReader:  # noqa: ANN001
+    """Run ``sql`` and stream its result as Arrow record batches."""
+    rel = con.sql(sql, params=params or None)
+    fn = getattr(rel, "to_arrow_reader", None)
     if fn is not None:
         return fn(batch_rows)
-    return result.fetch_record_batch(batch_rows)
+    return rel.fetch_arrow_reader(batch_rows)

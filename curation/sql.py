@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curation.duck import arrow_table
+from curation.duck import query_arrow
 from curation.errors import RefusedError, UsageError
 from curation.store.store import Store
 
@@ -51,7 +51,7 @@ def run_query(store: Store, query: str, params: list | None = None) -> pa.Table:
         try:
             for st in statements[:-1]:
                 con.execute(st)
-            return arrow_table(con.execute(statements[-1], params or []))
+            return query_arrow(con, statements[-1], params)
         except duckdb.PermissionException as e:
             raise RefusedError(f"refused: {str(e).splitlines()[0]} (`curate sql` reads only the store)") from e
         except (duckdb.InvalidInputException, duckdb.NotImplementedException) as e:

@@ -225,7 +225,8 @@ def make_instructions(g: Gen) -> list[str]:
         add(dup, "exact_duplicate", variant=variant, duplicate_of=idx)
     # near duplicates
     for n, (idx, orig, lang) in enumerate(r.sample(clean, 80)):
-        dup = dict(orig, id=f"near-{n:04d}", output=near_copy(r, orig["output"], lang))
+        head, sep, answer = orig["output"].rpartition("</think>\n\n")
+        dup = dict(orig, id=f"near-{n:04d}", output=head + sep + near_copy(r, answer, lang))
         add(dup, "near_duplicate", duplicate_of=idx)
     # wrong language (not zh/en), and a Chinese question answered in English
     for n, (lang, instr, out) in enumerate(OTHER_LANG * 3):

@@ -122,14 +122,24 @@ def _print_reports(reports) -> None:  # noqa: ANN001
     from curation.cli.render import out
 
     t = Table(title="ingest summary", header_style="bold")
-    for col in ("batch", "source", "format", "encoding", "read", "loaded", "of which present", "quarantined", "notes"):
-        t.add_column(col, justify="right" if col in ("read", "loaded", "quarantined", "of which present") else "left")
+    for col in ("batch", "source", "format", "encoding", "read", "loaded", "present", "quarantined"):
+        t.add_column(col, justify="right" if col in ("read", "loaded", "quarantined", "present") else "left")
+    notes = Table(title="problems", header_style="bold", show_header=True)
+    for col in ("batch", "rows", "reason"):
+        notes.add_column(col, justify="right" if col != "reason" else "left", overflow="fold")
     for r in reports:
-        notes = r.skipped or "; ".join(r.problems + [f"{n}× {k}" for k, n in list(r.reasons.items())[:4]])
-        t.add_row(str(r.batch_id or "-"), Path(r.source).name if "/" in r.source else r.source, r.format,
-                  r.encoding or "-", str(r.rows_read), str(r.rows_loaded), str(r.rows_already_present),
-                  str(r.rows_quarantined), notes)
+        name = Path(r.source).name if "/" in r.source else r.source
+        t.add_row(str(r.batch_id or "-"), name, r.format, r.encoding or "-", str(r.rows_read), str(r.rows_loaded),
+                  str(r.rows_already_present), str(r.rows_quarantined))
+        if r.skipped:
+            notes.add_row(str(r.batch_id or "-"), "-", f"{name}: skipped, {r.skipped}")
+        for p in r.problems:
+            notes.add_row(str(r.batch_id), "-", f"{name}: {p}")
+        for reason, n in r.reasons.items():
+            notes.add_row(str(r.batch_id), str(n), reason)
     out.print(t)
+    if notes.row_count:
+        out.print(notes)
 
 
 @app.command()
@@ -176,7 +186,7 @@ def quarantine(
         params.append(reason)
     table = run_query(
         _store(),
-        f"""SELECT batch_id, source, row_number, line, reason, field, raw
+        f"""SELECT batch_id, regexp_extract(source, '[^/]+$') AS file, row_number, line, reason, field, raw
             FROM quarantine WHERE {' AND '.join(where)}
             ORDER BY batch_id, coalesce(line, row_number, 0) LIMIT {int(limit)}""",
         params,

@@ -226,7 +226,7 @@ def _begin_batch(store: Store, src: _Source, loading_opts: dict[str, object]) ->
                VALUES (?, ?, ?, ?, ?, ?, ?, 'loading', ?, ?) RETURNING batch_id""",
             [src.source, src.source_name, src.fmt, json.dumps(loading_opts), src.content_hash, opts_hash,
              src.size, __version__, utcnow()],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         return int(bid), None
 
 
@@ -241,7 +241,7 @@ def _write_chunk(store: Store, samples: pa.Table, bad: pa.Table) -> tuple[int, i
                 inserted = con.execute(
                     "INSERT INTO samples SELECT c.* FROM chunk_samples c "
                     "WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = c.sample_id)"
-                ).fetchone()[0]
+                ).fetchall()[0][0]
             if bad.num_rows:
                 con.execute("INSERT INTO quarantine SELECT * FROM chunk_bad")
         finally:

@@ -11,7 +11,7 @@ import json
 
 import pyarrow as pa
 
-from curation.duck import arrow_table
+from curation.duck import query_arrow
 from curation.ingest.mapping import DEFAULT_FIELDS, FieldMapping, json_path
 from schemas.sample import THINK_PATTERN_SQL
 
@@ -256,19 +256,21 @@ class Normalizer:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE norm AS {self.sql}")
         finally:
             self.con.unregister("raw_in")
-        samples = arrow_table(self.con.execute(
+        samples = query_arrow(
+            self.con,
             f"""SELECT substr(md5(? || chr(10) || row_number::VARCHAR || chr(10) || raw_hash), 1, 16) AS sample_id,
                    ?::INTEGER AS batch_id, ? AS source, row_number, external_id, shape, instruction, input, output,
                    system, messages::STRUCT(role VARCHAR, content VARCHAR, reasoning VARCHAR)[] AS messages,
                    reasoning, metadata::JSON AS metadata, raw_hash
                FROM norm WHERE reason IS NULL ORDER BY row_number""",
             [source_name, batch_id, source],
-        ))
-        bad = arrow_table(self.con.execute(
+        )
+        bad = query_arrow(
+            self.con,
             """SELECT ?::INTEGER AS batch_id, ? AS source, row_number, line, raw, raw_bytes, reason, field
                FROM norm WHERE reason IS NOT NULL ORDER BY coalesce(line, row_number)""",
             [batch_id, source],
-        ))
+        )
         if bad.num_rows:
             reasons = bad.column("reason").to_pylist()
             if "malformed JSON" in reasons:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.duck import arrow_reader
+from curation.duck import query_reader
 from curation.errors import InputError
 from curation.ingest.encoding import Encoding, detect_file, transcode_to_utf8
 
@@ -198,7 +198,7 @@ def _utf8_path(path: Path, enc: Encoding, tmpdir: str) -> Path:
 
 def _stream_rows(con, sql: str, params: list, chunk_rows: int, first_row: int = 1) -> Iterator[pa.Table]:  # noqa: ANN001
     """Stream a query's rows as Arrow tables with a running 1-based ``row_number``."""
-    reader = arrow_reader(con.execute(sql, params), chunk_rows)
+    reader = query_reader(con, sql, params, chunk_rows)
     next_row = first_row
     for rb in reader:
         n = rb.num_rows
@@ -279,7 +279,7 @@ def read_csv(path: Path, delimiter: str = ",", forced_encoding: str | None = Non
         try:
             opts = (f"delim={_sql_str(delimiter)}, header=true, all_varchar=true, quote='\"', escape='\"', "
                     f"store_rejects=true, strict_mode=true, null_padding=false, sample_size=-1, "
-                    f"max_line_size={int(max_row_bytes)}, nullstr=[]")
+                    f"max_line_size={int(max_row_bytes)}")
             try:
                 cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_csv(?, {opts})", [str(src)]).fetchall()]
             except duckdb.Error as e:
@@ -298,26 +298,45 @@ def read_csv(path: Path, delimiter: str = ",", forced_encoding: str | None = Non
         finally:
             con.close()
         if rejects:
-            lines, raws, raw_bytes, problems = [], [], [], []
-            with open(src, "rb") as fh:
-                for line, pos, _types, csv_line, message in rejects:
-                    fh.seek(pos or 0)
-                    exact = fh.readline().rstrip(b"\r\n")
-                    try:
-                        text, blob = exact.decode("utf-8"), None
-                    except UnicodeDecodeError:
-                        text, blob = exact.decode("utf-8", errors="backslashreplace"), exact
-                    lines.append(line)
-                    raws.append(text if text else csv_line)
-                    raw_bytes.append(blob)
-                    problems.append(f"malformed CSV record: {message}")
-            n = len(lines)
-            table = pa.table(
-                [pa.nulls(n, pa.int64()), pa.array(lines, pa.int64()), pa.array(raws, pa.string()),
-                 pa.array(raw_bytes, pa.binary()), pa.array(problems, pa.string())],
-                schema=RAW_SCHEMA,
-            )
-            yield RawChunk(table, done)
+            yield RawChunk(_rejects_table(src, rejects), done)
+
+
+def _rejects_table(src: Path, rejects: list[tuple]) -> pa.Table:
+    """Quarantine rows for DuckDB's CSV rejects, with the exact bytes and the physical line of each.
+
+    DuckDB's ``line`` counts records, not lines (a quoted newline shifts it) and its
+    ``line_byte_position`` is one past the record start, so both are recomputed from the file.
+    """
+    import mmap
+
+    lines, raws, raw_bytes, problems = [], [], [], []
+    with open(src, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        counted_to, newlines = 0, 0
+        for _record, pos, _types, csv_line, message in sorted(rejects, key=lambda r: r[1] or 0):
+            start = max(0, (pos or 1) - 1)
+            probe = (csv_line or "").encode("utf-8")[:16]
+            for cand in (start, start + 1, start - 1):
+                if 0 <= cand and probe and mm[cand : cand + len(probe)] == probe:
+                    start = cand
+                    break
+            end = mm.find(b"\n", start)
+            exact = bytes(mm[start : end if end >= 0 else len(mm)]).rstrip(b"\r")
+            newlines += mm[counted_to:start].count(b"\n") if hasattr(mm, "count") else bytes(mm[counted_to:start]).count(b"\n")
+            counted_to = start
+            try:
+                text, blob = exact.decode("utf-8"), None
+            except UnicodeDecodeError:
+                text, blob = exact.decode("utf-8", errors="backslashreplace"), exact
+            lines.append(newlines + 1)
+            raws.append(text or csv_line)
+            raw_bytes.append(blob)
+            problems.append(f"malformed CSV record: {message}")
+    n = len(lines)
+    return pa.table(
+        [pa.nulls(n, pa.int64()), pa.array(lines, pa.int64()), pa.array(raws, pa.string()),
+         pa.array(raw_bytes, pa.binary()), pa.array(problems, pa.string())],
+        schema=RAW_SCHEMA,
+    )
 
 
 def read_arrow_batches(batches: Iterator[pa.RecordBatch], chunk_rows: int = DEFAULT_CHUNK_ROWS,

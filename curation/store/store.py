@@ -125,10 +125,10 @@ class Store:
     def _schema_version(con) -> int:  # noqa: ANN001
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             return 0
-        return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+        return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0])
 
     def _migrate(self, con) -> None:  # noqa: ANN001
         version = self._schema_version(con)

@@ -1,0 +1,261 @@
+"""Ingest: every row accounted for, bad rows quarantined verbatim with where and why."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation.errors import InputError, UsageError
+from curation.ingest import FieldMapping, IngestOptions, ingest_paths
+from tests.conftest import SAMPLE_DIR, write_lines
+
+GOOD = '{"instruction": "Say hi", "input": "", "output": "hi"}'
+
+
+def rows(store, sql: str, params: list | None = None) -> list[tuple]:
+    with store.reader() as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def assert_balanced(store) -> None:
+    bad = rows(store, "SELECT batch_id FROM batch_accounting WHERE NOT balanced OR status <> 'done'")
+    assert bad == []
+    # and the tables agree with the counters
+    per_batch = rows(store, """
+        SELECT b.batch_id, b.rows_loaded - b.rows_already_present,
+               (SELECT count(*) FROM samples s WHERE s.batch_id = b.batch_id),
+               b.rows_quarantined,
+               (SELECT count(*) FROM quarantine q WHERE q.batch_id = b.batch_id
+                  AND (q.row_number IS NOT NULL OR q.line IS NOT NULL))
+        FROM batches b""")
+    for bid, new, in_samples, quarantined, in_quarantine in per_batch:
+        assert new == in_samples and quarantined == in_quarantine, bid
+
+
+def test_bundled_sample_is_fully_accounted_for(store, truth) -> None:
+    files = ["instructions.jsonl", "dialogues_sharegpt.jsonl", "messages_openai.json", "instructions_gb18030.csv"]
+    reports = ingest_paths(store, [str(SAMPLE_DIR / f) for f in files])
+    assert_balanced(store)
+    by_file = {Path(r.source).name: r for r in reports}
+    assert by_file["instructions_gb18030.csv"].encoding == "gb18030"
+    # exactly the planted malformed rows are quarantined, at the planted places
+    ingest_kinds = {"malformed_json", "wrong_type", "missing_field", "not_an_object", "unknown_shape",
+                    "unknown_role", "empty_dialogue", "malformed_csv"}
+    planted = sorted((t["file"], t.get("row_number") or t.get("line")) for t in truth["planted"] if t["problem"] in ingest_kinds)
+    got = sorted((Path(s).name, int(n)) for s, n in rows(store, "SELECT source, coalesce(row_number, line) FROM quarantine"))
+    assert got == planted
+    # planted quality problems are loaded (they are for the filters, not for ingest)
+    kept = {(t["file"], t["row_number"]) for t in truth["planted"] if t["problem"] not in ingest_kinds}
+    loaded = {(Path(s).name, int(n)) for s, n in rows(store, "SELECT source, row_number FROM samples")}
+    assert kept <= loaded
+    # reasoning is split from answers: every planted R1 row with a closed think block
+    lines = (SAMPLE_DIR / "instructions.jsonl").read_text(encoding="utf-8").splitlines()
+    r1 = [i + 1 for i, ln in enumerate(lines) if '"has_reasoning": true' in ln]
+    got_r1 = rows(store, "SELECT row_number, output, reasoning FROM samples WHERE source LIKE '%instructions.jsonl' AND reasoning IS NOT NULL")
+    assert {r[0] for r in got_r1} == set(r1)
+    assert all("<think>" not in out and reasoning for _, out, reasoning in got_r1)
+    openai_r = rows(store, "SELECT count(*) FROM samples WHERE shape = 'openai' AND list_bool_or(list_transform(messages, lambda m: m.reasoning IS NOT NULL))")[0][0]
+    assert openai_r == 75  # every 4th of 300
+
+
+def test_identical_input_is_a_no_op(store, tmp_path) -> None:
+    f = write_lines(tmp_path / "a.jsonl", [GOOD, GOOD.replace("hi", "yo")])
+    first = ingest_paths(store, [str(f)])[0]
+    again = ingest_paths(store, [str(f)])[0]
+    assert first.rows_loaded == 2 and again.skipped and "identical to batch" in again.skipped
+    assert rows(store, "SELECT count(*) FROM batches")[0][0] == 1
+    # a changed file is a new batch; unchanged rows keep their ids and are not loaded twice
+    write_lines(f, [GOOD, GOOD.replace("hi", "yo"), GOOD.replace("hi", "new")])
+    third = ingest_paths(store, [str(f)])[0]
+    assert (third.rows_read, third.rows_loaded, third.rows_already_present) == (3, 3, 2)
+    assert rows(store, "SELECT count(*) FROM samples")[0][0] == 3
+    assert_balanced(store)
+
+
+def test_every_kind_of_bad_jsonl_row(store, tmp_path) -> None:
+    big = json.dumps({"instruction": "x", "output": "y" * 5000})
+    f = write_lines(tmp_path / "bad.jsonl", [
+        GOOD,                                                   # 1 ok
+        '{"instruction": "q", "output": "a"',                   # 2 malformed
+        '{"instruction": "q", "output": 42}',                   # 3 wrong type
+        '{"instruction": "q"}',                                 # 4 missing field
+        b'{"instruction": "caf\xe9", "output": "a"}',           # 5 invalid UTF-8 bytes
+        big,                                                    # 6 huge row
+        "",                                                     # 7 blank line: not a row
+        '"just a string"',                                      # 8 not an object
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant"}]}',  # 9 turn without content
+        GOOD.replace("hi", "bye"),                              # 10 ok
+    ])
+    r = ingest_paths(store, [str(f)], IngestOptions(max_row_bytes=4096))[0]
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined, r.blank_lines) == (9, 2, 7, 1)
+    q = {n: (reason, field, raw, raw_bytes) for n, reason, field, raw, raw_bytes in rows(
+        store, "SELECT line, reason, field, raw, raw_bytes FROM quarantine ORDER BY line")}
+    assert set(q) == {2, 3, 4, 5, 6, 8, 9}
+    assert q[2][0].startswith("malformed JSON: Expecting") and "column" in q[2][0]
+    assert q[3][:2] == ("field 'output' is a number, expected a string", "output")
+    assert q[4][:2] == ("missing required field 'output'", "output")
+    assert "invalid utf-8 bytes" in q[5][0] and q[5][3] == b'{"instruction": "caf\xe9", "output": "a"}'
+    assert "over the 4.0 KiB limit" in q[6][0] and q[6][2] == big  # verbatim, whole
+    assert q[8][0] == "row is a string, expected a JSON object"
+    assert q[9][0] == "messages[1] has no 'content'"
+    assert q[2][2] == '{"instruction": "q", "output": "a"'
+    assert_balanced(store)
+
+
+def test_empty_file_is_recorded_not_lost(store, tmp_path) -> None:
+    for name in ("empty.jsonl", "empty.json", "empty.csv"):
+        (tmp_path / name).write_bytes(b"")
+    reports = ingest_paths(store, [str(tmp_path / n) for n in ("empty.jsonl", "empty.json", "empty.csv")])
+    assert all(r.rows_read == 0 and r.problems and "empty" in r.problems[0] for r in reports)
+    assert rows(store, "SELECT count(*) FROM quarantine WHERE row_number IS NULL AND line IS NULL AND reason LIKE 'file is empty%'")[0][0] == 3
+    assert_balanced(store)
+
+
+def test_json_array_with_bad_elements_and_unparseable_array(store, tmp_path) -> None:
+    good = tmp_path / "arr.json"
+    good.write_text(json.dumps([json.loads(GOOD), {"instruction": "q", "output": None}, [1], json.loads(GOOD.replace("hi", "x"))]))
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"instruction": "q", "output": "a"}, {"instruction": ')
+    r1, r2 = ingest_paths(store, [str(good), str(broken)])
+    assert (r1.rows_read, r1.rows_loaded, r1.rows_quarantined) == (4, 2, 2)
+    assert rows(store, "SELECT row_number, reason FROM quarantine WHERE batch_id = 1 ORDER BY 1") == [
+        (2, "field 'output' is null, expected a string"), (3, "row is an array, expected a JSON object")]
+    assert r2.rows_read == 0 and r2.problems[0].startswith("not a readable JSON array")
+    raw = rows(store, "SELECT raw FROM quarantine WHERE batch_id = 2")[0][0]
+    assert raw == broken.read_text()
+    assert_balanced(store)
+
+
+def test_csv_tsv_and_gb18030(store, tmp_path) -> None:
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_bytes(
+        "instruction,input,output\n"
+        '"什么是复利？",,"利滚利。"\n'
+        '"two, with comma","","multi\nline answer"\n'
+        '"too","many","columns","here"\n'
+        '"empty output",,\n'.encode("gb18030")
+    )
+    tsv_path = write_lines(tmp_path / "pairs.tsv", ["instruction\toutput", "q1\ta1", b"q\xff2\ta2", "q3\ta3"])
+    r_csv, r_tsv = ingest_paths(store, [str(csv_path), str(tsv_path)])
+    assert r_csv.encoding == "gb18030"
+    assert (r_csv.rows_read, r_csv.rows_loaded, r_csv.rows_quarantined) == (4, 3, 1)
+    assert rows(store, "SELECT instruction, output FROM samples WHERE batch_id = 1 ORDER BY row_number") == [
+        ("什么是复利？", "利滚利。"), ("two, with comma", "multi\nline answer"), ("empty output", "")]
+    assert rows(store, "SELECT line, raw FROM quarantine WHERE batch_id = 1") == [(5, '"too","many","columns","here"')]
+    assert (r_tsv.rows_read, r_tsv.rows_loaded, r_tsv.rows_quarantined) == (3, 2, 1)
+    line, raw_bytes, reason = rows(store, "SELECT line, raw_bytes, reason FROM quarantine WHERE batch_id = 2")[0]
+    assert line == 3 and raw_bytes == b"q\xff2\ta2" and "malformed CSV record" in reason
+    assert_balanced(store)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030", "gbk", "utf-16"])
+def test_text_encodings(store, tmp_path, encoding: str) -> None:
+    text = "\n".join(json.dumps({"instruction": f"解释第{i}个概念", "output": "这是一个关于递归的回答。"}, ensure_ascii=False)
+                     for i in range(50)) + "\n"
+    f = tmp_path / f"zh-{encoding}.jsonl"
+    f.write_bytes(text.encode(encoding))
+    r = ingest_paths(store, [str(f)])[0]
+    assert (r.rows_read, r.rows_loaded) == (50, 50)
+    assert rows(store, "SELECT instruction FROM samples WHERE row_number = 7")[0][0] == "解释第6个概念"
+
+
+def test_gzip_jsonl(store, tmp_path) -> None:
+    f = tmp_path / "a.jsonl.gz"
+    with gzip.open(f, "wt", encoding="utf-8") as g:
+        g.write(GOOD + "\n" + "{bad\n")
+    r = ingest_paths(store, [str(f)])[0]
+    assert (r.format, r.rows_read, r.rows_loaded, r.rows_quarantined) == ("jsonl", 2, 1, 1)
+
+
+def test_parquet_with_nested_messages_and_wrong_types(store, tmp_path) -> None:
+    msgs = [[{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>r</think>a"}],
+            [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "b"}]]
+    pq.write_table(pa.table({"messages": msgs, "id": [1, 2]}), tmp_path / "m.parquet")
+    pq.write_table(pa.table({"instruction": ["q", "r"], "output": [1, 2]}), tmp_path / "typed.parquet")
+    r1, r2 = ingest_paths(store, [str(tmp_path / "m.parquet"), str(tmp_path / "typed.parquet")])
+    assert (r1.rows_loaded, r2.rows_quarantined) == (2, 2)
+    m = rows(store, "SELECT external_id, messages FROM samples ORDER BY row_number")
+    assert m[0][0] == "1" and m[0][1][1] == {"role": "assistant", "content": "a", "reasoning": "r"}
+    assert rows(store, "SELECT DISTINCT reason FROM quarantine") == [("field 'output' is a number, expected a string",)]
+
+
+def test_hf_save_to_disk_dataset_dict(store, tmp_path) -> None:
+    import datasets
+
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_list([{"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": "a"}]} for i in range(5)]),
+        "test": datasets.Dataset.from_list([{"instruction": "q", "output": "a"}]),
+    })
+    dd.save_to_disk(str(tmp_path / "ds"))
+    reports = ingest_paths(store, [str(tmp_path / "ds")])
+    assert sorted((r.source.split("#")[1], r.rows_loaded) for r in reports) == [("test", 1), ("train", 5)]
+    assert rows(store, "SELECT DISTINCT shape FROM samples ORDER BY 1") == [("alpaca",), ("sharegpt",)]
+    assert_balanced(store)
+
+
+def test_field_mapping(store, tmp_path) -> None:
+    f = write_lines(tmp_path / "qa.jsonl", [
+        '{"question": "q1", "answer": "a1", "meta": {"src": "x"}, "uid": "u1"}',
+        '{"question": "q2", "answer": 7}',
+    ])
+    r = ingest_paths(store, [str(f)], IngestOptions(mapping=FieldMapping.parse(["instruction=question", "output=answer", "id=uid"])))[0]
+    assert (r.rows_loaded, r.rows_quarantined) == (1, 1)
+    assert rows(store, "SELECT instruction, output, external_id, metadata FROM samples") == [("q1", "a1", "u1", '{"meta":{"src":"x"}}')]
+    assert rows(store, "SELECT reason, field FROM quarantine") == [("field 'answer' is a number, expected a string", "answer")]
+    with pytest.raises(UsageError, match="not a sample field"):
+        FieldMapping.parse(["answer=output"])
+
+
+def test_sample_ids_are_stable_across_stores(tmp_path) -> None:
+    from curation.store import Store
+
+    ids = []
+    for name in ("one", "two"):
+        s = Store(tmp_path / name / "c.duckdb")
+        ingest_paths(s, [str(SAMPLE_DIR / "dialogues_sharegpt.jsonl")])
+        ids.append(rows(s, "SELECT list(sample_id ORDER BY row_number) FROM samples")[0][0])
+    assert ids[0] == ids[1] and len(set(ids[0])) == len(ids[0])
+
+
+def test_interrupted_batch_is_reloaded_whole(store, tmp_path) -> None:
+    f = write_lines(tmp_path / "a.jsonl", [GOOD.replace("hi", str(i)) for i in range(30)])
+    opts = IngestOptions(chunk_bytes=1024)
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    import curation.ingest.ingest as mod
+
+    real = mod._write_chunk
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            boom()
+        return real(*a, **k)
+
+    mod._write_chunk = flaky
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ingest_paths(store, [str(f)], opts)
+    finally:
+        mod._write_chunk = real
+    assert rows(store, "SELECT status FROM batches") == [("failed",)]
+    r = ingest_paths(store, [str(f)], opts)[0]
+    assert r.batch_id == 1 and r.rows_loaded == 30 and r.rows_already_present == 0
+    assert rows(store, "SELECT count(*), count(DISTINCT sample_id) FROM samples") == [(30, 30)]
+    assert_balanced(store)
+
+
+def test_unreadable_inputs_fail_before_loading(store, tmp_path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        ingest_paths(store, [str(tmp_path / "missing.jsonl")])
+    (tmp_path / "x.xml").write_text("<a/>")
+    with pytest.raises(InputError, match="pass --format"):
+        ingest_paths(store, [str(tmp_path / "x.xml")])

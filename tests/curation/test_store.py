@@ -1,0 +1,53 @@
+"""The store: migrations, documented schema, readers and writers taking turns."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from curation.errors import StoreError
+from curation.store.migrations import LATEST_VERSION
+from schemas.tables import TABLES, VIEWS, markdown_reference
+from tests.conftest import REPO
+
+
+def test_init_is_idempotent_and_versioned(store) -> None:
+    assert store.init() == LATEST_VERSION
+    assert store.init() == LATEST_VERSION
+    with store.reader() as con:
+        assert con.execute("SELECT count(*) FROM schema_migrations").fetchall()[0][0] == LATEST_VERSION
+
+
+def test_every_column_is_documented_and_exists(store) -> None:
+    store.init()
+    with store.reader() as con:
+        for t in TABLES + VIEWS:
+            cols = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                [t.name],
+            ).fetchall()
+            assert [c[0] for c in cols] == t.column_names(), t.name
+            for (name, dtype), doc in zip(cols, t.columns):
+                norm = lambda s: re.sub(r'[\s"]', "", s).upper()  # noqa: E731
+                assert norm(dtype) == norm(doc.type), (t.name, name, dtype, doc.type)
+
+
+def test_readme_table_reference_is_current() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert markdown_reference() in readme, "README's table reference is stale: paste schemas.tables.markdown_reference()"
+
+
+def test_reader_on_missing_store_says_what_to_do(store) -> None:
+    with pytest.raises(StoreError, match="curate init"):
+        with store.reader():
+            pass
+
+
+def test_newer_store_is_refused(store) -> None:
+    store.init()
+    with store.writer() as con:
+        con.execute("INSERT INTO schema_migrations VALUES (999, 'from the future', now())")
+    with pytest.raises(StoreError, match="newer than this code"):
+        with store.reader():
+            pass
