@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["COLUMNS"] = "200"  # wide tables in CLI output, so that tests read whole cells
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample"

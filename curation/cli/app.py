@@ -123,7 +123,8 @@ def _print_reports(reports) -> None:  # noqa: ANN001
 
     t = Table(title="ingest summary", header_style="bold")
     for col in ("batch", "source", "format", "encoding", "read", "loaded", "present", "quarantined"):
-        t.add_column(col, justify="right" if col in ("read", "loaded", "quarantined", "present") else "left")
+        t.add_column(col, justify="right" if col in ("read", "loaded", "quarantined", "present") else "left",
+                     overflow="fold")
     notes = Table(title="problems", header_style="bold", show_header=True)
     for col in ("batch", "rows", "reason"):
         notes.add_column(col, justify="right" if col != "reason" else "left", overflow="fold")
