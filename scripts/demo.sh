@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up a virtual environment (if needed) and run the main job end to end on the bundled sample
+# data with the embedded DuckDB store. Usage: scripts/demo.sh [store path]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[hf]"
+DB="${1:-data/demo/curate.duckdb}"
+exec "$VENV/bin/curate" --db "$DB" demo
