@@ -91,7 +91,11 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.generate:
+        generate(Path(args.generate[0]), Path(args.generate[1]), int(args.generate[2]))
+        return 0
     if args.child:
         _child(*args.child)
         return 0
@@ -100,7 +104,9 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         jl, pqf = work / "rows.jsonl", work / "rows.parquet"
         t0 = time.perf_counter()
-        generate(jl, pqf, args.rows)
+        # generated in a child, so that this process stays small: ru_maxrss survives exec, and the
+        # measured children would otherwise report this process's peak
+        subprocess.run([sys.executable, __file__, "--generate", str(jl), str(pqf), str(args.rows)], check=True)
         print(f"generated {args.rows:,} rows in {time.perf_counter() - t0:.1f} s "
               f"(jsonl {jl.stat().st_size / 2**20:.0f} MiB, parquet {pqf.stat().st_size / 2**20:.0f} MiB)")
         failed = False

@@ -59,6 +59,7 @@ class IngestOptions:
     max_row_bytes: int = DEFAULT_MAX_ROW_BYTES
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    write_rows: int = 250_000
     split: str | None = None
 
     def __post_init__(self) -> None:
@@ -66,7 +67,7 @@ class IngestOptions:
             raise UsageError(f"unknown format {self.format!r}; use one of: {', '.join(FORMATS)}")
         if self.max_row_bytes < 1024:
             raise UsageError(f"--max-row-bytes must be at least 1024, got {self.max_row_bytes}")
-        if self.chunk_rows < 1 or self.chunk_bytes < 1024:
+        if self.chunk_rows < 1 or self.chunk_bytes < 1024 or self.write_rows < 1:
             raise UsageError("chunk sizes must be positive (rows >= 1, bytes >= 1024)")
 
     def loading_options(self, fmt: str) -> dict[str, object]:
@@ -230,24 +231,34 @@ def _begin_batch(store: Store, src: _Source, loading_opts: dict[str, object]) ->
         return int(bid), None
 
 
-def _write_chunk(store: Store, samples: pa.Table, bad: pa.Table) -> tuple[int, int]:
-    """Insert one chunk; returns (new samples, samples already present)."""
+def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, may_exist: bool = True) -> tuple[int, int]:
+    """Insert normalised rows in one transaction; returns (new samples, samples already present).
+
+    ``may_exist`` is False when no other batch of this source name exists: sample ids contain the
+    source name, so none of these rows can be present and the anti-join is skipped.
+    """
     with store.writer() as con:
-        con.register("chunk_samples", samples)
-        con.register("chunk_bad", bad)
-        try:
-            inserted = 0
-            if samples.num_rows:
-                inserted = con.execute(
-                    "INSERT INTO samples SELECT c.* FROM chunk_samples c "
-                    "WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = c.sample_id)"
-                ).fetchall()[0][0]
-            if bad.num_rows:
+        inserted = 0
+        n = samples.num_rows if samples is not None else 0
+        if n:
+            con.register("chunk_samples", samples)
+            try:
+                if may_exist:
+                    inserted = con.execute(
+                        "INSERT INTO samples SELECT c.* FROM chunk_samples c "
+                        "WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = c.sample_id)"
+                    ).fetchall()[0][0]
+                else:
+                    inserted = con.execute("INSERT INTO samples SELECT * FROM chunk_samples").fetchall()[0][0]
+            finally:
+                con.unregister("chunk_samples")
+        if bad is not None and bad.num_rows:
+            con.register("chunk_bad", bad)
+            try:
                 con.execute("INSERT INTO quarantine SELECT * FROM chunk_bad")
-        finally:
-            con.unregister("chunk_samples")
-            con.unregister("chunk_bad")
-    return int(inserted), samples.num_rows - int(inserted)
+            finally:
+                con.unregister("chunk_bad")
+    return int(inserted), n - int(inserted)
 
 
 def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: ProgressFn | None = None) -> IngestFileReport:
@@ -256,6 +267,12 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
     loading_opts = opts.loading_options(src.fmt)
     report = IngestFileReport(source=src.source, format=src.fmt)
     batch_id, skipped = _begin_batch(store, src, loading_opts)
+    may_exist = True
+    if batch_id is not None:
+        with store.writer() as con:
+            may_exist = con.execute(
+                "SELECT count(*) FROM batches WHERE source_name = ? AND batch_id <> ?", [src.source_name, batch_id]
+            ).fetchall()[0][0] > 0
     if batch_id is None:
         report.skipped = skipped
         return report
@@ -263,18 +280,42 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
     state = ReadState()
     reasons: Counter[str] = Counter()
     try:
+        pending_samples: list[pa.Table] = []
+        pending_bad: list[pa.Table] = []
+        pending_rows = 0
+
+        def flush() -> None:
+            nonlocal pending_rows
+            if not pending_samples and not pending_bad:
+                return
+            samples = pa.concat_tables(pending_samples) if pending_samples else None
+            bad = pa.concat_tables(pending_bad) if pending_bad else None
+            new, present = _write_chunk(store, samples, bad, may_exist)
+            report.rows_loaded += new + present
+            report.rows_already_present += present
+            pending_samples.clear()
+            pending_bad.clear()
+            pending_rows = 0
+
         with Normalizer(opts.mapping) as norm:
             for chunk in src.chunks(state):
                 report.blank_lines += chunk.blank_lines
                 report.rows_read += chunk.table.num_rows
                 samples, bad = norm.run(chunk.table, batch_id, src.source, src.source_name)
-                new, present = _write_chunk(store, samples, bad)
-                report.rows_loaded += new + present
-                report.rows_already_present += present
+                if samples.num_rows:
+                    pending_samples.append(samples)
+                if bad.num_rows:
+                    pending_bad.append(bad)
+                    reasons.update(_reason_kind(r) for r in bad.column("reason").to_pylist())
                 report.rows_quarantined += bad.num_rows
-                reasons.update(_reason_kind(r) for r in bad.column("reason").to_pylist())
+                pending_rows += chunk.table.num_rows
+                # Writes are grouped: each one is a short transaction that opens and closes the store
+                # (readers get the file in between), and fewer, larger ones checkpoint less often.
+                if pending_rows >= opts.write_rows:
+                    flush()
                 if progress:
                     progress(src.source, chunk.done, state.total, state.unit)
+            flush()
     except BaseException as e:
         with store.writer() as con:
             con.execute(

@@ -65,14 +65,14 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
         WHEN json_type(m, '$.reasoning_content') NOT IN ('VARCHAR', 'NULL') THEN '''reasoning_content'' is ' || jt(json_type(m, '$.reasoning_content')) || ', expected a string'
         END"""
     spec = json.dumps([{role_key: "VARCHAR", content_key: "VARCHAR", "reasoning_content": "VARCHAR"}])
-    srole = _role_case(f"s.{_ident(role_key)}", roles)
-    content = f"s.{_ident(content_key)}"
+    srole = _role_case(f"tr.{_ident(role_key)}", roles)
+    content = f"tr.{_ident(content_key)}"
     think = _q(THINK_PATTERN_SQL)
-    split = (f"({srole} = 'assistant' AND s.reasoning_content IS NULL "
+    split = (f"({srole} = 'assistant' AND tr.reasoning_content IS NULL "
              f"AND regexp_matches({content}, {think}, 's'))")
-    structs = f"""list_transform(json_transform(v_turns, {_q(spec)}), lambda s: {{'role': {srole},
+    structs = f"""list_transform(json_transform(v_turns, {_q(spec)}), lambda tr: {{'role': {srole},
         'content': CASE WHEN {split} THEN regexp_extract({content}, {think}, 2, 's') ELSE {content} END,
-        'reasoning': CASE WHEN {split} THEN regexp_extract({content}, {think}, 1, 's') ELSE s.reasoning_content END}})"""
+        'reasoning': CASE WHEN {split} THEN regexp_extract({content}, {think}, 1, 's') ELSE tr.reasoning_content END}})"""
     return fast, err, structs
 
 
@@ -81,7 +81,13 @@ def _ident(name: str) -> str:
 
 
 def build_sql(mapping: FieldMapping) -> str:
-    """The normalising query over ``raw_in(row_number, line, raw, raw_bytes, problem)``."""
+    """The normalising query over ``raw_in(row_number, line, raw, raw_bytes, problem)``.
+
+    Each row's JSON is parsed a fixed number of times, whatever its shape: once for its type, once for
+    the types of all mapped fields and once for their string values (list paths), once more for a
+    dialogue's turns and once for the keys that go to metadata. Per-turn error messages, which need
+    more parsing, are built only for rows that fail the fast checks.
+    """
     paths: list[str] = []
     index: dict[str, list[tuple[int, str]]] = {}
     for target in DEFAULT_FIELDS:
@@ -89,126 +95,126 @@ def build_sql(mapping: FieldMapping) -> str:
             paths.append(json_path(src))
             index.setdefault(target, []).append((len(paths), src))
 
-    def val(target: str) -> str:
+    def pick(target: str, arr: str) -> str:
         items = index[target]
-        return items[0] and (f"v[{items[0][0]}]" if len(items) == 1 else "coalesce(" + ", ".join(f"v[{i}]" for i, _ in items) + ")")
+        if len(items) == 1:
+            return f"{arr}[{items[0][0]}]"
+        whens = " ".join(f"WHEN t[{i}] IS NOT NULL THEN {arr}[{i}]" for i, _ in items)
+        return f"(CASE {whens} END)"
+
+    def typ(target: str) -> str:
+        return pick(target, "t")
+
+    def val(target: str) -> str:
+        return pick(target, "s")
 
     def name(target: str) -> str:
         items = index[target]
         if len(items) == 1:
             return _q(items[0][1])
-        return "CASE " + " ".join(f"WHEN v[{i}] IS NOT NULL THEN {_q(s)}" for i, s in items) + f" ELSE {_q(items[0][1])} END"
+        return "(CASE " + " ".join(f"WHEN t[{i}] IS NOT NULL THEN {_q(s)}" for i, s in items) + f" ELSE {_q(items[0][1])} END)"
+
+    def path_of(target: str) -> str:
+        return _q(json_path(mapping.sources(target)[0]))
 
     think = _q(THINK_PATTERN_SQL)
     msg_fast, msg_err, msg_structs = _turn_sql("role", "content", OPENAI_ROLES, "OpenAI")
     conv_fast, conv_err, conv_structs = _turn_sql("from", "value", SHAREGPT_ROLES, "ShareGPT")
-    top = lambda t: sorted({s.split(".")[0] for s in mapping.sources(t)})  # noqa: E731
+
+    def top(t: str) -> list[str]:
+        return sorted({s.split(".")[0] for s in mapping.sources(t)})
+
     consumed = {
         "alpaca": sorted({k for t in ("instruction", "input", "output", "system", "id", "reasoning") for k in top(t)}),
         "openai": sorted({k for t in ("messages", "system", "id") for k in top(t)}),
         "sharegpt": sorted({k for t in ("conversations", "system", "id") for k in top(t)}),
     }
-    consumed_case = "CASE shape " + " ".join(
+    consumed_case = "(CASE shape " + " ".join(
         f"WHEN {_q(s)} THEN [{', '.join(_q(k) for k in keys)}]" for s, keys in consumed.items()
-    ) + " END"
+    ) + " END)"
 
-    def type_check(target: str, required: bool) -> str:
-        v, n = val(target), name(target)
-        parts = []
-        if required:
-            parts.append(f"WHEN {v} IS NULL THEN {{'reason': 'missing required field ''' || {n} || '''', 'field': {n}}}")
-            parts.append(
-                f"WHEN json_type({v}) <> 'VARCHAR' THEN {{'reason': 'field ''' || {n} || ''' is ' || jt(json_type({v})) || ', expected a string', 'field': {n}}}"
-            )
-        else:
-            parts.append(
-                f"WHEN {v} IS NOT NULL AND json_type({v}) NOT IN ('VARCHAR', 'NULL') THEN {{'reason': 'field ''' || {n} || ''' is ' || jt(json_type({v})) || ', expected a string', 'field': {n}}}"
-            )
-        return "\n".join(parts)
+    def fault(reason: str, field: str = "NULL") -> str:
+        return f"{{'reason': {reason}, 'field': {field}}}"
 
-    def dialogue_check(shape: str, target: str, fast: str, err: str) -> str:
-        v, n = val(target), name(target)
-        fast = fast.replace("v_turns", v)
-        turns = f"CAST({v} AS JSON[])"
+    def wrong_type(target: str, expected: str) -> str:
+        n = name(target)
+        return fault(f"'field ''' || {n} || ''' is ' || jt({typ(target)}) || ', expected {expected}'", n)
+
+    checks: list[str] = [
+        f"WHEN problem IS NOT NULL THEN {fault('problem')}",
+        f"WHEN top_type IS NULL THEN {fault(_q('malformed JSON'))}",
+        f"WHEN top_type <> 'OBJECT' THEN {fault(chr(39) + 'row is ' + chr(39) + ' || jt(top_type) || ' + _q(', expected a JSON object'))}",
+        f"""WHEN shape IS NULL THEN {fault(
+            f"'no ' || {name('instruction')} || '/' || {name('output')} || ', ' || {name('messages')} || ' or ' || "
+            f"{name('conversations')} || ' field (fields present: ' || coalesce(array_to_string(json_keys(obj), ', '), 'none') || '); use --map to name them'")}""",
+    ]
+    for target in ("instruction", "output"):
+        n = name(target)
+        checks.append(f"WHEN shape = 'alpaca' AND {typ(target)} IS NULL THEN {fault(f'{chr(39)}missing required field {chr(39)*3} || {n} || {chr(39)*4}', n)}")
+        checks.append(f"WHEN shape = 'alpaca' AND {typ(target)} <> 'VARCHAR' THEN {wrong_type(target, 'a string')}")
+    for shape, target, fast, err in (("openai", "messages", msg_fast, msg_err), ("sharegpt", "conversations", conv_fast, conv_err)):
+        n = name(target)
+        turns = "CAST(turns AS JSON[])"
         first_bad = f"list_position(list_transform({turns}, lambda m: ({err}) IS NOT NULL), true)"
-        return f"""WHEN shape = {_q(shape)} AND json_type({v}) <> 'ARRAY' THEN {{'reason': 'field ''' || {n} || ''' is ' || jt(json_type({v})) || ', expected a list of turns', 'field': {n}}}
-            WHEN shape = {_q(shape)} AND json_array_length({v}) = 0 THEN {{'reason': 'field ''' || {n} || ''' has no turns', 'field': {n}}}
-            WHEN shape = {_q(shape)} AND NOT {fast}
-                THEN {{'reason': coalesce({n} || '[' || ({first_bad} - 1) || '] '
-                    || list_filter(list_transform({turns}, lambda m: {err}), lambda e: e IS NOT NULL)[1],
-                    {n} || ': a turn lacks a string role or content'), 'field': {n}}}"""
+        checks.append(f"WHEN shape = {_q(shape)} AND {typ(target)} <> 'ARRAY' THEN {wrong_type(target, 'a list of turns')}")
+        checks.append(f"WHEN shape = {_q(shape)} AND json_array_length(turns) = 0 THEN {fault(f'{chr(39)}field {chr(39)*3} || {n} || {chr(39)*3} has no turns{chr(39)}', n)}")
+        checks.append(
+            f"""WHEN shape = {_q(shape)} AND NOT {fast.replace('v_turns', 'turns')} THEN {fault(
+                f"coalesce({n} || '[' || ({first_bad} - 1) || '] ' || list_filter(list_transform({turns}, lambda m: {err}), lambda e: e IS NOT NULL)[1], {n} || ': a turn lacks a string role or content')",
+                n)}"""
+        )
+    for target in ("input", "system", "reasoning"):
+        checks.append(f"WHEN {typ(target)} IS NOT NULL AND {typ(target)} NOT IN ('VARCHAR', 'NULL') THEN {wrong_type(target, 'a string')}")
 
-    alpaca_required = "\n".join(
-        f"WHEN shape = 'alpaca' AND ({c.split(' THEN ')[0][5:]}) THEN {c.split(' THEN ', 1)[1]}"
-        for c in (type_check("instruction", True) + "\n" + type_check("output", True)).split("\n")
-    )
-    optional = "\n".join(
-        f"WHEN ({c.split(' THEN ')[0][5:]}) THEN {c.split(' THEN ', 1)[1]}"
-        for t in ("input", "system", "reasoning")
-        for c in type_check(t, False).split("\n")
-    )
+    out = val("output")
+    has_think = f"(contains({out}, '</think>') AND regexp_matches({out}, {think}, 's'))"
     path_list = "[" + ", ".join(_q(p) for p in paths) + "]"
+    checks_sql = "\n            ".join(checks)
     return f"""
 WITH a AS (
     SELECT row_number, line, raw, raw_bytes, problem,
-           CASE WHEN problem IS NULL THEN json_valid(raw) END AS ok_json
+           CASE WHEN problem IS NULL THEN try(json_type(raw)) END AS top_type
     FROM raw_in
 ), b AS (
-    SELECT *, json_type(CASE WHEN ok_json THEN raw END) AS top_type FROM a
+    SELECT *, CASE WHEN top_type = 'OBJECT' THEN raw END AS obj FROM a
 ), c AS (
-    SELECT *, CASE WHEN top_type = 'OBJECT' THEN raw END AS obj FROM b
-), c2 AS (
-    SELECT *, json_extract(obj, {path_list}) AS v FROM c
+    SELECT *, json_type(obj, {path_list}) AS t, json_extract_string(obj, {path_list}) AS s FROM b
 ), d AS (
     SELECT *, CASE
-        WHEN {val('messages')} IS NOT NULL THEN 'openai'
-        WHEN {val('conversations')} IS NOT NULL THEN 'sharegpt'
-        WHEN {val('instruction')} IS NOT NULL OR {val('output')} IS NOT NULL THEN 'alpaca'
+        WHEN {typ('messages')} IS NOT NULL THEN 'openai'
+        WHEN {typ('conversations')} IS NOT NULL THEN 'sharegpt'
+        WHEN {typ('instruction')} IS NOT NULL OR {typ('output')} IS NOT NULL THEN 'alpaca'
         END AS shape
-    FROM c2
+    FROM c
+), d2 AS (
+    SELECT *, CASE WHEN shape = 'openai' THEN json_extract(obj, {path_of('messages')})
+                   WHEN shape = 'sharegpt' THEN json_extract(obj, {path_of('conversations')}) END AS turns
+    FROM d
 ), e AS (
     SELECT *, CASE
-        WHEN problem IS NOT NULL THEN {{'reason': problem, 'field': NULL}}
-        WHEN NOT ok_json THEN {{'reason': 'malformed JSON', 'field': NULL}}
-        WHEN top_type <> 'OBJECT' THEN {{'reason': 'row is ' || jt(top_type) || ', expected a JSON object', 'field': NULL}}
-        WHEN shape IS NULL THEN {{'reason': 'no ' || {name('instruction')} || '/' || {name('output')} || ', ' || {name('messages')}
-            || ' or ' || {name('conversations')} || ' field (fields present: ' || coalesce(array_to_string(json_keys(obj), ', '), 'none')
-            || '); use --map to name them', 'field': NULL}}
-        {alpaca_required}
-        {dialogue_check('openai', 'messages', msg_fast, msg_err)}
-        {dialogue_check('sharegpt', 'conversations', conv_fast, conv_err)}
-        {optional}
+            {checks_sql}
         END AS fault
-    FROM d
+    FROM d2
 )
-SELECT row_number, line, raw, raw_bytes, shape, v, fault.reason AS reason, fault.field AS field,
+SELECT row_number, line, raw, raw_bytes, shape, fault.reason AS reason, fault.field AS field,
     CASE WHEN fault IS NULL THEN md5(raw) END AS raw_hash,
-    CASE WHEN fault IS NULL THEN
-        CASE WHEN {val('id')} IS NULL OR json_type({val('id')}) = 'NULL' THEN NULL
-             WHEN json_type({val('id')}) = 'VARCHAR' THEN {val('id')} ->> '$'
-             ELSE CAST({val('id')} AS VARCHAR) END
-    END AS external_id,
-    CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('instruction')} ->> '$' END AS instruction,
-    CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('input')} ->> '$' END AS input,
+    CASE WHEN fault IS NULL AND {typ('id')} <> 'NULL' THEN {val('id')} END AS external_id,
+    CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('instruction')} END AS instruction,
+    CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('input')} END AS input,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN
-        CASE WHEN ({val('reasoning')} ->> '$') IS NULL AND regexp_matches({val('output')} ->> '$', {think}, 's')
-             THEN regexp_extract({val('output')} ->> '$', {think}, 2, 's') ELSE {val('output')} ->> '$' END
+        CASE WHEN {val('reasoning')} IS NULL AND {has_think} THEN regexp_extract({out}, {think}, 2, 's') ELSE {out} END
     END AS output,
-    CASE WHEN fault IS NULL THEN {val('system')} ->> '$' END AS system,
-    CASE WHEN fault IS NULL AND shape = 'openai' THEN {msg_structs.replace('v_turns', val('messages'))}
-         WHEN fault IS NULL AND shape = 'sharegpt' THEN {conv_structs.replace('v_turns', val('conversations'))}
+    CASE WHEN fault IS NULL THEN {val('system')} END AS system,
+    CASE WHEN fault IS NULL AND shape = 'openai' THEN {msg_structs.replace('v_turns', 'turns')}
+         WHEN fault IS NULL AND shape = 'sharegpt' THEN {conv_structs.replace('v_turns', 'turns')}
     END AS messages,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN
-        coalesce({val('reasoning')} ->> '$',
-                 CASE WHEN regexp_matches({val('output')} ->> '$', {think}, 's')
-                      THEN regexp_extract({val('output')} ->> '$', {think}, 1, 's') END)
+        coalesce({val('reasoning')}, CASE WHEN {has_think} THEN regexp_extract({out}, {think}, 1, 's') END)
     END AS reasoning,
-    CASE WHEN fault IS NULL THEN (
-        SELECT CASE WHEN len(extra) = 0 THEN NULL ELSE
-            to_json(map_from_entries(list_transform(extra, lambda k: {{'key': k, 'value': json_extract(obj, '$."' || replace(k, '"', '\\"') || '"')}})))
-        END
-        FROM (SELECT list_filter(json_keys(CASE WHEN fault IS NULL THEN obj END), lambda k: NOT list_contains({consumed_case}, k)) AS extra)
-    ) END AS metadata
+    CASE WHEN fault IS NULL THEN nullif(to_json(map_from_entries(list_transform(
+        list_filter(json_keys(obj), lambda k: NOT list_contains({consumed_case}, k)),
+        lambda k: {{'key': k, 'value': json_extract(obj, '$."' || replace(k, '"', '\\"') || '"')}}))), '{{}}')
+    END AS metadata
 FROM e
 """
 
@@ -251,6 +257,8 @@ class Normalizer:
 
     def run(self, chunk: pa.Table, batch_id: int, source: str, source_name: str) -> tuple[pa.Table, pa.Table]:
         """Normalise one chunk: (sample rows, quarantine rows) as Arrow tables in the store's column order."""
+        # many small record batches, so that DuckDB scans them on all threads
+        chunk = pa.Table.from_batches(chunk.to_batches(max_chunksize=8192), schema=chunk.schema)
         self.con.register("raw_in", chunk)
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE norm AS {self.sql}")

@@ -112,6 +112,73 @@ def _lines_table(lines: list[str | None], first_line: int, problems: list[str | 
     return table, n_blank
 
 
+def _tell(f, state: ReadState) -> int:  # noqa: ANN001
+    try:
+        return f.tell()
+    except (OSError, ValueError):
+        return state.total
+
+
+def _recode(data: bytes, codec: str) -> bytes | None:
+    """A block in another encoding as UTF-8, or None when it does not decode (the slow path then finds the lines)."""
+    try:
+        return data.decode(codec).encode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _fast_lines(data: bytes | None, first_line: int, max_row_bytes: int) -> tuple[pa.Table, int, int] | None:
+    """Split a UTF-8 block into lines without making a Python string per line.
+
+    Line offsets come from numpy, the Arrow string array is built over the block's own buffer, and
+    UTF-8 is validated by Arrow. Returns None when the block is not valid UTF-8 (the caller then
+    decodes line by line to quarantine the bad lines) or too large for 32-bit offsets.
+    """
+    import numpy as np
+
+    if data is None or len(data) >= (1 << 31) - 1:
+        return None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    offsets = np.empty(len(ends) + 2, dtype=np.int32)
+    offsets[0] = 0
+    offsets[1:-1] = ends + 1
+    offsets[-1] = len(data)
+    n = len(offsets) - 1
+    arr = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    raw = pc.utf8_rtrim(arr, characters="\r\n")
+    table, n_blank = _lines_table_from_array(raw, first_line, max_row_bytes)
+    return table, n, n_blank
+
+
+def _lines_table_from_array(raw: pa.Array, first_line: int, max_row_bytes: int) -> tuple[pa.Table, int]:
+    n = len(raw)
+    line_no = pa.array(np_arange(first_line, first_line + n))
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0)
+    sizes = pc.binary_length(raw)
+    big = pc.greater(sizes, max_row_bytes)
+    problem_arr = pa.nulls(n, pa.string())
+    if pc.any(big).as_py():
+        msgs = [None if not b else _too_large(sz, max_row_bytes) for b, sz in zip(big.to_pylist(), sizes.to_pylist())]
+        problem_arr = pa.array(msgs, pa.string())
+    table = pa.table([line_no, line_no, raw, pa.nulls(n, pa.binary()), problem_arr], schema=RAW_SCHEMA)
+    n_blank = pc.sum(blank).as_py() or 0
+    if n_blank:
+        table = table.filter(pc.invert(blank))
+    return table, n_blank
+
+
+def np_arange(start: int, stop: int):  # noqa: ANN201
+    """int64 numpy range."""
+    import numpy as np
+
+    return np.arange(start, stop, dtype=np.int64)
+
+
 def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
                max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, state: ReadState | None = None) -> Iterator[RawChunk]:
     """JSON Lines (optionally gzip-compressed): one row per non-blank line; ``row_number`` = line number."""
@@ -152,6 +219,14 @@ def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int 
                 data, carry = carry, b""
                 if not data:
                     break
+            fast = _fast_lines(data if codec == "utf-8" else _recode(data, codec), next_line, max_row_bytes)
+            if fast is not None:
+                table, n_lines, n_blank = fast
+                next_line += n_lines
+                yield RawChunk(table, _tell(raw_file, state), n_blank)
+                if not block:
+                    break
+                continue
             try:
                 lines: list = data.decode(codec).split("\n")
                 problems = raw_bytes = None
@@ -168,11 +243,7 @@ def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int 
                         raw_bytes.append(ln)
             table, n_blank = _lines_table(lines, next_line, problems, raw_bytes, max_row_bytes)
             next_line += len(lines)
-            try:
-                done = raw_file.tell()
-            except (OSError, ValueError):
-                done = state.total
-            yield RawChunk(table, done, n_blank)
+            yield RawChunk(table, _tell(raw_file, state), n_blank)
             if not block:
                 break
     if not any_bytes:

@@ -224,7 +224,7 @@ def test_sample_ids_are_stable_across_stores(tmp_path) -> None:
 
 def test_interrupted_batch_is_reloaded_whole(store, tmp_path) -> None:
     f = write_lines(tmp_path / "a.jsonl", [GOOD.replace("hi", str(i)) for i in range(30)])
-    opts = IngestOptions(chunk_bytes=1024)
+    opts = IngestOptions(chunk_bytes=1024, write_rows=1)
 
     def boom(*a, **k):
         raise KeyboardInterrupt

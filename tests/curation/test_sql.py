@@ -76,7 +76,7 @@ def test_sql_answers_while_another_process_writes(store, tmp_path: Path) -> None
     writer = subprocess.Popen(
         [sys.executable, "-c",
          "import sys; from curation.store import Store; from curation.ingest import ingest_paths, IngestOptions;"
-         f"ingest_paths(Store({str(store.path)!r}), [{str(big)!r}], IngestOptions(chunk_bytes=64 * 1024))"],
+         f"ingest_paths(Store({str(store.path)!r}), [{str(big)!r}], IngestOptions(chunk_bytes=64 * 1024, write_rows=1000))"],
         cwd=REPO, stderr=subprocess.PIPE, text=True,
     )
     counts, during = [], 0
