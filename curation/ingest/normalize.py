@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curation.duck import query_arrow
 from curation.ingest.mapping import DEFAULT_FIELDS, FieldMapping, json_path
@@ -261,25 +262,32 @@ class Normalizer:
         chunk = pa.Table.from_batches(chunk.to_batches(max_chunksize=8192), schema=chunk.schema)
         self.con.register("raw_in", chunk)
         try:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE norm AS {self.sql}")
+            both = query_arrow(
+                self.con,
+                f"""SELECT CASE WHEN reason IS NULL
+                              THEN substr(md5($1 || chr(10) || row_number::VARCHAR || chr(10) || raw_hash), 1, 16)
+                          END AS sample_id,
+                          $2::INTEGER AS batch_id, $3 AS source, row_number, external_id, shape, instruction, input,
+                          output, system, messages::STRUCT(role VARCHAR, content VARCHAR, reasoning VARCHAR)[] AS messages,
+                          reasoning, metadata::JSON AS metadata, raw_hash,
+                          line, CASE WHEN reason IS NOT NULL THEN raw END AS bad_raw,
+                          CASE WHEN reason IS NOT NULL THEN raw_bytes END AS bad_bytes, reason, field
+                    FROM ({self.sql})""",
+                [source_name, batch_id, source],
+            )
         finally:
             self.con.unregister("raw_in")
-        samples = query_arrow(
-            self.con,
-            f"""SELECT substr(md5(? || chr(10) || row_number::VARCHAR || chr(10) || raw_hash), 1, 16) AS sample_id,
-                   ?::INTEGER AS batch_id, ? AS source, row_number, external_id, shape, instruction, input, output,
-                   system, messages::STRUCT(role VARCHAR, content VARCHAR, reasoning VARCHAR)[] AS messages,
-                   reasoning, metadata::JSON AS metadata, raw_hash
-               FROM norm WHERE reason IS NULL ORDER BY row_number""",
-            [source_name, batch_id, source],
-        )
-        bad = query_arrow(
-            self.con,
-            """SELECT ?::INTEGER AS batch_id, ? AS source, row_number, line, raw, raw_bytes, reason, field
-               FROM norm WHERE reason IS NOT NULL ORDER BY coalesce(line, row_number)""",
-            [batch_id, source],
+        good = pc.is_null(both.column("reason"))
+        samples = both.filter(good).select(list(SAMPLE_COLUMNS))
+        bad = both.filter(pc.invert(good))
+        bad = pa.table(
+            [bad.column("batch_id"), bad.column("source"), bad.column("row_number"), bad.column("line"),
+             bad.column("bad_raw"), bad.column("bad_bytes"), bad.column("reason"), bad.column("field")],
+            names=["batch_id", "source", "row_number", "line", "raw", "raw_bytes", "reason", "field"],
         )
         if bad.num_rows:
+            # rows without a row number (CSV rejects) carry a line; keep them in file order
+            bad = bad.take(pc.sort_indices(pc.coalesce(bad.column("line"), bad.column("row_number"))))
             reasons = bad.column("reason").to_pylist()
             if "malformed JSON" in reasons:
                 raws = bad.column("raw").to_pylist()
