@@ -141,7 +141,11 @@ def build_sql(mapping: FieldMapping) -> str:
         n = name(target)
         return fault(f"'field ''' || {n} || ''' is ' || jt({typ(target)}) || ', expected {expected}'", n)
 
+    optional_ok = " AND ".join(f"({typ(t)} IS NULL OR {typ(t)} IN ('VARCHAR', 'NULL'))" for t in ("input", "system", "reasoning"))
     checks: list[str] = [
+        # the common case first: a well-formed alpaca row leaves the CASE after one test
+        f"WHEN problem IS NULL AND shape = 'alpaca' AND {typ('instruction')} = 'VARCHAR' AND {typ('output')} = 'VARCHAR' "
+        f"AND {optional_ok} THEN NULL",
         f"WHEN problem IS NOT NULL THEN {fault('problem')}",
         f"WHEN top_type IS NULL THEN {fault(_q('malformed JSON'))}",
         f"WHEN top_type <> 'OBJECT' THEN {fault(chr(39) + 'row is ' + chr(39) + ' || jt(top_type) || ' + _q(', expected a JSON object'))}",
