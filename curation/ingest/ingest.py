@@ -38,6 +38,8 @@ from curation.ingest.readers import (
 from curation.store.store import Store, utcnow
 from schemas.batch import IngestFileReport
 
+# DuckDB's row group size: appends are written in whole row groups (see ingest_source).
+ROW_GROUP_ROWS = 122_880
 FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet", "hf")
 EXTENSIONS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
@@ -59,7 +61,7 @@ class IngestOptions:
     max_row_bytes: int = DEFAULT_MAX_ROW_BYTES
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
-    write_rows: int = 250_000
+    write_rows: int = 2 * 122_880
     split: str | None = None
 
     def __post_init__(self) -> None:
@@ -241,6 +243,9 @@ def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, m
         inserted = 0
         n = samples.num_rows if samples is not None else 0
         if n:
+            # One contiguous Arrow chunk: DuckDB then appends full row groups; many small chunks are
+            # scanned in parallel into partial row groups that the checkpoint at close must merge.
+            samples = samples.combine_chunks()
             con.register("chunk_samples", samples)
             try:
                 if may_exist:
@@ -283,19 +288,28 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
         pending_samples: list[pa.Table] = []
         pending_bad: list[pa.Table] = []
         pending_rows = 0
+        aligned = opts.write_rows >= ROW_GROUP_ROWS
 
-        def flush() -> None:
+        def flush(final: bool) -> None:
             nonlocal pending_rows
-            if not pending_samples and not pending_bad:
-                return
             samples = pa.concat_tables(pending_samples) if pending_samples else None
             bad = pa.concat_tables(pending_bad) if pending_bad else None
+            keep = None
+            if samples is not None and aligned and not final:
+                # Append whole row groups: DuckDB then writes them once, where a partial row group
+                # would be rewritten by the next transaction's checkpoint.
+                n_write = samples.num_rows // ROW_GROUP_ROWS * ROW_GROUP_ROWS
+                samples, keep = samples.slice(0, n_write), samples.slice(n_write)
+            if (samples is None or samples.num_rows == 0) and bad is None:
+                return
             new, present = _write_chunk(store, samples, bad, may_exist)
             report.rows_loaded += new + present
             report.rows_already_present += present
             pending_samples.clear()
             pending_bad.clear()
-            pending_rows = 0
+            if keep is not None and keep.num_rows:
+                pending_samples.append(keep)
+            pending_rows = keep.num_rows if keep is not None else 0
 
         with Normalizer(opts.mapping) as norm:
             for chunk in src.chunks(state):
@@ -310,12 +324,12 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
                 report.rows_quarantined += bad.num_rows
                 pending_rows += chunk.table.num_rows
                 # Writes are grouped: each one is a short transaction that opens and closes the store
-                # (readers get the file in between), and fewer, larger ones checkpoint less often.
+                # (readers get the file in between), and fewer, larger ones cost less.
                 if pending_rows >= opts.write_rows:
-                    flush()
+                    flush(final=False)
                 if progress:
                     progress(src.source, chunk.done, state.total, state.unit)
-            flush()
+            flush(final=True)
     except BaseException as e:
         with store.writer() as con:
             con.execute(

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.duck import query_arrow
+from curation.errors import UsageError
 from curation.ingest.mapping import DEFAULT_FIELDS, FieldMapping, json_path
 from schemas.sample import THINK_PATTERN_SQL
 
@@ -106,17 +107,37 @@ def build_sql(mapping: FieldMapping) -> str:
     def typ(target: str) -> str:
         return pick(target, "t")
 
+    # Values come from one json_transform into a struct (one parse; struct fields are read without
+    # copying, where list elements would be copied out one by one).
+    spec: dict = {}
+    access: dict[int, str] = {}
+    for target, items in index.items():
+        leaf = "JSON" if target in ("messages", "conversations") else "VARCHAR"
+        for i, src in items:
+            parts = src.split(".")
+            node = spec
+            for part in parts[:-1]:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    raise UsageError(f"--map uses {part!r} both as a field and as an object")
+                node = child
+            if isinstance(node.get(parts[-1]), dict):
+                raise UsageError(f"--map uses {parts[-1]!r} both as a field and as an object")
+            node[parts[-1]] = leaf if node.get(parts[-1]) in (None, leaf) else "JSON"
+            access[i] = "st." + ".".join(_ident(p) for p in parts)
+
     def val(target: str) -> str:
-        return pick(target, "s")
+        items = index[target]
+        if len(items) == 1:
+            return access[items[0][0]]
+        whens = " ".join(f"WHEN t[{i}] IS NOT NULL THEN {access[i]}" for i, _ in items)
+        return f"(CASE {whens} END)"
 
     def name(target: str) -> str:
         items = index[target]
         if len(items) == 1:
             return _q(items[0][1])
         return "(CASE " + " ".join(f"WHEN t[{i}] IS NOT NULL THEN {_q(s)}" for i, s in items) + f" ELSE {_q(items[0][1])} END)"
-
-    def path_of(target: str) -> str:
-        return _q(json_path(mapping.sources(target)[0]))
 
     think = _q(THINK_PATTERN_SQL)
     msg_fast, msg_err, msg_structs = _turn_sql("role", "content", OPENAI_ROLES, "OpenAI")
@@ -183,7 +204,7 @@ WITH a AS (
 ), b AS (
     SELECT *, CASE WHEN top_type = 'OBJECT' THEN raw END AS obj FROM a
 ), c AS (
-    SELECT *, json_type(obj, {path_list}) AS t, json_extract_string(obj, {path_list}) AS s FROM b
+    SELECT *, json_type(obj, {path_list}) AS t, json_transform(obj, {_q(json.dumps(spec))}) AS st FROM b
 ), d AS (
     SELECT *, CASE
         WHEN {typ('messages')} IS NOT NULL THEN 'openai'
@@ -192,8 +213,8 @@ WITH a AS (
         END AS shape
     FROM c
 ), d2 AS (
-    SELECT *, CASE WHEN shape = 'openai' THEN json_extract(obj, {path_of('messages')})
-                   WHEN shape = 'sharegpt' THEN json_extract(obj, {path_of('conversations')}) END AS turns
+    SELECT *, CASE WHEN shape = 'openai' THEN {val('messages')}
+                   WHEN shape = 'sharegpt' THEN {val('conversations')} END AS turns
     FROM d
 ), e AS (
     SELECT *, CASE

@@ -90,8 +90,6 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._connect(read_only=False)
         try:
-            # rows carry their own order (row_number); letting DuckDB insert in parallel is much faster
-            con.execute("SET preserve_insertion_order = false")
             self._migrate(con)
             con.execute("BEGIN TRANSACTION")
             try:
