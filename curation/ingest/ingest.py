@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -312,7 +314,7 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
             pending_rows = keep.num_rows if keep is not None else 0
 
         with Normalizer(opts.mapping) as norm:
-            for chunk in src.chunks(state):
+            for chunk in prefetch(src.chunks(state)):
                 report.blank_lines += chunk.blank_lines
                 report.rows_read += chunk.table.num_rows
                 samples, bad = norm.run(chunk.table, batch_id, src.source, src.source_name)
@@ -357,6 +359,55 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
         )
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetch(chunks: Iterator[RawChunk], depth: int = 2) -> Iterator[RawChunk]:
+    """Read ahead in a thread, so that splitting and decoding the next chunk overlaps with DuckDB
+    normalising and writing this one (both release the GIL). Exceptions are re-raised here."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(done)
+        except BaseException as e:  # handed to the consumer
+            put(_Failed(e))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=work, name="curate-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def _reason_kind(reason: str) -> str:

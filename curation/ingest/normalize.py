@@ -303,8 +303,11 @@ class Normalizer:
         finally:
             self.con.unregister("raw_in")
         good = pc.is_null(both.column("reason"))
-        samples = both.filter(good).select(list(SAMPLE_COLUMNS))
-        bad = both.filter(pc.invert(good))
+        if both.column("reason").null_count == both.num_rows:  # the common case: no copy
+            samples, bad = both.select(list(SAMPLE_COLUMNS)), both.slice(0, 0)
+        else:
+            samples = both.filter(good).select(list(SAMPLE_COLUMNS))
+            bad = both.filter(pc.invert(good))
         bad = pa.table(
             [bad.column("batch_id"), bad.column("source"), bad.column("row_number"), bad.column("line"),
              bad.column("bad_raw"), bad.column("bad_bytes"), bad.column("reason"), bad.column("field")],

@@ -259,3 +259,11 @@ def test_unreadable_inputs_fail_before_loading(store, tmp_path) -> None:
     (tmp_path / "x.xml").write_text("<a/>")
     with pytest.raises(InputError, match="pass --format"):
         ingest_paths(store, [str(tmp_path / "x.xml")])
+
+
+def test_blank_and_whitespace_lines_are_not_rows(store, tmp_path) -> None:
+    f = write_lines(tmp_path / "ws.jsonl", ["", GOOD, "   \t  " * 10, "\r", GOOD.replace("hi", "x") + "\r", "  " + GOOD.replace("hi", "y")])
+    r = ingest_paths(store, [str(f)])[0]
+    assert (r.rows_read, r.rows_loaded, r.blank_lines) == (3, 3, 3)
+    assert rows(store, "SELECT row_number FROM samples ORDER BY 1") == [(2,), (5,), (6,)]
+    assert rows(store, "SELECT output FROM samples WHERE row_number = 5") == [("x",)]
