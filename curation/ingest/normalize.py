@@ -90,7 +90,7 @@ def build_sql(mapping: FieldMapping) -> str:
     dialogue's turns and once for the keys that go to metadata. Per-turn error messages, which need
     more parsing, are built only for rows that fail the fast checks.
     """
-    paths: list[str] = []
+    paths: list[str] = ["$"]  # t[1] is the row's own type
     index: dict[str, list[tuple[int, str]]] = {}
     for target in DEFAULT_FIELDS:
         for src in mapping.sources(target):
@@ -199,12 +199,12 @@ def build_sql(mapping: FieldMapping) -> str:
     return f"""
 WITH a AS (
     SELECT row_number, line, raw, raw_bytes, problem,
-           CASE WHEN problem IS NULL THEN try(json_type(raw)) END AS top_type
+           CASE WHEN problem IS NULL THEN try(json_type(raw, {path_list})) END AS t
     FROM raw_in
 ), b AS (
-    SELECT *, CASE WHEN top_type = 'OBJECT' THEN raw END AS obj FROM a
+    SELECT *, t[1] AS top_type, CASE WHEN t[1] = 'OBJECT' THEN raw END AS obj FROM a
 ), c AS (
-    SELECT *, json_type(obj, {path_list}) AS t, json_transform(obj, {_q(json.dumps(spec))}) AS st FROM b
+    SELECT *, json_transform(obj, {_q(json.dumps(spec))}) AS st FROM b
 ), d AS (
     SELECT *, CASE
         WHEN {typ('messages')} IS NOT NULL THEN 'openai'
