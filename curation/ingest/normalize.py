@@ -40,22 +40,22 @@ def _role_case(expr: str, roles: dict[str, str]) -> str:
     return f"(CASE lower({expr}) {whens} END)"
 
 
-def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str) -> tuple[str, str, str]:
-    """SQL for a list of turns in ``v_turns``: (fast all-good test, first error of one turn ``m``, structs).
+def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str) -> dict[str, str]:
+    """SQL pieces for a list of turns ``turns`` of one shape.
 
-    The fast test reads each path once for the whole list (wildcard paths); the per-turn error, which
-    parses every turn several times, runs only for rows that fail it.
+    ``spec_json`` / ``spec_text``: json_transform specs that read every turn's fields as JSON text (for
+    their types: a string starts with a quote) and as text (for their values), one parse each for the
+    whole list. ``fast`` tests all turns at once over those two (``tj``, ``tv``); ``err`` gives the
+    first error of one turn ``m`` and runs only for rows that fail ``fast``; ``structs`` builds the
+    stored turns from ``tv``.
     """
     rk, ck = json_path(role_key), json_path(content_key)
-    wr, wc = "$[*]" + rk[1:], "$[*]" + ck[1:]
     allowed = ", ".join(_q(k) for k in roles)
-    fast = f"""(list_distinct(json_type(v_turns, '$[*]')) = ['OBJECT']
-        AND len(json_type(v_turns, {_q(wr)})) = json_array_length(v_turns)
-        AND list_distinct(json_type(v_turns, {_q(wr)})) = ['VARCHAR']
-        AND coalesce(list_bool_and(list_transform(json_extract_string(v_turns, {_q(wr)}), lambda r: lower(r) IN ({allowed}))), false)
-        AND len(json_type(v_turns, {_q(wc)})) = json_array_length(v_turns)
-        AND list_distinct(json_type(v_turns, {_q(wc)})) = ['VARCHAR']
-        AND coalesce(list_bool_and(list_transform(json_type(v_turns, '$[*].reasoning_content'), lambda t: t IN ('VARCHAR', 'NULL'))), true))"""
+    r, c = _ident(role_key), _ident(content_key)
+    fast = f"""(list_bool_and(list_transform(tj, lambda x: coalesce(starts_with(x.{r}, '"'), false)
+                AND coalesce(starts_with(x.{c}, '"'), false)
+                AND (x.reasoning_content IS NULL OR starts_with(x.reasoning_content, '"'))))
+        AND list_bool_and(list_transform(tv, lambda x: lower(x.{r}) IN ({allowed}))))"""
     role = _role_case(f"(m ->> {_q(rk)})", roles)
     err = f"""CASE
         WHEN json_type(m) <> 'OBJECT' THEN 'is ' || jt(json_type(m)) || ', expected an object'
@@ -66,16 +66,17 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
         WHEN json_type(m, {_q(ck)}) <> 'VARCHAR' THEN '''{content_key}'' is ' || jt(json_type(m, {_q(ck)})) || ', expected a string'
         WHEN json_type(m, '$.reasoning_content') NOT IN ('VARCHAR', 'NULL') THEN '''reasoning_content'' is ' || jt(json_type(m, '$.reasoning_content')) || ', expected a string'
         END"""
-    spec = json.dumps([{role_key: "VARCHAR", content_key: "VARCHAR", "reasoning_content": "VARCHAR"}])
-    srole = _role_case(f"tr.{_ident(role_key)}", roles)
-    content = f"tr.{_ident(content_key)}"
+    spec_json = json.dumps([{role_key: "JSON", content_key: "JSON", "reasoning_content": "JSON"}])
+    spec_text = json.dumps([{role_key: "VARCHAR", content_key: "VARCHAR", "reasoning_content": "VARCHAR"}])
+    srole = _role_case(f"tr.{r}", roles)
+    content = f"tr.{c}"
     think = _q(THINK_PATTERN_SQL)
     split = (f"({srole} = 'assistant' AND tr.reasoning_content IS NULL "
-             f"AND regexp_matches({content}, {think}, 's'))")
-    structs = f"""list_transform(json_transform(v_turns, {_q(spec)}), lambda tr: {{'role': {srole},
+             f"AND contains({content}, '</think>') AND regexp_matches({content}, {think}, 's'))")
+    structs = f"""list_transform(tv, lambda tr: {{'role': {srole},
         'content': CASE WHEN {split} THEN regexp_extract({content}, {think}, 2, 's') ELSE {content} END,
         'reasoning': CASE WHEN {split} THEN regexp_extract({content}, {think}, 1, 's') ELSE tr.reasoning_content END}})"""
-    return fast, err, structs
+    return {"spec_json": spec_json, "spec_text": spec_text, "fast": fast, "err": err, "structs": structs}
 
 
 def _ident(name: str) -> str:
@@ -140,8 +141,10 @@ def build_sql(mapping: FieldMapping) -> str:
         return "(CASE " + " ".join(f"WHEN t[{i}] IS NOT NULL THEN {_q(s)}" for i, s in items) + f" ELSE {_q(items[0][1])} END)"
 
     think = _q(THINK_PATTERN_SQL)
-    msg_fast, msg_err, msg_structs = _turn_sql("role", "content", OPENAI_ROLES, "OpenAI")
-    conv_fast, conv_err, conv_structs = _turn_sql("from", "value", SHAREGPT_ROLES, "ShareGPT")
+    dialogue = {
+        "openai": ("messages", "msg", _turn_sql("role", "content", OPENAI_ROLES, "OpenAI")),
+        "sharegpt": ("conversations", "conv", _turn_sql("from", "value", SHAREGPT_ROLES, "ShareGPT")),
+    }
 
     def top(t: str) -> list[str]:
         return sorted({s.split(".")[0] for s in mapping.sources(t)})
@@ -178,20 +181,27 @@ def build_sql(mapping: FieldMapping) -> str:
         n = name(target)
         checks.append(f"WHEN shape = 'alpaca' AND {typ(target)} IS NULL THEN {fault(f'{chr(39)}missing required field {chr(39)*3} || {n} || {chr(39)*4}', n)}")
         checks.append(f"WHEN shape = 'alpaca' AND {typ(target)} <> 'VARCHAR' THEN {wrong_type(target, 'a string')}")
-    for shape, target, fast, err in (("openai", "messages", msg_fast, msg_err), ("sharegpt", "conversations", conv_fast, conv_err)):
+    for shape, (target, col, parts) in dialogue.items():
         n = name(target)
         turns = "CAST(turns AS JSON[])"
+        err = parts["err"]
         first_bad = f"list_position(list_transform({turns}, lambda m: ({err}) IS NOT NULL), true)"
+        fast = parts["fast"].replace("tj", f"{col}_j").replace("tv", f"{col}_v")
         checks.append(f"WHEN shape = {_q(shape)} AND {typ(target)} <> 'ARRAY' THEN {wrong_type(target, 'a list of turns')}")
-        checks.append(f"WHEN shape = {_q(shape)} AND json_array_length(turns) = 0 THEN {fault(f'{chr(39)}field {chr(39)*3} || {n} || {chr(39)*3} has no turns{chr(39)}', n)}")
+        checks.append(f"WHEN shape = {_q(shape)} AND len({col}_j) = 0 THEN {fault(f'{chr(39)}field {chr(39)*3} || {n} || {chr(39)*3} has no turns{chr(39)}', n)}")
         checks.append(
-            f"""WHEN shape = {_q(shape)} AND NOT {fast.replace('v_turns', 'turns')} THEN {fault(
+            f"""WHEN shape = {_q(shape)} AND NOT {fast} THEN {fault(
                 f"coalesce({n} || '[' || ({first_bad} - 1) || '] ' || list_filter(list_transform({turns}, lambda m: {err}), lambda e: e IS NOT NULL)[1], {n} || ': a turn lacks a string role or content')",
                 n)}"""
         )
     for target in ("input", "system", "reasoning"):
         checks.append(f"WHEN {typ(target)} IS NOT NULL AND {typ(target)} NOT IN ('VARCHAR', 'NULL') THEN {wrong_type(target, 'a string')}")
 
+    turn_columns = ",\n           ".join(
+        f"CASE WHEN shape = {_q(shape)} AND {typ(target)} = 'ARRAY' THEN json_transform(turns, {_q(parts[kind])}) END AS {col}_{suffix}"
+        for shape, (target, col, parts) in dialogue.items()
+        for kind, suffix in (("spec_json", "j"), ("spec_text", "v"))
+    )
     out = val("output")
     has_think = f"(contains({out}, '</think>') AND regexp_matches({out}, {think}, 's'))"
     path_list = "[" + ", ".join(_q(p) for p in paths) + "]"
@@ -216,11 +226,14 @@ WITH a AS (
     SELECT *, CASE WHEN shape = 'openai' THEN {val('messages')}
                    WHEN shape = 'sharegpt' THEN {val('conversations')} END AS turns
     FROM d
+), d3 AS (
+    SELECT *, {turn_columns}
+    FROM d2
 ), e AS (
     SELECT *, CASE
             {checks_sql}
         END AS fault
-    FROM d2
+    FROM d3
 )
 SELECT row_number, line, raw, raw_bytes, shape, fault.reason AS reason, fault.field AS field,
     CASE WHEN fault IS NULL THEN md5(raw) END AS raw_hash,
@@ -231,8 +244,8 @@ SELECT row_number, line, raw, raw_bytes, shape, fault.reason AS reason, fault.fi
         CASE WHEN {val('reasoning')} IS NULL AND {has_think} THEN regexp_extract({out}, {think}, 2, 's') ELSE {out} END
     END AS output,
     CASE WHEN fault IS NULL THEN {val('system')} END AS system,
-    CASE WHEN fault IS NULL AND shape = 'openai' THEN {msg_structs.replace('v_turns', 'turns')}
-         WHEN fault IS NULL AND shape = 'sharegpt' THEN {conv_structs.replace('v_turns', 'turns')}
+    CASE WHEN fault IS NULL AND shape = 'openai' THEN {dialogue['openai'][2]['structs'].replace('tv', 'msg_v')}
+         WHEN fault IS NULL AND shape = 'sharegpt' THEN {dialogue['sharegpt'][2]['structs'].replace('tv', 'conv_v')}
     END AS messages,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN
         coalesce({val('reasoning')}, CASE WHEN {has_think} THEN regexp_extract({out}, {think}, 1, 's') END)
