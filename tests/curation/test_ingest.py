@@ -267,3 +267,20 @@ def test_blank_and_whitespace_lines_are_not_rows(store, tmp_path) -> None:
     assert (r.rows_read, r.rows_loaded, r.blank_lines) == (3, 3, 3)
     assert rows(store, "SELECT row_number FROM samples ORDER BY 1") == [(2,), (5,), (6,)]
     assert rows(store, "SELECT output FROM samples WHERE row_number = 5") == [("x",)]
+
+
+def test_hf_local_data_files_through_load_dataset(store, tmp_path) -> None:
+    folder = tmp_path / "hfdir"
+    folder.mkdir()
+    write_lines(folder / "train.jsonl", [GOOD, GOOD.replace("hi", "two")])
+    reports = ingest_paths(store, [str(folder)], IngestOptions(format="hf"))
+    assert [(r.format, r.rows_loaded) for r in reports] == [("hf", 2)]
+    assert reports[0].source.endswith("#train")
+
+
+def test_gb18030_json_array(store, tmp_path) -> None:
+    f = tmp_path / "zh.json"
+    f.write_bytes(json.dumps([{"instruction": "什么是哈希表？", "output": "一种键值数据结构。"}], ensure_ascii=False).encode("gb18030"))
+    r = ingest_paths(store, [str(f)])[0]
+    assert (r.encoding, r.rows_loaded) == ("gb18030", 1)
+    assert rows(store, "SELECT output FROM samples") == [("一种键值数据结构。",)]

@@ -51,3 +51,27 @@ def test_newer_store_is_refused(store) -> None:
     with pytest.raises(StoreError, match="newer than this code"):
         with store.reader():
             pass
+
+
+def test_a_store_held_too_long_is_exit_code_4(store, tmp_path) -> None:
+    """Another process holding the store past the lock timeout gives a clear message and exit code 4."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from curation.cli.app import app
+
+    store.init()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(store.path)!r}); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = CliRunner().invoke(app, ["--db", str(store.path), "sql", "SELECT 1"], env={"CURATE_LOCK_TIMEOUT": "1"})
+        assert res.exit_code == 4, res.output
+        assert "locked by another process" in res.output and "CURATE_LOCK_TIMEOUT" in res.output
+    finally:
+        holder.kill()
+        holder.wait()
