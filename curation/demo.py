@@ -7,6 +7,8 @@ from pathlib import Path
 
 from curation.errors import InputError
 from curation.ingest import IngestOptions, ingest_paths
+from curation.pipeline import load_config
+from curation.pipeline.executor import RunResult, run_pipeline
 from curation.store.store import Store
 from schemas.batch import IngestFileReport
 
@@ -19,10 +21,11 @@ class DemoResult:
     """What the demo did."""
 
     reports: list[IngestFileReport]
+    run: RunResult
 
 
 def run_demo(store: Store, data_dir: Path | None = None, progress=None) -> DemoResult:  # noqa: ANN001
-    """Ingest the bundled sample files into ``store`` (a no-op for files already loaded)."""
+    """Ingest the bundled sample files into ``store`` and run the default pipeline (no-ops when already done)."""
     folder = data_dir or SAMPLE_DIR
     files = [folder / name for name in DEMO_INPUTS if (folder / name).exists()] if data_dir is None else sorted(
         p for p in folder.iterdir() if p.is_file() and not p.name.startswith(("truth", "README"))
@@ -30,4 +33,6 @@ def run_demo(store: Store, data_dir: Path | None = None, progress=None) -> DemoR
     if not files:
         raise InputError(f"no sample data in {folder}: run `python scripts/make_sample_data.py`")
     reports = ingest_paths(store, [str(f) for f in files], IngestOptions(), progress=progress)
-    return DemoResult(reports)
+    step_progress = (lambda desc, done, total: progress(desc, done, total, "samples")) if progress else None
+    run = run_pipeline(store, load_config(), progress=step_progress)
+    return DemoResult(reports, run)

@@ -306,10 +306,79 @@ def sql(
 
 @app.command()
 @handle_errors
+def run(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Pipeline TOML (default: the built-in pipeline).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run even if this config already ran on this input.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run result as JSON.")] = False,
+) -> None:
+    """Run the pipeline over the ingested samples (or resume an interrupted run), then print the funnel."""
+    from curation.cli.render import err, out
+    from curation.pipeline import load_config
+    from curation.pipeline.executor import run_pipeline
+
+    cfg = load_config(config)
+    store = _store()
+    with _step_progress() as update:
+        result = run_pipeline(store, cfg, fresh=fresh, progress=update)
+    if as_json:
+        out.print_json(json.dumps(result.__dict__, default=str))
+        return
+    if result.skipped:
+        err.print(f"run {result.run_id}: nothing to do, {result.skipped} (use --fresh to run again)")
+    else:
+        err.print(f"run {result.run_id} done in {result.seconds:.1f} s" + (" (resumed)" if result.resumed else ""))
+        _print_steps(result.steps)
+    stats(as_json=False)
+
+
+def _print_steps(steps: list[dict]) -> None:
+    from rich.table import Table
+
+    from curation.cli.render import out
+
+    t = Table(title="steps", header_style="bold")
+    for col in ("step", "kind", "in", "dropped", "flagged", "changed", "counts"):
+        t.add_column(col, justify="right" if col in ("in", "dropped", "flagged", "changed") else "left", overflow="fold")
+    for s in steps:
+        counters = json.loads(s["counters"] or "{}")
+        t.add_row(s["step"], s["kind"], str(s["rows_in"]), str(s["dropped"]), str(s["flagged"]), str(s["changed"]),
+                  ", ".join(f"{k} {v}" for k, v in counters.items()))
+    out.print(t)
+
+
+def _step_progress():  # noqa: ANN202
+    from contextlib import contextmanager
+
+    from curation.cli.render import progress_bar
+
+    @contextmanager
+    def wrap():  # noqa: ANN202
+        with progress_bar() as update:
+            yield lambda desc, done, total: update(desc, done, total, "samples")
+
+    return wrap()
+
+
+@app.command()
+@handle_errors
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.jsonl or .parquet).")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="jsonl|parquet (default: from the file name).")] = None,
+) -> None:
+    """Write the kept samples of the latest run, with their current text, to JSONL or Parquet."""
+    from curation.cli.render import err
+    from curation.export import export_kept
+
+    n = export_kept(_store(), output, fmt)
+    err.print(f"wrote {n} kept samples to {output}")
+
+
+@app.command()
+@handle_errors
 def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the funnel as JSON.")] = False,
 ) -> None:
-    """Print the funnel: rows read, quarantined, loaded."""
+    """Print the funnel: rows read, quarantined, loaded, and each step's drops and flags in the latest run."""
     from curation.cli.render import arrow_table, out
     from curation.sql import run_query
 
@@ -325,7 +394,7 @@ def stats(
 def demo(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of input files (default: the bundled sample).")] = None,
 ) -> None:
-    """Run the main job end to end on the bundled sample data: ingest every file, then print the funnel."""
+    """Run the main job end to end on the bundled sample data: ingest, run the default pipeline, print the funnel."""
     from curation.cli.render import err, progress_bar
     from curation.demo import run_demo
 
@@ -333,6 +402,10 @@ def demo(
     with progress_bar() as update:
         result = run_demo(store, data_dir, progress=update)
     _print_reports(result.reports)
+    if result.run.skipped:
+        err.print(f"run {result.run.run_id}: nothing to do, {result.run.skipped}")
+    else:
+        _print_steps(result.run.steps)
     stats(as_json=False)
     err.print(f"store: {store.path}  (try: curate --db {store.path} sql \"SELECT shape, count(*) FROM samples GROUP BY 1\")")
 

@@ -88,4 +88,120 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        2,
+        "runs, run_steps, decisions, signals, sample_texts; kept, dropped and a funnel over the latest run",
+        (
+            "CREATE SEQUENCE run_id_seq START 1",
+            """CREATE TABLE runs (
+                run_id INTEGER PRIMARY KEY DEFAULT nextval('run_id_seq'),
+                config JSON NOT NULL,
+                config_hash VARCHAR NOT NULL,
+                code_version VARCHAR,
+                max_batch_id INTEGER NOT NULL,
+                samples_in BIGINT NOT NULL,
+                status VARCHAR NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP
+            )""",
+            """CREATE TABLE run_steps (
+                run_id INTEGER NOT NULL,
+                position INTEGER NOT NULL,
+                step VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                status VARCHAR NOT NULL CHECK (status IN ('pending', 'running', 'done')),
+                rows_in BIGINT,
+                rows_done BIGINT NOT NULL DEFAULT 0,
+                dropped BIGINT NOT NULL DEFAULT 0,
+                flagged BIGINT NOT NULL DEFAULT 0,
+                changed BIGINT NOT NULL DEFAULT 0,
+                counters JSON,
+                cursor_batch_id INTEGER,
+                cursor_row_number BIGINT,
+                started_at TIMESTAMP,
+                finished_at TIMESTAMP,
+                PRIMARY KEY (run_id, position)
+            )""",
+            """CREATE TABLE decisions (
+                run_id INTEGER NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                step VARCHAR NOT NULL,
+                verdict VARCHAR NOT NULL CHECK (verdict IN ('keep', 'drop', 'flag')),
+                reason VARCHAR NOT NULL,
+                ref_sample_id VARCHAR,
+                score DOUBLE
+            )""",
+            """CREATE TABLE signals (
+                run_id INTEGER NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                step VARCHAR NOT NULL,
+                name VARCHAR NOT NULL,
+                value DOUBLE,
+                text VARCHAR
+            )""",
+            """CREATE TABLE sample_texts (
+                sample_id VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                run_id INTEGER NOT NULL,
+                step VARCHAR NOT NULL,
+                instruction VARCHAR,
+                input VARCHAR,
+                output VARCHAR,
+                system VARCHAR,
+                messages STRUCT(role VARCHAR, content VARCHAR, reasoning VARCHAR)[],
+                reasoning VARCHAR,
+                content_hash VARCHAR NOT NULL
+            )""",
+            """CREATE VIEW latest_run AS
+                SELECT * FROM runs WHERE status = 'done' ORDER BY run_id DESC LIMIT 1""",
+            """CREATE VIEW dropped AS
+                SELECT d.run_id, d.sample_id, d.step, d.reason, d.ref_sample_id, d.score
+                FROM decisions d JOIN latest_run r USING (run_id) WHERE d.verdict = 'drop'""",
+            """CREATE VIEW kept AS
+                WITH r AS (SELECT run_id, max_batch_id FROM latest_run),
+                cur AS (
+                    SELECT t.* FROM sample_texts t JOIN r USING (run_id)
+                    QUALIFY row_number() OVER (PARTITION BY t.sample_id ORDER BY t.version DESC) = 1
+                )
+                SELECT r.run_id, s.sample_id, coalesce(cur.version, 0) AS version, s.batch_id, s.source, s.row_number,
+                       s.external_id, s.shape,
+                       CASE WHEN cur.sample_id IS NULL THEN s.instruction ELSE cur.instruction END AS instruction,
+                       CASE WHEN cur.sample_id IS NULL THEN s.input ELSE cur.input END AS input,
+                       CASE WHEN cur.sample_id IS NULL THEN s.output ELSE cur.output END AS output,
+                       CASE WHEN cur.sample_id IS NULL THEN s.system ELSE cur.system END AS system,
+                       CASE WHEN cur.sample_id IS NULL THEN s.messages ELSE cur.messages END AS messages,
+                       CASE WHEN cur.sample_id IS NULL THEN s.reasoning ELSE cur.reasoning END AS reasoning,
+                       s.metadata
+                FROM samples s
+                JOIN batches b ON b.batch_id = s.batch_id AND b.status = 'done'
+                JOIN r ON s.batch_id <= r.max_batch_id
+                LEFT JOIN cur ON cur.sample_id = s.sample_id
+                WHERE NOT EXISTS (SELECT 1 FROM decisions d WHERE d.run_id = r.run_id
+                                  AND d.sample_id = s.sample_id AND d.verdict = 'drop')""",
+            "DROP VIEW funnel",
+            """CREATE VIEW funnel AS
+                SELECT 1 AS position, 'read' AS stage,
+                       COALESCE((SELECT sum(rows_read) FROM batches WHERE status = 'done'), 0)::BIGINT AS rows
+                UNION ALL
+                SELECT 2, 'quarantined',
+                       COALESCE((SELECT sum(rows_quarantined) FROM batches WHERE status = 'done'), 0)::BIGINT
+                UNION ALL
+                SELECT 3, 'loaded',
+                       (SELECT count(*) FROM samples s JOIN batches b USING (batch_id) WHERE b.status = 'done')::BIGINT
+                UNION ALL
+                SELECT 4, 'run input', samples_in FROM latest_run
+                UNION ALL
+                SELECT 10 + 2 * rs.position, rs.step || ': dropped', rs.dropped
+                FROM run_steps rs JOIN latest_run r USING (run_id)
+                UNION ALL
+                SELECT 11 + 2 * rs.position, rs.step || ': flagged', rs.flagged
+                FROM run_steps rs JOIN latest_run r USING (run_id)
+                UNION ALL
+                SELECT 100000, 'kept', (SELECT count(*) FROM kept) WHERE EXISTS (SELECT 1 FROM latest_run)
+                ORDER BY position""",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

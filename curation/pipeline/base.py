@@ -1,0 +1,99 @@
+"""The step interface: a row step maps record batches; a global step is split into stages.
+
+A step answers with a :class:`StepOutput`: decisions (drop / flag, with a readable reason), signals
+(numbers or text measured per sample), new text versions for samples whose text it changed, and
+counters. The executor writes them; the step never sees the store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+TEXT_FIELDS = ("instruction", "input", "output", "system", "reasoning")
+MESSAGE_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())]))
+
+DECISION_SCHEMA = pa.schema([
+    ("sample_id", pa.string()), ("verdict", pa.string()), ("reason", pa.string()),
+    ("ref_sample_id", pa.string()), ("score", pa.float64()),
+])
+SIGNAL_SCHEMA = pa.schema([("sample_id", pa.string()), ("name", pa.string()), ("value", pa.float64()), ("text", pa.string())])
+TEXT_SCHEMA = pa.schema(
+    [("sample_id", pa.string())] + [(f, pa.string()) for f in ("instruction", "input", "output", "system")]
+    + [("messages", MESSAGE_TYPE), ("reasoning", pa.string()), ("content_hash", pa.string())]
+)
+
+
+class NoParams(BaseModel):
+    """A step without parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class StepOutput:
+    """What a step produced for some samples. Any part may be empty."""
+
+    decisions: pa.Table | None = None
+    signals: pa.Table | None = None
+    texts: pa.Table | None = None
+    counters: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        for name, schema in (("decisions", DECISION_SCHEMA), ("signals", SIGNAL_SCHEMA), ("texts", TEXT_SCHEMA)):
+            t = getattr(self, name)
+            if t is not None and t.schema != schema:
+                raise ValueError(f"StepOutput.{name} has schema {t.schema}, expected {schema}")
+
+
+class Step(ABC):
+    """Base of all steps. ``type_name`` registers it; ``Params`` validates its parameters."""
+
+    type_name: ClassVar[str]
+    kind: ClassVar[str]
+    Params: ClassVar[type[BaseModel]] = NoParams
+    reads_signals: ClassVar[tuple[str, ...]] = ()
+    """Signals of earlier steps in the run that the executor adds as columns of the input batches."""
+
+    def __init__(self, name: str | None = None, params: dict[str, Any] | None = None) -> None:
+        self.name = name or self.type_name
+        try:
+            self.params = self.Params(**(params or {}))
+        except ValidationError as e:
+            raise ValueError(f"step {self.name!r} ({self.type_name}): bad parameters: {e}") from e
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved config of this step."""
+        return {"type": self.type_name, "name": self.name, "params": self.params.model_dump()}
+
+
+class RowStep(Step):
+    """A step that looks at one record batch at a time (vectorised inside)."""
+
+    kind = "row"
+
+    @abstractmethod
+    def process(self, batch: pa.Table) -> StepOutput:
+        """Process one batch of samples (columns: sample_id, batch_id, row_number, shape, text fields, messages)."""
+
+
+class GlobalStep(Step):
+    """A step that needs the whole input, split into stages that can be run and tested alone.
+
+    ``signatures`` runs per record batch and returns a small table; ``decide`` sees all signatures.
+    """
+
+    kind = "global"
+
+    @abstractmethod
+    def signatures(self, batch: pa.Table) -> pa.Table:
+        """Stage 1, per batch: what the decision needs of each sample."""
+
+    @abstractmethod
+    def decide(self, signatures: pa.Table) -> StepOutput:
+        """Stage 2, over all signatures: decisions and signals."""

@@ -1,0 +1,266 @@
+"""The local executor: runs steps over the store in short transactions, resumable from recorded state.
+
+A run's input is fixed when it starts (samples of done batches up to ``max_batch_id``). Row steps read
+a page of samples (those not dropped by an earlier step, with the run's current text), process it,
+and write its outputs together with the step's cursor in one transaction, so a crash loses at most
+one page and the next ``curate run`` continues after the cursor. A global step computes its
+signatures page by page and writes all its decisions in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from curation import __version__
+from curation.duck import query_arrow
+from curation.errors import UsageError
+from curation.pipeline.base import GlobalStep, RowStep, Step, StepOutput
+from curation.pipeline.registry import build_step
+from curation.store.store import Store, utcnow
+from schemas.pipeline import PipelineConfig
+
+ProgressFn = Callable[[str, int, int], None]
+
+TEXT_COLUMNS = "instruction, input, output, system, messages, reasoning"
+
+
+@dataclass
+class RunResult:
+    """What ``run_pipeline`` did."""
+
+    run_id: int
+    status: str
+    resumed: bool = False
+    skipped: str | None = None
+    samples_in: int = 0
+    steps: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def config_hash(cfg: PipelineConfig) -> str:
+    """sha256 of the resolved config (what decides whether two runs are the same)."""
+    return hashlib.sha256(json.dumps(cfg.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+def _input_sql(step: Step, run_id: int, position: int, max_batch_id: int) -> tuple[str, list]:
+    """Samples a step sees, in (batch_id, row_number) order, after a cursor, with the run's current text."""
+    signal_cols = "".join(
+        f", (SELECT max(g.value) FROM signals g WHERE g.run_id = {run_id} AND g.sample_id = s.sample_id "
+        f"AND g.name = '{name}') AS {name}"
+        for name in step.reads_signals
+    )
+    sql = f"""
+        WITH cur AS (
+            SELECT * FROM sample_texts WHERE run_id = $run
+            QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY version DESC) = 1
+        ), dropped_before AS (
+            SELECT DISTINCT d.sample_id FROM decisions d JOIN run_steps rs ON rs.run_id = d.run_id AND rs.step = d.step
+            WHERE d.run_id = $run AND d.verdict = 'drop' AND rs.position < $pos
+        )
+        SELECT s.sample_id, s.batch_id, s.row_number, s.shape,
+               CASE WHEN cur.sample_id IS NULL THEN s.instruction ELSE cur.instruction END AS instruction,
+               CASE WHEN cur.sample_id IS NULL THEN s.input ELSE cur.input END AS input,
+               CASE WHEN cur.sample_id IS NULL THEN s.output ELSE cur.output END AS output,
+               CASE WHEN cur.sample_id IS NULL THEN s.system ELSE cur.system END AS system,
+               CASE WHEN cur.sample_id IS NULL THEN s.messages ELSE cur.messages END AS messages,
+               CASE WHEN cur.sample_id IS NULL THEN s.reasoning ELSE cur.reasoning END AS reasoning
+               {signal_cols}
+        FROM samples s
+        JOIN batches b ON b.batch_id = s.batch_id AND b.status = 'done' AND b.batch_id <= $maxb
+        LEFT JOIN cur ON cur.sample_id = s.sample_id
+        WHERE s.sample_id NOT IN (SELECT sample_id FROM dropped_before)
+          AND (s.batch_id > $cb OR (s.batch_id = $cb AND s.row_number > $cr))
+        ORDER BY s.batch_id, s.row_number
+        LIMIT $lim"""
+    return sql, [run_id, position, max_batch_id]
+
+
+class LocalExecutor:
+    """Runs a pipeline on one store file."""
+
+    def __init__(self, store: Store, progress: ProgressFn | None = None) -> None:
+        self.store = store
+        self.progress = progress
+
+    # -- run bookkeeping -------------------------------------------------------------------------------
+    def _start(self, cfg: PipelineConfig, steps: list[Step], fresh: bool) -> tuple[int, bool, str | None, int]:
+        chash = config_hash(cfg)
+        with self.store.writer() as con:
+            max_batch = con.execute("SELECT coalesce(max(batch_id), 0) FROM batches WHERE status = 'done'").fetchall()[0][0]
+            if max_batch == 0:
+                raise UsageError("nothing to run on: ingest some data first (`curate ingest`)")
+            same = con.execute(
+                "SELECT run_id, status, started_at FROM runs WHERE config_hash = ? AND max_batch_id = ? ORDER BY run_id DESC",
+                [chash, max_batch],
+            ).fetchall()
+            if same and not fresh:
+                run_id, status, at = same[0]
+                if status == "done":
+                    return run_id, False, f"identical to run {run_id} ({at:%Y-%m-%d %H:%M:%S} UTC): same config, same input", max_batch
+                con.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?", [run_id])
+                return run_id, True, None, max_batch
+            samples_in = con.execute(
+                "SELECT count(*) FROM samples s JOIN batches b USING (batch_id) WHERE b.status = 'done' AND b.batch_id <= ?",
+                [max_batch],
+            ).fetchall()[0][0]
+            run_id = con.execute(
+                """INSERT INTO runs (config, config_hash, code_version, max_batch_id, samples_in, status, started_at)
+                   VALUES (?, ?, ?, ?, ?, 'running', ?) RETURNING run_id""",
+                [json.dumps(cfg.model_dump()), chash, __version__, max_batch, samples_in, utcnow()],
+            ).fetchall()[0][0]
+            for pos, step in enumerate(steps, start=1):
+                con.execute(
+                    "INSERT INTO run_steps (run_id, position, step, kind, status, counters) VALUES (?, ?, ?, ?, 'pending', '{}')",
+                    [run_id, pos, step.name, step.kind],
+                )
+            return int(run_id), False, None, max_batch
+
+    def _page(self, step: Step, run_id: int, position: int, max_batch: int, cursor: tuple[int, int], limit: int) -> pa.Table:
+        sql, _ = _input_sql(step, run_id, position, max_batch)
+        params = {"run": run_id, "pos": position, "maxb": max_batch, "cb": cursor[0], "cr": cursor[1], "lim": limit}
+        with self.store.reader(safe=True) as con:
+            return query_arrow(con, sql, params)  # type: ignore[arg-type]
+
+    def _write(self, con, run_id: int, step: Step, out: StepOutput) -> tuple[int, int, int]:  # noqa: ANN001
+        dropped = flagged = changed = 0
+        if out.decisions is not None and out.decisions.num_rows:
+            con.register("out_decisions", out.decisions)
+            con.execute(
+                "INSERT INTO decisions SELECT ?, sample_id, ?, verdict, reason, ref_sample_id, score FROM out_decisions",
+                [run_id, step.name],
+            )
+            con.unregister("out_decisions")
+            verdicts = Counter(out.decisions.column("verdict").to_pylist())
+            dropped, flagged = verdicts.get("drop", 0), verdicts.get("flag", 0)
+        if out.signals is not None and out.signals.num_rows:
+            con.register("out_signals", out.signals)
+            con.execute("INSERT INTO signals SELECT ?, sample_id, ?, name, value, text FROM out_signals", [run_id, step.name])
+            con.unregister("out_signals")
+        if out.texts is not None and out.texts.num_rows:
+            con.register("out_texts", out.texts)
+            con.execute(
+                f"""INSERT INTO sample_texts
+                    SELECT t.sample_id, coalesce(v.last, 0) + 1, ?, ?, t.instruction, t.input, t.output, t.system,
+                           t.messages, t.reasoning, t.content_hash
+                    FROM out_texts t
+                    LEFT JOIN (SELECT sample_id, max(version) AS last FROM sample_texts
+                               WHERE sample_id IN (SELECT sample_id FROM out_texts) GROUP BY sample_id) v USING (sample_id)""",
+                [run_id, step.name],
+            )
+            con.unregister("out_texts")
+            changed = out.texts.num_rows
+        return dropped, flagged, changed
+
+    # -- steps -------------------------------------------------------------------------------------------
+    def _run_row_step(self, step: RowStep, run_id: int, pos: int, max_batch: int, batch_rows: int, state: dict) -> None:
+        cursor = (state["cursor_batch_id"] or 0, state["cursor_row_number"] or 0)
+        done, total = state["rows_done"], state["rows_in"]
+        while True:
+            page = self._page(step, run_id, pos, max_batch, cursor, batch_rows)
+            if page.num_rows == 0:
+                break
+            out = step.process(page)
+            last = (int(page.column("batch_id")[-1].as_py()), int(page.column("row_number")[-1].as_py()))
+            with self.store.writer() as con:
+                dropped, flagged, changed = self._write(con, run_id, step, out)
+                old = json.loads(con.execute("SELECT counters FROM run_steps WHERE run_id = ? AND position = ?",
+                                             [run_id, pos]).fetchall()[0][0] or "{}")
+                merged = Counter(old) + Counter(out.counters)
+                con.execute(
+                    """UPDATE run_steps SET rows_done = rows_done + ?, dropped = dropped + ?, flagged = flagged + ?,
+                              changed = changed + ?, counters = ?, cursor_batch_id = ?, cursor_row_number = ?
+                       WHERE run_id = ? AND position = ?""",
+                    [page.num_rows, dropped, flagged, changed, json.dumps(dict(merged)), last[0], last[1], run_id, pos],
+                )
+            cursor = last
+            done += page.num_rows
+            if self.progress:
+                self.progress(step.name, done, total)
+
+    def _run_global_step(self, step: GlobalStep, run_id: int, pos: int, max_batch: int, batch_rows: int) -> None:
+        sigs: list[pa.Table] = []
+        cursor, done = (0, 0), 0
+        total = self._rows_in(run_id, pos, max_batch, step)
+        while True:
+            page = self._page(step, run_id, pos, max_batch, cursor, batch_rows)
+            if page.num_rows == 0:
+                break
+            sigs.append(step.signatures(page))
+            cursor = (int(page.column("batch_id")[-1].as_py()), int(page.column("row_number")[-1].as_py()))
+            done += page.num_rows
+            if self.progress:
+                self.progress(f"{step.name} (signatures)", done, total)
+        out = step.decide(pa.concat_tables(sigs) if sigs else step.signatures(page))
+        with self.store.writer() as con:
+            # a global step is written whole: clear anything a crashed attempt left, then write
+            con.execute("DELETE FROM decisions WHERE run_id = ? AND step = ?", [run_id, step.name])
+            con.execute("DELETE FROM signals WHERE run_id = ? AND step = ?", [run_id, step.name])
+            dropped, flagged, changed = self._write(con, run_id, step, out)
+            con.execute(
+                """UPDATE run_steps SET rows_done = ?, dropped = ?, flagged = ?, changed = ?, counters = ?
+                   WHERE run_id = ? AND position = ?""",
+                [done, dropped, flagged, changed, json.dumps(dict(out.counters)), run_id, pos],
+            )
+
+    def _rows_in(self, run_id: int, pos: int, max_batch: int, step: Step) -> int:
+        sql, _ = _input_sql(step, run_id, pos, max_batch)
+        count_sql = "SELECT count(*) FROM (" + sql.replace("LIMIT $lim", "") + ")"
+        params = {"run": run_id, "pos": pos, "maxb": max_batch, "cb": 0, "cr": 0}
+        with self.store.reader(safe=True) as con:
+            return int(con.execute(count_sql, params).fetchall()[0][0])
+
+    def run(self, cfg: PipelineConfig, fresh: bool = False) -> RunResult:
+        """Run (or resume) ``cfg`` over the store's current input."""
+        started = time.perf_counter()
+        steps = [build_step(s) for s in cfg.steps]
+        run_id, resumed, skipped, max_batch = self._start(cfg, steps, fresh)
+        result = RunResult(run_id=run_id, status="done", resumed=resumed, skipped=skipped)
+        if skipped:
+            return result
+        try:
+            for pos, step in enumerate(steps, start=1):
+                with self.store.reader(safe=True) as con:
+                    row = con.execute(
+                        "SELECT status, rows_in, rows_done, cursor_batch_id, cursor_row_number FROM run_steps "
+                        "WHERE run_id = ? AND position = ?", [run_id, pos]).fetchall()[0]
+                status, rows_in, rows_done, cb, cr = row
+                if status == "done":
+                    continue
+                if status == "pending" or rows_in is None:
+                    rows_in = self._rows_in(run_id, pos, max_batch, step)
+                    with self.store.writer() as con:
+                        con.execute("UPDATE run_steps SET status = 'running', rows_in = ?, started_at = ? "
+                                    "WHERE run_id = ? AND position = ?", [rows_in, utcnow(), run_id, pos])
+                state = {"rows_in": rows_in, "rows_done": rows_done, "cursor_batch_id": cb, "cursor_row_number": cr}
+                if isinstance(step, RowStep):
+                    self._run_row_step(step, run_id, pos, max_batch, cfg.batch_rows, state)
+                else:
+                    self._run_global_step(step, run_id, pos, max_batch, cfg.batch_rows)
+                with self.store.writer() as con:
+                    con.execute("UPDATE run_steps SET status = 'done', finished_at = ? WHERE run_id = ? AND position = ?",
+                                [utcnow(), run_id, pos])
+        except BaseException:
+            with self.store.writer() as con:
+                con.execute("UPDATE runs SET status = 'failed' WHERE run_id = ?", [run_id])
+            raise
+        with self.store.writer() as con:
+            con.execute("UPDATE runs SET status = 'done', finished_at = ? WHERE run_id = ?", [utcnow(), run_id])
+            result.samples_in = con.execute("SELECT samples_in FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+            cols = ["position", "step", "kind", "rows_in", "dropped", "flagged", "changed", "counters"]
+            result.steps = [dict(zip(cols, r)) for r in con.execute(
+                f"SELECT {', '.join(cols)} FROM run_steps WHERE run_id = ? ORDER BY position", [run_id]).fetchall()]
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def run_pipeline(store: Store, cfg: PipelineConfig, fresh: bool = False, progress: ProgressFn | None = None) -> RunResult:
+    """Run or resume a pipeline on the store; a no-op when the same config already ran on the same input."""
+    store.init()
+    return LocalExecutor(store, progress).run(cfg, fresh=fresh)

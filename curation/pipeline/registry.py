@@ -1,0 +1,22 @@
+"""Step types by name."""
+
+from __future__ import annotations
+
+from curation.errors import UsageError
+from curation.pipeline.base import Step
+from curation.pipeline.steps.clean import CleanStep
+from curation.pipeline.steps.exact_dedup import ExactDedupStep
+from schemas.pipeline import StepConfig
+
+STEP_TYPES: dict[str, type[Step]] = {cls.type_name: cls for cls in (CleanStep, ExactDedupStep)}
+
+
+def build_step(cfg: StepConfig) -> Step:
+    """Instantiate a configured step; unknown types and bad parameters are usage errors."""
+    cls = STEP_TYPES.get(cfg.type)
+    if cls is None:
+        raise UsageError(f"unknown step type {cfg.type!r}; known: {', '.join(sorted(STEP_TYPES))}")
+    try:
+        return cls(cfg.name, cfg.params)
+    except ValueError as e:
+        raise UsageError(str(e)) from e

@@ -1,0 +1,146 @@
+"""Cleaning: broken-encoding repair (ftfy), Unicode NFKC, control characters, whitespace. Writes text versions.
+
+Vectorised with pyarrow compute over whole columns (and over the turns of dialogues); ftfy, which is
+per string, runs only on the few strings that look like mojibake.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
+
+from curation.pipeline.base import TEXT_FIELDS, TEXT_SCHEMA, RowStep, StepOutput
+from curation.pipeline.text import content_hashes
+
+# Latin-1 / cp1252 read of UTF-8 bytes: 'Ã©' for 'é', 'â€œ' for '“', 'Ã¤', 'Â ' ...
+MOJIBAKE = r"[ÂÃÅÆÐÑØâ][\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17D}\x{17E}\x{192}\x{2C6}\x{2DC}\x{2013}\x{2014}\x{2018}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}\x{203A}\x{20AC}\x{2122}]"
+ANSI_ESCAPE = r"\x1b\[[0-9;?]*[ -/]*[@-~]"
+# C0 controls except tab and newline (carriage returns are handled as line breaks), DEL, C1 controls.
+CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{80}-\x{9f}]"
+
+
+class CleanParams(BaseModel):
+    """Which cleaning rules run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fix_encoding: bool = Field(default=True, description="Repair mojibake with ftfy.fix_encoding.")
+    nfkc: bool = Field(default=True, description="Unicode NFKC normalisation (full-width forms, ligatures, ...).")
+    keep_cjk_punctuation: bool = Field(
+        default=True, description="Keep Chinese full-width punctuation (，！？：；（）) that NFKC would make ASCII."
+    )
+    control_chars: bool = Field(default=True, description="Remove control characters and ANSI escapes; keep newline and tab.")
+    whitespace: bool = Field(
+        default=True,
+        description="CRLF/CR to LF, no trailing spaces on lines, at most one blank line in a row, trimmed ends.",
+    )
+
+
+def _fix_encoding(a: pa.Array) -> pa.Array:
+    import ftfy
+
+    cand = pc.fill_null(pc.match_substring_regex(a, MOJIBAKE), False)
+    idx = np.flatnonzero(cand.to_numpy(zero_copy_only=False))
+    if not len(idx):
+        return a
+    values = a.to_pylist()
+    for i in idx:
+        values[i] = ftfy.fix_encoding(values[i])
+    return pa.array(values, pa.string())
+
+
+# NFKC maps full-width punctuation to ASCII, which would turn Chinese "，？：" into ",?:". These are kept
+# (protected by private-use stand-ins around the normalisation); full-width letters and digits still fold.
+CJK_PUNCTUATION = "，！？：；（）"
+_PROTECT = {c: chr(0xF0000 + i) for i, c in enumerate(CJK_PUNCTUATION)}
+
+
+def _nfkc_keep_cjk_punctuation(a: pa.Array) -> pa.Array:
+    for c, stand_in in _PROTECT.items():
+        a = pc.replace_substring(a, pattern=c, replacement=stand_in)
+    a = pc.utf8_normalize(a, form="NFKC")
+    for c, stand_in in _PROTECT.items():
+        a = pc.replace_substring(a, pattern=stand_in, replacement=c)
+    return a
+
+
+def _nfkc(a: pa.Array) -> pa.Array:
+    return pc.utf8_normalize(a, form="NFKC")
+
+
+def _control(a: pa.Array) -> pa.Array:
+    a = pc.replace_substring_regex(a, pattern=ANSI_ESCAPE, replacement="")
+    return pc.replace_substring_regex(a, pattern=CONTROL, replacement="")
+
+
+def _whitespace(a: pa.Array) -> pa.Array:
+    a = pc.replace_substring_regex(a, pattern=r"\r\n?", replacement="\n")
+    a = pc.replace_substring_regex(a, pattern=r"[ \t]+\n", replacement="\n")
+    a = pc.replace_substring_regex(a, pattern=r"\n{3,}", replacement="\n\n")
+    return pc.utf8_trim_whitespace(a)
+
+
+def _changed(old: pa.Array, new: pa.Array) -> np.ndarray:
+    return pc.fill_null(pc.not_equal(old, new), False).to_numpy(zero_copy_only=False)
+
+
+class CleanStep(RowStep):
+    """Clean every text field and every turn; a sample whose text changes gets a new text version."""
+
+    type_name = "clean"
+    Params = CleanParams
+
+    def _rules(self) -> list[tuple[str, Callable[[pa.Array], pa.Array]]]:
+        p = self.params
+        nfkc = _nfkc_keep_cjk_punctuation if p.keep_cjk_punctuation else _nfkc
+        rules = [("fix_encoding", _fix_encoding, p.fix_encoding), ("nfkc", nfkc, p.nfkc),
+                 ("control_chars", _control, p.control_chars), ("whitespace", _whitespace, p.whitespace)]
+        return [(n, f) for n, f, on in rules if on]
+
+    def process(self, batch: pa.Table) -> StepOutput:
+        n = batch.num_rows
+        counters: Counter[str] = Counter()
+        any_changed = np.zeros(n, dtype=bool)
+        cols = {f: batch.column(f).combine_chunks() for f in TEXT_FIELDS}
+        msgs = batch.column("messages").combine_chunks()
+        flat = msgs.flatten()
+        parents = pc.list_parent_indices(msgs).to_numpy(zero_copy_only=False)
+        turn_cols = {k: flat.field(k) for k in ("content", "reasoning")}
+        for rule, fn in self._rules():
+            hit = np.zeros(n, dtype=bool)
+            for f in TEXT_FIELDS:
+                new = fn(cols[f])
+                hit |= _changed(cols[f], new)
+                cols[f] = new
+            for k in turn_cols:
+                new = fn(turn_cols[k])
+                ch = _changed(turn_cols[k], new)
+                if ch.any():
+                    hit[np.unique(parents[ch])] = True
+                turn_cols[k] = new
+            counters[rule] += int(hit.sum())
+            any_changed |= hit
+        counters["changed"] = int(any_changed.sum())
+        if not any_changed.any():
+            return StepOutput(counters=counters)
+        offsets = pc.subtract(msgs.offsets, msgs.offsets[0])
+        new_flat = pa.StructArray.from_arrays([flat.field("role"), turn_cols["content"], turn_cols["reasoning"]],
+                                              names=["role", "content", "reasoning"])
+        new_msgs = pa.ListArray.from_arrays(offsets, new_flat, type=TEXT_SCHEMA.field("messages").type,
+                                            mask=pc.is_null(msgs))
+        mask = pa.array(any_changed)
+        texts = pa.table({
+            "sample_id": batch.column("sample_id").combine_chunks().filter(mask),
+            **{f: cols[f].filter(mask) for f in ("instruction", "input", "output", "system")},
+            "messages": new_msgs.filter(mask),
+            "reasoning": cols["reasoning"].filter(mask),
+            "shape": batch.column("shape").combine_chunks().filter(mask),
+        })
+        hashes = content_hashes(texts)
+        texts = texts.drop_columns(["shape"]).append_column("content_hash", hashes)
+        return StepOutput(texts=texts.select(TEXT_SCHEMA.names).cast(TEXT_SCHEMA), counters=counters)
