@@ -1,0 +1,164 @@
+"""Running the pipeline: decisions against the planted truth, idempotence, resume after SIGKILL, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from curation.errors import UsageError
+from curation.ingest import ingest_paths
+from curation.pipeline import load_config
+from curation.pipeline.executor import run_pipeline
+from curation.store import Store
+from tests.conftest import REPO, SAMPLE_DIR
+
+FILES = ["instructions.jsonl", "dialogues_sharegpt.jsonl", "messages_openai.json", "instructions_gb18030.csv"]
+
+
+def rows(store, sql: str, params: list | None = None) -> list[tuple]:
+    with store.reader() as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory) -> Path:
+    """A store with the bundled sample ingested (copied per test)."""
+    path = tmp_path_factory.mktemp("ingested") / "curate.duckdb"
+    ingest_paths(Store(path), [str(SAMPLE_DIR / f) for f in FILES])
+    return path
+
+
+@pytest.fixture
+def store(ingested, tmp_path) -> Store:
+    dst = tmp_path / "curate.duckdb"
+    shutil.copy(ingested, dst)
+    return Store(dst)
+
+
+def test_exact_dedup_drops_the_planted_copies_and_nothing_else(store, truth) -> None:
+    result = run_pipeline(store, load_config())
+    assert result.status == "done"
+    ids = {(Path(src).name, n): sid for sid, src, n in rows(store, "SELECT sample_id, source, row_number FROM samples")}
+    pairs = [(ids[("instructions.jsonl", t["row_number"])], ids[("instructions.jsonl", t["duplicate_of"])], t["variant"])
+             for t in truth["planted"] if t["problem"] == "exact_duplicate"]
+    dropped = dict(rows(store, "SELECT sample_id, ref_sample_id FROM dropped WHERE step = 'exact_dedup'"))
+    assert len(dropped) == len(pairs) == 120
+    for dup, orig, variant in pairs:
+        # the earlier row of each pair is kept, and the dropped one names it
+        assert (dropped.get(dup) == orig) != (dropped.get(orig) == dup), variant
+    # nothing else: every other sample is kept, including near duplicates
+    n_samples = rows(store, "SELECT count(*) FROM samples")[0][0]
+    assert rows(store, "SELECT count(*) FROM kept")[0][0] == n_samples - 120
+    reason = rows(store, "SELECT reason FROM dropped LIMIT 1")[0][0]
+    assert reason.startswith("exact duplicate of ") and "copies, one kept" in reason
+    funnel = dict(rows(store, "SELECT stage, rows FROM funnel"))
+    assert funnel["exact_dedup: dropped"] == 120 and funnel["kept"] == n_samples - 120
+    assert funnel["run input"] == funnel["kept"] + funnel["exact_dedup: dropped"] + funnel["clean: dropped"]
+
+
+def test_cleaning_writes_versions_and_never_touches_what_was_read(store) -> None:
+    before = rows(store, "SELECT sample_id, output FROM samples ORDER BY sample_id")
+    run_pipeline(store, load_config())
+    assert rows(store, "SELECT sample_id, output FROM samples ORDER BY sample_id") == before
+    n_versions, n_changed = rows(store, "SELECT count(*), count(DISTINCT sample_id) FROM sample_texts")[0]
+    assert n_versions == n_changed > 0
+    counters = json.loads(rows(store, "SELECT counters FROM run_steps WHERE step = 'clean'")[0][0])
+    assert counters["changed"] == n_changed and counters["control_chars"] >= 45
+    # the kept view serves the cleaned text
+    ctrl = rows(store, "SELECT count(*) FROM kept WHERE regexp_matches(output, '[\\x00-\\x08]')")[0][0]
+    assert ctrl == 0
+
+
+def test_same_config_same_input_is_a_no_op_and_fresh_repeats_it(store) -> None:
+    first = run_pipeline(store, load_config())
+    again = run_pipeline(store, load_config())
+    assert again.skipped and again.run_id == first.run_id
+    fresh = run_pipeline(store, load_config(), fresh=True)
+    assert fresh.run_id != first.run_id
+    d1 = rows(store, "SELECT sample_id, step, verdict, reason, ref_sample_id FROM decisions WHERE run_id = ? ORDER BY ALL", [first.run_id])
+    d2 = rows(store, "SELECT sample_id, step, verdict, reason, ref_sample_id FROM decisions WHERE run_id = ? ORDER BY ALL", [fresh.run_id])
+    assert d1 == d2
+
+
+def test_sigkill_mid_run_resumes_to_the_same_decisions(store, tmp_path) -> None:
+    reference = Store(tmp_path / "reference.duckdb")
+    shutil.copy(store.path, reference.path)
+    cfg_path = tmp_path / "small.toml"
+    cfg_path.write_text((REPO / "curation/pipeline/default.toml").read_text().replace("batch_rows = 50000", "batch_rows = 100"))
+    cfg = load_config(cfg_path)
+    run_pipeline(reference, cfg)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c",
+         "from curation.store import Store; from curation.pipeline import load_config;"
+         "from curation.pipeline.executor import run_pipeline;"
+         f"run_pipeline(Store({str(store.path)!r}), load_config({str(cfg_path)!r}))"],
+        cwd=REPO, env={**os.environ, "CURATE_LOCK_TIMEOUT": "60"},
+    )
+    killed_at = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            done = rows(store, "SELECT coalesce(sum(rows_done), 0) FROM run_steps")[0][0]
+        except Exception:  # the store may be mid-migration or held: try again
+            done = 0
+        if done >= 300:
+            proc.send_signal(signal.SIGKILL)
+            killed_at = done
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    assert killed_at is not None, "the run finished before it could be killed"
+    assert rows(store, "SELECT status FROM runs") == [("running",)]
+    resumed = run_pipeline(store, cfg)
+    assert resumed.resumed and resumed.status == "done"
+    q = "SELECT sample_id, step, verdict, reason, ref_sample_id FROM decisions ORDER BY ALL"
+    assert rows(store, q) == rows(reference, q)
+    t = "SELECT sample_id, version, step, output, messages, content_hash FROM sample_texts ORDER BY ALL"
+    assert rows(store, t) == rows(reference, t)
+    assert rows(store, "SELECT step, rows_in, rows_done, dropped, changed FROM run_steps ORDER BY position") == \
+        rows(reference, "SELECT step, rows_in, rows_done, dropped, changed FROM run_steps ORDER BY position")
+
+
+def test_export_kept(store, tmp_path, cli) -> None:
+    run_pipeline(store, load_config())
+    from typer.testing import CliRunner
+
+    from curation.cli.app import app
+
+    res = CliRunner().invoke(app, ["--db", str(store.path), "export", "-o", str(tmp_path / "kept.parquet")])
+    assert res.exit_code == 0, res.output
+    table = pq.read_table(tmp_path / "kept.parquet")
+    assert table.num_rows == rows(store, "SELECT count(*) FROM kept")[0][0]
+    assert {"sample_id", "version", "instruction", "messages"} <= set(table.column_names)
+    res = CliRunner().invoke(app, ["--db", str(store.path), "export", "-o", str(tmp_path / "kept.jsonl")])
+    first = json.loads((tmp_path / "kept.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert first["run_id"] == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[steps]]\ntype = "nope"\n', "unknown step type 'nope'"),
+    ('[[steps]]\ntype = "clean"\nparams = { nfkc = "maybe" }\n', "bad parameters"),
+    ('[[steps]]\ntype = "clean"\n[[steps]]\ntype = "clean"\n', "repeated: clean"),
+    ('steps = []\n', "at least one step"),
+    ('[[steps]\n', "not valid TOML"),
+])
+def test_bad_pipeline_files_are_refused_before_running(tmp_path, text: str, message: str) -> None:
+    p = tmp_path / "p.toml"
+    p.write_text(text)
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        load_config(p)
+
+
+def test_run_needs_data(tmp_path) -> None:
+    with pytest.raises(UsageError, match="ingest some data first"):
+        run_pipeline(Store(tmp_path / "empty.duckdb"), load_config())
