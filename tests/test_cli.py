@@ -59,5 +59,6 @@ def test_demo_runs_end_to_end(cli) -> None:
     res = cli("demo")
     assert res.exit_code == 0, res.output
     assert "funnel" in res.output and "instructions_gb18030.csv" in res.output
+    assert "exact_dedup: dropped" in res.output and "kept" in res.output
     again = cli("demo")
-    assert again.output.count("nothing to do") == 4
+    assert again.output.count("nothing to do") == 5  # four inputs and the run
