@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Pipeline benchmark: cleaning + exact dedup of 1,000,000 generated rows.
+
+Prints the time of the default pipeline (clean, exact_dedup) and of its exact-dedup step next to plain
+DuckDB doing normalise + md5 + GROUP BY over the same samples in the same run, and the peak memory.
+Exits non-zero when a target is missed.
+
+Targets: exact dedup within 2x of plain DuckDB; the whole step list within 5x; peak memory under 4 GiB.
+
+Usage: python benchmarks/bench_pipeline.py [--rows 1000000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_DEDUP = 2.0
+TARGET_ALL = 5.0
+TARGET_PEAK_GIB = 4.0
+
+
+def generate(path: Path, n: int) -> None:
+    """Rows with 10% exact copies, some differing only in width, control characters or spacing."""
+    rng = random.Random(11)
+    words = "data model train sample review quality answer question token language 数据 模型 训练 样本 质量".split()
+    originals: list[dict] = []
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            if originals and rng.random() < 0.1:
+                row = dict(rng.choice(originals))
+                kind = rng.randrange(4)
+                if kind == 1:
+                    row["instruction"] = row["instruction"].replace("question", "ｑｕｅｓｔｉｏｎ")
+                elif kind == 2:
+                    row["output"] = row["output"] + "\u0007"
+                elif kind == 3:
+                    row["output"] = "  " + row["output"].replace(" ", "  ", 3) + "\r\n"
+            else:
+                text = " ".join(rng.choice(words) for _ in range(rng.randint(20, 80)))
+                row = {"instruction": f"question {i}: {text[:40]}", "input": "", "output": text}
+                if len(originals) < 50_000:
+                    originals.append(row)
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _child(kind: str, db: str) -> None:
+    started = time.perf_counter()
+    result: dict = {}
+    if kind == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(db, read_only=True)
+        groups = con.execute(r"""
+            SELECT count(*) FROM (
+                SELECT md5(trim(regexp_replace(nfc_normalize(
+                           coalesce(instruction, '') || chr(31) || coalesce(input, '') || chr(31) || coalesce(output, '')),
+                           '\s+', ' ', 'g'))) AS h, count(*) AS n
+                FROM samples GROUP BY h)""").fetchall()[0][0]
+        con.close()
+        result = {"groups": groups, "seconds": time.perf_counter() - started}
+    else:
+        from curation.pipeline import load_config
+        from curation.pipeline.executor import run_pipeline
+        from curation.store import Store
+
+        store = Store(db)
+        res = run_pipeline(store, load_config(), fresh=True)
+        with store.reader() as con:
+            steps = con.execute(
+                "SELECT step, epoch(finished_at) - epoch(started_at), dropped FROM run_steps WHERE run_id = ? ORDER BY position",
+                [res.run_id]).fetchall()
+        result = {"seconds": time.perf_counter() - started, "steps": steps}
+    result["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps(result))
+
+
+def child(kind: str, db: Path) -> dict:
+    res = subprocess.run([sys.executable, __file__, "--child", kind, str(db)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _child(*args.child)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        src, db = work / "rows.jsonl", work / "pipeline.duckdb"
+        db.unlink(missing_ok=True)
+        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
+                        f"import bench_pipeline as b; from pathlib import Path; b.generate(Path({str(src)!r}), {args.rows})"],
+                       check=True)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "curation.cli.app", "--db", str(db), "ingest", str(src)],
+                       check=True, capture_output=True)
+        print(f"generated and ingested {args.rows:,} rows ({time.perf_counter() - t0:.1f} s to ingest)")
+        base = child("duckdb", db)
+        ours = child("curate", db)
+        steps = {name: (secs, dropped) for name, secs, dropped in ours["steps"]}
+        dedup_s = steps["exact_dedup"][0]
+        r_dedup, r_all = dedup_s / base["seconds"], ours["seconds"] / base["seconds"]
+        print(f"{'what':34} {'seconds':>8} {'ratio':>6} {'peak MiB':>9}")
+        print(f"{'duckdb normalise+md5+GROUP BY':34} {base['seconds']:>8.2f} {1.0:>6.2f} {base['peak_bytes'] / 2**20:>9,.0f}")
+        for name, (secs, dropped) in steps.items():
+            print(f"{'curate step ' + name:34} {secs:>8.2f} {secs / base['seconds']:>6.2f} {'':>9}  dropped {dropped:,}")
+        print(f"{'curate whole pipeline':34} {ours['seconds']:>8.2f} {r_all:>6.2f} {ours['peak_bytes'] / 2**20:>9,.0f}")
+        failed = False
+        if r_dedup > TARGET_DEDUP:
+            print(f"MISSED: exact dedup is {r_dedup:.2f}x plain DuckDB (target <= {TARGET_DEDUP}x)")
+            failed = True
+        if r_all > TARGET_ALL:
+            print(f"MISSED: the step list is {r_all:.2f}x plain DuckDB (target <= {TARGET_ALL}x)")
+            failed = True
+        if ours["peak_bytes"] > TARGET_PEAK_GIB * 2**30:
+            print(f"MISSED: peak memory {ours['peak_bytes'] / 2**30:.2f} GiB (target < {TARGET_PEAK_GIB} GiB)")
+            failed = True
+        print("all targets met" if not failed else "some targets missed")
+        return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
