@@ -189,6 +189,17 @@ TABLES: tuple[Table, ...] = (
             C("content_hash", "VARCHAR", "md5 of the text with whitespace runs collapsed: exact duplicates share it."),
         ),
     ),
+    Table(
+        "embeddings",
+        "Embedding vectors, keyed by content hash and model, so that a re-run does not embed again.",
+        (
+            C("content_hash", "VARCHAR", "Content hash of the embedded text."),
+            C("model", "VARCHAR", "Model id or path."),
+            C("dim", "INTEGER", "Vector length."),
+            C("vector", "FLOAT[]", "The embedding."),
+            C("created_at", "TIMESTAMP", "When it was computed (UTC)."),
+        ),
+    ),
 )
 
 VIEWS: tuple[Table, ...] = (
@@ -251,6 +262,15 @@ VIEWS: tuple[Table, ...] = (
             C("messages", "STRUCT(role VARCHAR, content VARCHAR, reasoning VARCHAR)[]", "Dialogue turns."),
             C("reasoning", "VARCHAR", "Reasoning trace."),
             C("metadata", "JSON", "Other fields of the row."),
+        ),
+    ),
+    Table(
+        "sample_signals",
+        "All signals of the latest run, one row per sample: values['duplicate_count'], texts['content_hash'].",
+        (
+            C("sample_id", "VARCHAR", "Sample."),
+            C("values", "MAP(VARCHAR, DOUBLE)", "Numeric signals by name."),
+            C("texts", "MAP(VARCHAR, VARCHAR)", "Text signals by name."),
         ),
     ),
     Table(

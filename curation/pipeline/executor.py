@@ -51,19 +51,30 @@ def config_hash(cfg: PipelineConfig) -> str:
 
 def _input_sql(step: Step, run_id: int, position: int, max_batch_id: int) -> tuple[str, list]:
     """Samples a step sees, in (batch_id, row_number) order, after a cursor, with the run's current text."""
-    signal_cols = "".join(
-        f", (SELECT max(g.value) FROM signals g WHERE g.run_id = {run_id} AND g.sample_id = s.sample_id "
-        f"AND g.name = '{name}') AS {name}"
-        for name in step.reads_signals
-    )
+    names = list(step.reads_signals)
+    signal_cols = "".join(f", sig.{_ident(n)}" for n in names)
+    signal_cte = ""
+    if names:
+        aggs = ", ".join(f"max(value) FILTER (WHERE name = {_lit(n)}) AS {_ident(n)}" for n in names)
+        signal_cte = f""", sig AS (
+            SELECT sample_id, {aggs} FROM signals
+            WHERE run_id = $run AND name IN ({', '.join(_lit(n) for n in names)})
+              AND sample_id IN (SELECT sample_id FROM page)
+            GROUP BY sample_id
+        )"""
     sql = f"""
-        WITH cur AS (
-            SELECT * FROM sample_texts WHERE run_id = $run
-            QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY version DESC) = 1
-        ), dropped_before AS (
-            SELECT DISTINCT d.sample_id FROM decisions d JOIN run_steps rs ON rs.run_id = d.run_id AND rs.step = d.step
-            WHERE d.run_id = $run AND d.verdict = 'drop' AND rs.position < $pos
-        )
+        WITH page AS (
+            SELECT s.* FROM samples s
+            JOIN batches b ON b.batch_id = s.batch_id AND b.status = 'done' AND b.batch_id <= $maxb
+            WHERE s.batch_id = $cb AND s.row_number > $cr AND s.row_number <= $hi
+              AND NOT EXISTS (
+                  SELECT 1 FROM decisions d JOIN run_steps rs ON rs.run_id = d.run_id AND rs.step = d.step
+                  WHERE d.run_id = $run AND d.sample_id = s.sample_id AND d.verdict = 'drop' AND rs.position < $pos)
+        ), cur AS (
+            SELECT t.* FROM sample_texts t
+            WHERE t.run_id = $run AND t.sample_id IN (SELECT sample_id FROM page)
+            QUALIFY row_number() OVER (PARTITION BY t.sample_id ORDER BY t.version DESC) = 1
+        ){signal_cte}
         SELECT s.sample_id, s.batch_id, s.row_number, s.shape,
                CASE WHEN cur.sample_id IS NULL THEN s.instruction ELSE cur.instruction END AS instruction,
                CASE WHEN cur.sample_id IS NULL THEN s.input ELSE cur.input END AS input,
@@ -72,14 +83,19 @@ def _input_sql(step: Step, run_id: int, position: int, max_batch_id: int) -> tup
                CASE WHEN cur.sample_id IS NULL THEN s.messages ELSE cur.messages END AS messages,
                CASE WHEN cur.sample_id IS NULL THEN s.reasoning ELSE cur.reasoning END AS reasoning
                {signal_cols}
-        FROM samples s
-        JOIN batches b ON b.batch_id = s.batch_id AND b.status = 'done' AND b.batch_id <= $maxb
+        FROM page s
         LEFT JOIN cur ON cur.sample_id = s.sample_id
-        WHERE s.sample_id NOT IN (SELECT sample_id FROM dropped_before)
-          AND (s.batch_id > $cb OR (s.batch_id = $cb AND s.row_number > $cr))
-        ORDER BY s.batch_id, s.row_number
-        LIMIT $lim"""
+        {"LEFT JOIN sig ON sig.sample_id = s.sample_id" if names else ""}
+        ORDER BY s.batch_id, s.row_number"""
     return sql, [run_id, position, max_batch_id]
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 class LocalExecutor:
@@ -122,11 +138,32 @@ class LocalExecutor:
                 )
             return int(run_id), False, None, max_batch
 
-    def _page(self, step: Step, run_id: int, position: int, max_batch: int, cursor: tuple[int, int], limit: int) -> pa.Table:
+    def _page(self, step: Step, run_id: int, position: int, max_batch: int, cursor: tuple[int, int],
+              limit: int) -> tuple[pa.Table, tuple[int, int]] | None:
+        """The next page after ``cursor``: samples of one batch with row numbers in (cr, cr + limit].
+
+        Samples are stored in (batch_id, row_number) order, so a row-number range is read through the
+        column zonemaps, not by sorting what is left of the input. None when the input is exhausted.
+        """
         sql, _ = _input_sql(step, run_id, position, max_batch)
-        params = {"run": run_id, "pos": position, "maxb": max_batch, "cb": cursor[0], "cr": cursor[1], "lim": limit}
+        cb, cr = cursor
         with self.store.reader(safe=True) as con:
-            return query_arrow(con, sql, params)  # type: ignore[arg-type]
+            while True:
+                params = {"run": run_id, "pos": position, "maxb": max_batch, "cb": cb, "cr": cr, "hi": cr + limit}
+                page = query_arrow(con, sql, params)  # type: ignore[arg-type]
+                if page.num_rows:
+                    last = (int(page.column("batch_id")[-1].as_py()), int(page.column("row_number")[-1].as_py()))
+                    return page, last
+                nxt = con.execute("SELECT min(row_number) FROM samples WHERE batch_id = ? AND row_number > ?",
+                                  [cb, cr + limit]).fetchall()[0][0]
+                if nxt is not None:
+                    cr = int(nxt) - 1
+                    continue
+                nb = con.execute("SELECT min(batch_id) FROM batches WHERE status = 'done' AND batch_id > ? AND batch_id <= ?",
+                                 [cb, max_batch]).fetchall()[0][0]
+                if nb is None:
+                    return None
+                cb, cr = int(nb), 0
 
     def _write(self, con, run_id: int, step: Step, out: StepOutput) -> tuple[int, int, int]:  # noqa: ANN001
         dropped = flagged = changed = 0
@@ -163,11 +200,11 @@ class LocalExecutor:
         cursor = (state["cursor_batch_id"] or 0, state["cursor_row_number"] or 0)
         done, total = state["rows_done"], state["rows_in"]
         while True:
-            page = self._page(step, run_id, pos, max_batch, cursor, batch_rows)
-            if page.num_rows == 0:
+            got = self._page(step, run_id, pos, max_batch, cursor, batch_rows)
+            if got is None:
                 break
+            page, last = got
             out = step.process(page)
-            last = (int(page.column("batch_id")[-1].as_py()), int(page.column("row_number")[-1].as_py()))
             with self.store.writer() as con:
                 dropped, flagged, changed = self._write(con, run_id, step, out)
                 old = json.loads(con.execute("SELECT counters FROM run_steps WHERE run_id = ? AND position = ?",
@@ -189,15 +226,19 @@ class LocalExecutor:
         cursor, done = (0, 0), 0
         total = self._rows_in(run_id, pos, max_batch, step)
         while True:
-            page = self._page(step, run_id, pos, max_batch, cursor, batch_rows)
-            if page.num_rows == 0:
+            got = self._page(step, run_id, pos, max_batch, cursor, batch_rows)
+            if got is None:
                 break
+            page, cursor = got
             sigs.append(step.signatures(page))
-            cursor = (int(page.column("batch_id")[-1].as_py()), int(page.column("row_number")[-1].as_py()))
             done += page.num_rows
             if self.progress:
                 self.progress(f"{step.name} (signatures)", done, total)
-        out = step.decide(pa.concat_tables(sigs) if sigs else step.signatures(page))
+        if not sigs:
+            with self.store.writer() as con:
+                con.execute("UPDATE run_steps SET rows_done = 0 WHERE run_id = ? AND position = ?", [run_id, pos])
+            return
+        out = step.decide(pa.concat_tables(sigs))
         with self.store.writer() as con:
             # a global step is written whole: clear anything a crashed attempt left, then write
             con.execute("DELETE FROM decisions WHERE run_id = ? AND step = ?", [run_id, step.name])
@@ -210,11 +251,13 @@ class LocalExecutor:
             )
 
     def _rows_in(self, run_id: int, pos: int, max_batch: int, step: Step) -> int:
-        sql, _ = _input_sql(step, run_id, pos, max_batch)
-        count_sql = "SELECT count(*) FROM (" + sql.replace("LIMIT $lim", "") + ")"
-        params = {"run": run_id, "pos": pos, "maxb": max_batch, "cb": 0, "cr": 0}
+        """Samples a step sees: the run's input less what earlier steps dropped."""
         with self.store.reader(safe=True) as con:
-            return int(con.execute(count_sql, params).fetchall()[0][0])
+            return int(con.execute(
+                """SELECT r.samples_in - (SELECT count(DISTINCT d.sample_id) FROM decisions d
+                                          JOIN run_steps rs ON rs.run_id = d.run_id AND rs.step = d.step
+                                          WHERE d.run_id = r.run_id AND d.verdict = 'drop' AND rs.position < ?)
+                   FROM runs r WHERE r.run_id = ?""", [pos, run_id]).fetchall()[0][0])
 
     def run(self, cfg: PipelineConfig, fresh: bool = False) -> RunResult:
         """Run (or resume) ``cfg`` over the store's current input."""

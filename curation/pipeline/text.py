@@ -6,18 +6,26 @@ import pyarrow as pa
 
 from curation.duck import query_arrow
 
-# Whitespace runs are collapsed before hashing, so copies that differ only in spacing share a hash;
-# the stored text keeps its line structure (code indentation survives cleaning).
-CONTENT_HASH_SQL = """md5(concat_ws(chr(31), shape,
-    {ws}(coalesce(system, '')), {ws}(coalesce(instruction, '')), {ws}(coalesce(input, '')),
-    {ws}(coalesce(output, '')), {ws}(coalesce(reasoning, '')),
-    coalesce(array_to_string(list_transform(messages, lambda m: m.role || chr(30) || {ws}(coalesce(m.content, ''))
-                                              || chr(30) || {ws}(coalesce(m.reasoning, ''))), chr(29)), '')))"""
+# Whitespace runs are collapsed before hashing (and dropped next to field separators), so copies that
+# differ only in spacing share a hash; the stored text keeps its line structure. One regex pass over the
+# joined fields, not one per field.
+_JOINED = r"""regexp_replace(concat_ws(chr(31), shape,
+    coalesce(system, ''), coalesce(instruction, ''), coalesce(input, ''), coalesce(output, ''), coalesce(reasoning, ''),
+    coalesce(array_to_string(list_transform(messages, lambda m: m.role || chr(30) || coalesce(m.content, '')
+                                              || chr(30) || coalesce(m.reasoning, '')), chr(29)), '')),
+    '\s+', ' ', 'g')"""
+_TRIM_SEPARATORS = "".join(
+    f"replace(replace(" for _ in range(3)
+)
+CONTENT_HASH_SQL = (
+    "md5(trim(" + _TRIM_SEPARATORS + _JOINED
+    + "".join(f", ' ' || chr({c}), chr({c})), chr({c}) || ' ', chr({c}))" for c in (29, 30, 31)) + "))"
+)
 
 
 def content_hash_sql() -> str:
     """SQL expression over columns shape, system, instruction, input, output, reasoning, messages."""
-    return CONTENT_HASH_SQL.format(ws="_ws")
+    return CONTENT_HASH_SQL
 
 
 def content_hashes(table: pa.Table) -> pa.Array:
@@ -26,7 +34,6 @@ def content_hashes(table: pa.Table) -> pa.Array:
 
     con = duckdb.connect()
     try:
-        con.execute(r"CREATE MACRO _ws(x) AS trim(regexp_replace(x, '\s+', ' ', 'g'))")
         con.register("t", table)
         return query_arrow(con, f"SELECT {content_hash_sql()} AS h FROM t").column("h").combine_chunks()
     finally:

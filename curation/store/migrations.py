@@ -153,6 +153,14 @@ MIGRATIONS += (
                 reasoning VARCHAR,
                 content_hash VARCHAR NOT NULL
             )""",
+            """CREATE TABLE embeddings (
+                content_hash VARCHAR NOT NULL,
+                model VARCHAR NOT NULL,
+                dim INTEGER NOT NULL,
+                vector FLOAT[] NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (content_hash, model)
+            )""",
             """CREATE VIEW latest_run AS
                 SELECT * FROM runs WHERE status = 'done' ORDER BY run_id DESC LIMIT 1""",
             """CREATE VIEW dropped AS
@@ -179,6 +187,12 @@ MIGRATIONS += (
                 LEFT JOIN cur ON cur.sample_id = s.sample_id
                 WHERE NOT EXISTS (SELECT 1 FROM decisions d WHERE d.run_id = r.run_id
                                   AND d.sample_id = s.sample_id AND d.verdict = 'drop')""",
+            """CREATE VIEW sample_signals AS
+                SELECT g.sample_id,
+                       map_from_entries(list({'key': g.name, 'value': g.value}) FILTER (WHERE g.value IS NOT NULL)) AS "values",
+                       map_from_entries(list({'key': g.name, 'value': g.text}) FILTER (WHERE g.text IS NOT NULL)) AS texts
+                FROM signals g JOIN latest_run r USING (run_id)
+                GROUP BY g.sample_id""",
             "DROP VIEW funnel",
             """CREATE VIEW funnel AS
                 SELECT 1 AS position, 'read' AS stage,

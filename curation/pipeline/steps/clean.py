@@ -60,7 +60,28 @@ CJK_PUNCTUATION = "，！？：；（）"
 _PROTECT = {c: chr(0xF0000 + i) for i, c in enumerate(CJK_PUNCTUATION)}
 
 
+# Strings made only of these characters are left unchanged by NFKC (with the protected punctuation kept):
+# ASCII, CJK unified ideographs, NFKC-stable CJK symbols and punctuation, and the protected full-width marks.
+# Only the other strings are normalised, which skips nearly all English and Chinese text.
+NFKC_STABLE = r"^[\x00-\x7f\x{4E00}-\x{9FFF}\x{3001}-\x{3035}\x{303B}-\x{303E}" + CJK_PUNCTUATION + r"]*$"
+# What the other rules look for; a string without a match is left as it is.
+NEEDS_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{80}-\x{9f}]"
+NEEDS_WHITESPACE = r"\r|[ \t]\n|\n\n\n|^\s|\s$"
+
+
+def _where(a: pa.Array, needs: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """Apply ``fn`` only to the strings where ``needs`` is true."""
+    needs = pc.fill_null(needs, False)
+    if not pc.any(needs).as_py():
+        return a
+    return pc.replace_with_mask(a, needs, fn(a.filter(needs)).cast(a.type))
+
+
 def _nfkc_keep_cjk_punctuation(a: pa.Array) -> pa.Array:
+    return _where(a, pc.invert(pc.match_substring_regex(a, NFKC_STABLE)), _nfkc_protected)
+
+
+def _nfkc_protected(a: pa.Array) -> pa.Array:
     for c, stand_in in _PROTECT.items():
         a = pc.replace_substring(a, pattern=c, replacement=stand_in)
     a = pc.utf8_normalize(a, form="NFKC")
@@ -70,15 +91,23 @@ def _nfkc_keep_cjk_punctuation(a: pa.Array) -> pa.Array:
 
 
 def _nfkc(a: pa.Array) -> pa.Array:
-    return pc.utf8_normalize(a, form="NFKC")
+    return _where(a, pc.invert(pc.string_is_ascii(a)), lambda x: pc.utf8_normalize(x, form="NFKC"))
 
 
 def _control(a: pa.Array) -> pa.Array:
+    return _where(a, pc.match_substring_regex(a, NEEDS_CONTROL), _control_all)
+
+
+def _control_all(a: pa.Array) -> pa.Array:
     a = pc.replace_substring_regex(a, pattern=ANSI_ESCAPE, replacement="")
     return pc.replace_substring_regex(a, pattern=CONTROL, replacement="")
 
 
 def _whitespace(a: pa.Array) -> pa.Array:
+    return _where(a, pc.match_substring_regex(a, NEEDS_WHITESPACE), _whitespace_all)
+
+
+def _whitespace_all(a: pa.Array) -> pa.Array:
     a = pc.replace_substring_regex(a, pattern=r"\r\n?", replacement="\n")
     a = pc.replace_substring_regex(a, pattern=r"[ \t]+\n", replacement="\n")
     a = pc.replace_substring_regex(a, pattern=r"\n{3,}", replacement="\n\n")
