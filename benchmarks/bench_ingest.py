@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import Targets, peak_rss_bytes, run_child
 
 TARGET_RATIO = 3.0
 TARGET_PEAK_GIB = 4.0
@@ -72,18 +73,13 @@ def _child(kind: str, src: str, db: str) -> None:
         assert report.balanced
         rows = report.rows_loaded
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"kind": kind, "rows": rows, "seconds": seconds, "peak_bytes": peak}))
+    print(json.dumps({"kind": kind, "rows": rows, "seconds": seconds, "peak_bytes": peak_rss_bytes()}))
 
 
 def measure(kind: str, src: Path, workdir: Path) -> dict:
     db = workdir / f"{kind}.duckdb"
     db.unlink(missing_ok=True)
-    res = subprocess.run([sys.executable, __file__, "--child", kind, str(src), str(db)],
-                         capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{res.stderr}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_child(__file__, kind, str(src), str(db))
 
 
 def main() -> int:
@@ -109,7 +105,7 @@ def main() -> int:
         subprocess.run([sys.executable, __file__, "--generate", str(jl), str(pqf), str(args.rows)], check=True)
         print(f"generated {args.rows:,} rows in {time.perf_counter() - t0:.1f} s "
               f"(jsonl {jl.stat().st_size / 2**20:.0f} MiB, parquet {pqf.stat().st_size / 2**20:.0f} MiB)")
-        failed = False
+        targets = Targets()
         print(f"{'input':8} {'engine':8} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak MiB':>9} {'ratio':>6}")
         for fmt, src in (("jsonl", jl), ("parquet", pqf)):
             base = measure(f"duckdb-{fmt}", src, work)
@@ -118,14 +114,10 @@ def main() -> int:
             for name, m, r in (("duckdb", base, 1.0), ("curate", ours, ratio)):
                 print(f"{fmt:8} {name:8} {m['rows']:>10,} {m['seconds']:>8.2f} {m['rows'] / m['seconds']:>10,.0f} "
                       f"{m['peak_bytes'] / 2**20:>9,.0f} {r:>6.2f}")
-            if ratio > TARGET_RATIO:
-                print(f"MISSED: {fmt} ingest is {ratio:.2f}x DuckDB's time (target <= {TARGET_RATIO}x)")
-                failed = True
-            if ours["peak_bytes"] > TARGET_PEAK_GIB * 2**30:
-                print(f"MISSED: {fmt} ingest peak memory {ours['peak_bytes'] / 2**30:.2f} GiB (target < {TARGET_PEAK_GIB} GiB)")
-                failed = True
-        print("all targets met" if not failed else "some targets missed")
-        return 1 if failed else 0
+            targets.check(ratio <= TARGET_RATIO, f"{fmt} ingest is {ratio:.2f}x DuckDB's time (target <= {TARGET_RATIO}x)")
+            targets.check(ours["peak_bytes"] <= TARGET_PEAK_GIB * 2**30,
+                          f"{fmt} ingest peak memory {ours['peak_bytes'] / 2**30:.2f} GiB (target < {TARGET_PEAK_GIB} GiB)")
+        return targets.finish()
 
 
 if __name__ == "__main__":

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import Targets, peak_rss_bytes, run_child
 
 TARGET_DEDUP = 2.0
 TARGET_ALL = 5.0
@@ -78,15 +79,8 @@ def _child(kind: str, db: str) -> None:
                 "SELECT step, epoch(finished_at) - epoch(started_at), dropped FROM run_steps WHERE run_id = ? ORDER BY position",
                 [res.run_id]).fetchall()
         result = {"seconds": time.perf_counter() - started, "steps": steps}
-    result["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["peak_bytes"] = peak_rss_bytes()
     print(json.dumps(result))
-
-
-def child(kind: str, db: Path) -> dict:
-    res = subprocess.run([sys.executable, __file__, "--child", kind, str(db)], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{res.stderr}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -110,8 +104,8 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "curation.cli.app", "--db", str(db), "ingest", str(src)],
                        check=True, capture_output=True)
         print(f"generated and ingested {args.rows:,} rows ({time.perf_counter() - t0:.1f} s to ingest)")
-        base = child("duckdb", db)
-        ours = child("curate", db)
+        base = run_child(__file__, "duckdb", str(db))
+        ours = run_child(__file__, "curate", str(db))
         steps = {name: (secs, dropped) for name, secs, dropped in ours["steps"]}
         dedup_s = steps["exact_dedup"][0]
         r_dedup, r_all = dedup_s / base["seconds"], ours["seconds"] / base["seconds"]
@@ -120,18 +114,12 @@ def main() -> int:
         for name, (secs, dropped) in steps.items():
             print(f"{'curate step ' + name:34} {secs:>8.2f} {secs / base['seconds']:>6.2f} {'':>9}  dropped {dropped:,}")
         print(f"{'curate whole pipeline':34} {ours['seconds']:>8.2f} {r_all:>6.2f} {ours['peak_bytes'] / 2**20:>9,.0f}")
-        failed = False
-        if r_dedup > TARGET_DEDUP:
-            print(f"MISSED: exact dedup is {r_dedup:.2f}x plain DuckDB (target <= {TARGET_DEDUP}x)")
-            failed = True
-        if r_all > TARGET_ALL:
-            print(f"MISSED: the step list is {r_all:.2f}x plain DuckDB (target <= {TARGET_ALL}x)")
-            failed = True
-        if ours["peak_bytes"] > TARGET_PEAK_GIB * 2**30:
-            print(f"MISSED: peak memory {ours['peak_bytes'] / 2**30:.2f} GiB (target < {TARGET_PEAK_GIB} GiB)")
-            failed = True
-        print("all targets met" if not failed else "some targets missed")
-        return 1 if failed else 0
+        targets = Targets()
+        targets.check(r_dedup <= TARGET_DEDUP, f"exact dedup is {r_dedup:.2f}x plain DuckDB (target <= {TARGET_DEDUP}x)")
+        targets.check(r_all <= TARGET_ALL, f"the step list is {r_all:.2f}x plain DuckDB (target <= {TARGET_ALL}x)")
+        targets.check(ours["peak_bytes"] <= TARGET_PEAK_GIB * 2**30,
+                      f"peak memory {ours['peak_bytes'] / 2**30:.2f} GiB (target < {TARGET_PEAK_GIB} GiB)")
+        return targets.finish()
 
 
 if __name__ == "__main__":

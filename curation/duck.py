@@ -21,3 +21,13 @@ def query_reader(con, sql: str, params: list | None, batch_rows: int) -> pa.Reco
     if fn is not None:
         return fn(batch_rows)
     return rel.fetch_arrow_reader(batch_rows)
+
+
+def sql_literal(text: str) -> str:
+    """A SQL string literal: ``it's`` -> ``'it''s'``."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """A quoted SQL identifier: ``a"b`` -> ``"a""b"``."""
+    return '"' + name.replace('"', '""') + '"'

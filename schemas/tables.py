@@ -202,6 +202,12 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 
+def _columns(table: str, names: tuple[str, ...] | None = None) -> tuple[Column, ...]:
+    """Documented columns of ``table`` (all, or ``names`` in that order), for views that pass them through."""
+    cols = {c.name: c for t in TABLES if t.name == table for c in t.columns}
+    return tuple(cols.values()) if names is None else tuple(cols[n] for n in names)
+
+
 VIEWS: tuple[Table, ...] = (
     Table(
         "batch_accounting",
@@ -216,21 +222,7 @@ VIEWS: tuple[Table, ...] = (
             C("balanced", "BOOLEAN", "rows_read = rows_loaded + rows_quarantined."),
         ),
     ),
-    Table(
-        "latest_run",
-        "The most recent run with status done (one row, or none).",
-        (
-            C("run_id", "INTEGER", "Run."),
-            C("config", "JSON", "Its config."),
-            C("config_hash", "VARCHAR", "Its config hash."),
-            C("code_version", "VARCHAR", "Its code version."),
-            C("max_batch_id", "INTEGER", "Its input's last batch."),
-            C("samples_in", "BIGINT", "Its input size."),
-            C("status", "VARCHAR", "done."),
-            C("started_at", "TIMESTAMP", "Start."),
-            C("finished_at", "TIMESTAMP", "End."),
-        ),
-    ),
+    Table("latest_run", "The most recent run with status done (one row, or none).", _columns("runs")),
     Table(
         "dropped",
         "Samples the latest run dropped, with step and reason.",
@@ -250,18 +242,8 @@ VIEWS: tuple[Table, ...] = (
             C("run_id", "INTEGER", "Run."),
             C("sample_id", "VARCHAR", "Sample."),
             C("version", "INTEGER", "Text version used (0 = as read)."),
-            C("batch_id", "INTEGER", "Batch."),
-            C("source", "VARCHAR", "Input it came from."),
-            C("row_number", "BIGINT", "Row in the input."),
-            C("external_id", "VARCHAR", "The row's own id."),
-            C("shape", "VARCHAR", "alpaca, sharegpt or openai."),
-            C("instruction", "VARCHAR", "Instruction."),
-            C("input", "VARCHAR", "Input."),
-            C("output", "VARCHAR", "Output."),
-            C("system", "VARCHAR", "System prompt."),
-            C("messages", "STRUCT(role VARCHAR, content VARCHAR, reasoning VARCHAR)[]", "Dialogue turns."),
-            C("reasoning", "VARCHAR", "Reasoning trace."),
-            C("metadata", "JSON", "Other fields of the row."),
+            *_columns("samples", ("batch_id", "source", "row_number", "external_id", "shape", "instruction", "input",
+                                  "output", "system", "messages", "reasoning", "metadata")),
         ),
     ),
     Table(

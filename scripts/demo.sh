@@ -3,11 +3,6 @@
 # data with the embedded DuckDB store. Usage: scripts/demo.sh [store path]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${VENV:-.venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[hf]"
+source scripts/_venv.sh hf
 DB="${1:-data/demo/curate.duckdb}"
 exec "$VENV/bin/curate" --db "$DB" demo

@@ -322,7 +322,6 @@ def make_sharegpt(g: Gen) -> list[str]:
 def make_openai(g: Gen) -> list[dict]:
     """messages_openai.json (a JSON array): OpenAI messages, R1 reasoning_content on some answers."""
     file = "messages_openai.json"
-    r = g.rng
     rows = []
     for i in range(300):
         lang = "en" if i % 3 else "zh"

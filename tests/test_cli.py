@@ -8,7 +8,7 @@ import pytest
 import typer.main
 
 from curation.cli.app import app
-from tests.conftest import SAMPLE_DIR, write_lines
+from tests.conftest import write_lines
 
 COMMANDS = sorted(typer.main.get_command(app).commands)
 

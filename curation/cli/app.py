@@ -175,8 +175,7 @@ def quarantine(
     fmt: Annotated[str, typer.Option("--format", help="table|csv|json.")] = "table",
 ) -> None:
     """Show quarantined rows: file, line, reason and the row verbatim."""
-    from curation.cli.render import arrow_table, out
-    from curation.sql import csv_text, run_query, to_json_lines
+    from curation.sql import run_query
 
     where, params = ["1=1"], []
     if batch is not None:

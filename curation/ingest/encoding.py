@@ -74,13 +74,15 @@ def detect(head: bytes, forced: str | None = None) -> Encoding:
     (a few bad lines are row problems for quarantine, not a reason to misread the whole file), else
     GB18030 when that decodes it, else UTF-8 (bad lines then go to quarantine).
     """
+    wanted = normalise_name(forced) if forced else None
     for bom, name in BOMS:
         if head.startswith(bom):
-            if forced and normalise_name(forced) not in (name, "utf-8") and not normalise_name(forced).startswith(name):
+            # utf-8 for a utf-8-sig file, or utf-16-le for a utf-16 one, agree with the mark
+            if wanted and wanted != "utf-8" and not wanted.startswith(name):
                 raise InputError(f"file starts with a {name} byte order mark but --encoding {forced} was given")
             return Encoding(name, len(bom) if name == "utf-8-sig" else 0)
-    if forced:
-        return Encoding(normalise_name(forced))
+    if wanted:
+        return Encoding(wanted)
     cut = head.rfind(b"\n")
     sample = head if cut < 0 or len(head) < SAMPLE_BYTES else head[:cut]
     lines = sample.split(b"\n")

@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.duck import query_arrow
+from curation.duck import sql_ident as _ident
+from curation.duck import sql_literal as _q
 from curation.errors import UsageError
 from curation.ingest.mapping import DEFAULT_FIELDS, FieldMapping, json_path
 from schemas.sample import THINK_PATTERN_SQL
@@ -30,9 +32,6 @@ MACROS = (
         ELSE 'a number' END""",
 )
 
-
-def _q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def _role_case(expr: str, roles: dict[str, str]) -> str:
@@ -78,9 +77,6 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
         'reasoning': CASE WHEN {split} THEN regexp_extract({content}, {think}, 1, 's') ELSE tr.reasoning_content END}})"""
     return {"spec_json": spec_json, "spec_text": spec_text, "fast": fast, "err": err, "structs": structs}
 
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def build_sql(mapping: FieldMapping) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.duck import query_reader
+from curation.duck import query_reader, sql_ident, sql_literal
 from curation.errors import InputError
 from curation.ingest.encoding import Encoding, detect_file, transcode_to_utf8
 
@@ -86,26 +86,17 @@ def _too_large(n: int, limit: int) -> str:
     return f"row is {human_bytes(n)}, over the {human_bytes(limit)} limit (--max-row-bytes)"
 
 
-def _lines_table(lines: list[str | None], first_line: int, problems: list[str | None] | None,
-                 raw_bytes: list[bytes | None] | None, max_row_bytes: int) -> tuple[pa.Table, int]:
-    """Build a raw chunk from decoded lines; drops blank lines (returned as a count)."""
-    n = len(lines)
-    line_no = pa.array(range(first_line, first_line + n), pa.int64())
-    raw = pa.array(lines, pa.string())
-    raw = pc.utf8_rtrim(raw, characters="\r")
-    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0)
-    if problems is not None:
-        # undecodable lines have raw None: they are rows, not blank lines
-        blank = pc.and_(pc.fill_null(blank, False), pc.is_valid(raw))
-    blank = pc.fill_null(blank, False)
-    sizes = pc.binary_length(raw)
-    big = pc.fill_null(pc.greater(sizes, max_row_bytes), False)
+def _lines_table(raw: pa.Array, first_line: int, max_row_bytes: int, blank: pa.Array,
+                 problems: list[str | None] | None = None,
+                 raw_bytes: list[bytes | None] | None = None) -> tuple[pa.Table, int]:
+    """A raw chunk from one block's lines (numbered from ``first_line``); blank lines are dropped and counted."""
+    import numpy as np
+
+    n = len(raw)
+    line_no = pa.array(np.arange(first_line, first_line + n, dtype=np.int64))
     problem_arr = pa.array(problems, pa.string()) if problems is not None else pa.nulls(n, pa.string())
-    if pc.any(big).as_py():
-        msgs = [None if not b else _too_large(s, max_row_bytes) for b, s in zip(big.to_pylist(), sizes.to_pylist())]
-        problem_arr = pc.coalesce(problem_arr, pa.array(msgs, pa.string()))
     bytes_arr = pa.array(raw_bytes, pa.binary()) if raw_bytes is not None else pa.nulls(n, pa.binary())
-    table = pa.table([line_no, line_no, raw, bytes_arr, problem_arr], schema=RAW_SCHEMA)
+    table = _mark_large(pa.table([line_no, line_no, raw, bytes_arr, problem_arr], schema=RAW_SCHEMA), max_row_bytes)
     n_blank = pc.sum(blank).as_py() or 0
     if n_blank:
         table = table.filter(pc.invert(blank))
@@ -155,38 +146,11 @@ def _fast_lines(data: bytes | None, first_line: int, max_row_bytes: int) -> tupl
     lengths = np.diff(offsets)
     first = buf[np.minimum(offsets[:-1], max(len(buf) - 1, 0))] if len(buf) else np.zeros(n, dtype=np.uint8)
     cand = np.flatnonzero((lengths == 0) | np.isin(first, (9, 10, 11, 12, 13, 32)))
-    blank_idx = [int(i) for i in cand if not data[offsets[i] : offsets[i + 1]].strip()]
-    table, n_blank = _lines_table_from_array(raw, first_line, max_row_bytes, blank_idx)
+    blank = np.zeros(n, dtype=bool)
+    blank[[int(i) for i in cand if not data[offsets[i] : offsets[i + 1]].strip()]] = True
+    table, n_blank = _lines_table(raw, first_line, max_row_bytes, pa.array(blank))
     return table, n, n_blank
 
-
-def _lines_table_from_array(raw: pa.Array, first_line: int, max_row_bytes: int,
-                            blank_idx: list[int]) -> tuple[pa.Table, int]:
-    import numpy as np
-
-    n = len(raw)
-    line_no = pa.array(np_arange(first_line, first_line + n))
-    blank_np = np.zeros(n, dtype=bool)
-    blank_np[blank_idx] = True
-    blank = pa.array(blank_np)
-    sizes = pc.binary_length(raw)
-    big = pc.greater(sizes, max_row_bytes)
-    problem_arr = pa.nulls(n, pa.string())
-    if pc.any(big).as_py():
-        msgs = [None if not b else _too_large(sz, max_row_bytes) for b, sz in zip(big.to_pylist(), sizes.to_pylist())]
-        problem_arr = pa.array(msgs, pa.string())
-    table = pa.table([line_no, line_no, raw, pa.nulls(n, pa.binary()), problem_arr], schema=RAW_SCHEMA)
-    n_blank = pc.sum(blank).as_py() or 0
-    if n_blank:
-        table = table.filter(pc.invert(blank))
-    return table, n_blank
-
-
-def np_arange(start: int, stop: int):  # noqa: ANN201
-    """int64 numpy range."""
-    import numpy as np
-
-    return np.arange(start, stop, dtype=np.int64)
 
 
 def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -251,7 +215,10 @@ def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int 
                         lines.append(None)
                         problems.append(f"invalid {codec} bytes at byte {e.start + 1} of the line ({e.reason})")
                         raw_bytes.append(ln)
-            table, n_blank = _lines_table(lines, next_line, problems, raw_bytes, max_row_bytes)
+            raw = pc.utf8_rtrim(pa.array(lines, pa.string()), characters="\r")
+            # undecodable lines have raw None: they are rows (with a problem), not blank lines
+            blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0), False)
+            table, n_blank = _lines_table(raw, next_line, max_row_bytes, blank, problems, raw_bytes)
             next_line += len(lines)
             yield RawChunk(table, _tell(raw_file, state), n_blank)
             if not block:
@@ -358,14 +325,14 @@ def read_csv(path: Path, delimiter: str = ",", forced_encoding: str | None = Non
             return
         con = _duckdb_scratch()
         try:
-            opts = (f"delim={_sql_str(delimiter)}, header=true, all_varchar=true, quote='\"', escape='\"', "
+            opts = (f"delim={sql_literal(delimiter)}, header=true, all_varchar=true, quote='\"', escape='\"', "
                     f"store_rejects=true, strict_mode=true, null_padding=false, sample_size=-1, "
                     f"max_line_size={int(max_row_bytes)}")
             try:
                 cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_csv(?, {opts})", [str(src)]).fetchall()]
             except duckdb.Error as e:
                 raise InputError(f"{path}: cannot read as CSV: {str(e).splitlines()[0]}") from e
-            fields = ", ".join(f"{_sql_str(c)}: coalesce(t.{_sql_ident(c)}, '')" for c in cols)
+            fields = ", ".join(f"{sql_literal(c)}: coalesce(t.{sql_ident(c)}, '')" for c in cols)
             sql = f"SELECT to_json({{{fields}}}) FROM read_csv(?, {opts}) t"
             done = 0
             for table in _stream_rows(con, sql, [str(src)], chunk_rows):
@@ -457,10 +424,3 @@ def read_parquet(path: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS, max_row_bytes
         return
     yield from read_arrow_batches(pf.iter_batches(batch_size=chunk_rows), chunk_rows, max_row_bytes)
 
-
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def _sql_ident(s: str) -> str:
-    return '"' + s.replace('"', '""') + '"'

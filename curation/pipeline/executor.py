@@ -20,6 +20,8 @@ import pyarrow as pa
 
 from curation import __version__
 from curation.duck import query_arrow
+from curation.duck import sql_ident as _ident
+from curation.duck import sql_literal as _lit
 from curation.errors import UsageError
 from curation.pipeline.base import GlobalStep, RowStep, Step, StepOutput
 from curation.pipeline.registry import build_step
@@ -49,7 +51,7 @@ def config_hash(cfg: PipelineConfig) -> str:
     return hashlib.sha256(json.dumps(cfg.model_dump(), sort_keys=True).encode()).hexdigest()
 
 
-def _input_sql(step: Step, run_id: int, position: int, max_batch_id: int) -> tuple[str, list]:
+def _input_sql(step: Step) -> str:
     """Samples a step sees, in (batch_id, row_number) order, after a cursor, with the run's current text."""
     names = list(step.reads_signals)
     signal_cols = "".join(f", sig.{_ident(n)}" for n in names)
@@ -87,15 +89,7 @@ def _input_sql(step: Step, run_id: int, position: int, max_batch_id: int) -> tup
         LEFT JOIN cur ON cur.sample_id = s.sample_id
         {"LEFT JOIN sig ON sig.sample_id = s.sample_id" if names else ""}
         ORDER BY s.batch_id, s.row_number"""
-    return sql, [run_id, position, max_batch_id]
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    return sql
 
 
 class LocalExecutor:
@@ -145,7 +139,7 @@ class LocalExecutor:
         Samples are stored in (batch_id, row_number) order, so a row-number range is read through the
         column zonemaps, not by sorting what is left of the input. None when the input is exhausted.
         """
-        sql, _ = _input_sql(step, run_id, position, max_batch)
+        sql = _input_sql(step)
         cb, cr = cursor
         with self.store.reader(safe=True) as con:
             while True:
@@ -183,7 +177,7 @@ class LocalExecutor:
         if out.texts is not None and out.texts.num_rows:
             con.register("out_texts", out.texts)
             con.execute(
-                f"""INSERT INTO sample_texts
+                """INSERT INTO sample_texts
                     SELECT t.sample_id, coalesce(v.last, 0) + 1, ?, ?, t.instruction, t.input, t.output, t.system,
                            t.messages, t.reasoning, t.content_hash
                     FROM out_texts t

@@ -17,10 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from curation.errors import StoreBusyError, StoreError
 from curation.settings import Settings
 from curation.store.migrations import LATEST_VERSION, MIGRATIONS
+
+if TYPE_CHECKING:
+    import duckdb
 
 # A read-only connection for people and scripts: no file access outside the store, no extensions.
 SAFE_READ_CONFIG: dict[str, object] = {
@@ -84,7 +88,7 @@ class Store:
             return self._schema_version(con)
 
     @contextmanager
-    def writer(self) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
+    def writer(self) -> Iterator["duckdb.DuckDBPyConnection"]:
         """A read-write connection for one short transaction; committed on success, rolled back on error."""
         if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +106,7 @@ class Store:
             con.close()
 
     @contextmanager
-    def reader(self, safe: bool = True) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
+    def reader(self, safe: bool = True) -> Iterator["duckdb.DuckDBPyConnection"]:
         """A read-only connection; with ``safe`` it cannot touch other files or load extensions."""
         if not self.path.exists():
             raise StoreError(f"no store at {self.path}: run `curate init` or `curate ingest` first")
