@@ -168,8 +168,12 @@ class LocalExecutor:
                 [run_id, step.name],
             )
             con.unregister("out_decisions")
-            verdicts = Counter(out.decisions.column("verdict").to_pylist())
-            dropped, flagged = verdicts.get("drop", 0), verdicts.get("flag", 0)
+            # samples, not decisions: a sample may get several (one per rule that fired); flagged counts
+            # samples flagged and not dropped
+            by_verdict: dict[str, set[str]] = {"drop": set(), "flag": set()}
+            for sid, verdict in zip(out.decisions.column("sample_id").to_pylist(), out.decisions.column("verdict").to_pylist()):
+                by_verdict.setdefault(verdict, set()).add(sid)
+            dropped, flagged = len(by_verdict["drop"]), len(by_verdict["flag"] - by_verdict["drop"])
         if out.signals is not None and out.signals.num_rows:
             con.register("out_signals", out.signals)
             con.execute("INSERT INTO signals SELECT ?, sample_id, ?, name, value, text FROM out_signals", [run_id, step.name])

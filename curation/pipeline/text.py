@@ -37,3 +37,31 @@ def content_hashes(table: pa.Table) -> pa.Array:
         return query_arrow(con, f"SELECT {content_hash_sql()} AS h FROM t").column("h").combine_chunks()
     finally:
         con.close()
+
+
+def text_versions(batch: pa.Table, cols: dict[str, pa.Array], turn_cols: dict[str, pa.Array], changed) -> pa.Table:  # noqa: ANN001
+    """New text versions (TEXT_SCHEMA) for the rows of ``batch`` where ``changed`` (a bool array) is true.
+
+    ``cols``: the new text fields (instruction, input, output, system, reasoning) as whole columns;
+    ``turn_cols``: the new ``content`` and ``reasoning`` of the flattened turns of ``batch.messages``.
+    """
+    import pyarrow.compute as pc
+
+    from curation.pipeline.base import TEXT_SCHEMA
+
+    msgs = batch.column("messages").combine_chunks()
+    flat = msgs.flatten()
+    offsets = pc.subtract(msgs.offsets, msgs.offsets[0])
+    new_flat = pa.StructArray.from_arrays([flat.field("role"), turn_cols["content"], turn_cols["reasoning"]],
+                                          names=["role", "content", "reasoning"])
+    new_msgs = pa.ListArray.from_arrays(offsets, new_flat, type=TEXT_SCHEMA.field("messages").type, mask=pc.is_null(msgs))
+    mask = pa.array(changed)
+    texts = pa.table({
+        "sample_id": batch.column("sample_id").combine_chunks().filter(mask),
+        **{f: cols[f].filter(mask) for f in ("instruction", "input", "output", "system")},
+        "messages": new_msgs.filter(mask),
+        "reasoning": cols["reasoning"].filter(mask),
+        "shape": batch.column("shape").combine_chunks().filter(mask),
+    })
+    texts = texts.drop_columns(["shape"]).append_column("content_hash", content_hashes(texts))
+    return texts.select(TEXT_SCHEMA.names).cast(TEXT_SCHEMA)

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.pipeline.base import TEXT_FIELDS, TEXT_SCHEMA, RowStep, StepOutput
-from curation.pipeline.text import content_hashes
+from curation.pipeline.base import TEXT_FIELDS, RowStep, StepOutput
+from curation.pipeline.text import text_versions
 
 # Latin-1 / cp1252 read of UTF-8 bytes: 'Ã©' for 'é', 'â€œ' for '“', 'Ã¤', 'Â ' ...
 MOJIBAKE = r"[ÂÃÅÆÐÑØâ][\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17D}\x{17E}\x{192}\x{2C6}\x{2DC}\x{2013}\x{2014}\x{2018}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}\x{203A}\x{20AC}\x{2122}]"
@@ -157,19 +157,4 @@ class CleanStep(RowStep):
         counters["changed"] = int(any_changed.sum())
         if not any_changed.any():
             return StepOutput(counters=counters)
-        offsets = pc.subtract(msgs.offsets, msgs.offsets[0])
-        new_flat = pa.StructArray.from_arrays([flat.field("role"), turn_cols["content"], turn_cols["reasoning"]],
-                                              names=["role", "content", "reasoning"])
-        new_msgs = pa.ListArray.from_arrays(offsets, new_flat, type=TEXT_SCHEMA.field("messages").type,
-                                            mask=pc.is_null(msgs))
-        mask = pa.array(any_changed)
-        texts = pa.table({
-            "sample_id": batch.column("sample_id").combine_chunks().filter(mask),
-            **{f: cols[f].filter(mask) for f in ("instruction", "input", "output", "system")},
-            "messages": new_msgs.filter(mask),
-            "reasoning": cols["reasoning"].filter(mask),
-            "shape": batch.column("shape").combine_chunks().filter(mask),
-        })
-        hashes = content_hashes(texts)
-        texts = texts.drop_columns(["shape"]).append_column("content_hash", hashes)
-        return StepOutput(texts=texts.select(TEXT_SCHEMA.names).cast(TEXT_SCHEMA), counters=counters)
+        return StepOutput(texts=text_versions(batch, cols, turn_cols, any_changed), counters=counters)

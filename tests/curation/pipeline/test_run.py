@@ -19,6 +19,7 @@ from curation.ingest import ingest_paths
 from curation.pipeline import load_config
 from curation.pipeline.executor import run_pipeline
 from curation.store import Store
+from schemas.pipeline import PipelineConfig, StepConfig
 from tests.conftest import REPO, SAMPLE_DIR
 
 FILES = ["instructions.jsonl", "dialogues_sharegpt.jsonl", "messages_openai.json", "instructions_gb18030.csv"]
@@ -44,8 +45,11 @@ def store(ingested, tmp_path) -> Store:
     return Store(dst)
 
 
+CLEAN_AND_DEDUP = PipelineConfig(steps=[StepConfig(type="clean"), StepConfig(type="exact_dedup")])
+
+
 def test_exact_dedup_drops_the_planted_copies_and_nothing_else(store, truth) -> None:
-    result = run_pipeline(store, load_config())
+    result = run_pipeline(store, CLEAN_AND_DEDUP)
     assert result.status == "done"
     ids = {(Path(src).name, n): sid for sid, src, n in rows(store, "SELECT sample_id, source, row_number FROM samples")}
     pairs = [(ids[("instructions.jsonl", t["row_number"])], ids[("instructions.jsonl", t["duplicate_of"])], t["variant"])
