@@ -390,12 +390,31 @@ def stats(
 
 @app.command()
 @handle_errors
+def report(
+    run_id: Annotated[Optional[int], typer.Option("--run", help="Run to report on (default: the latest done run).")] = None,
+    out_path: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="HTML file to write (default: <store folder>/reports/run-<id>.html)."),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report of a run (funnel, drops and flags, languages, lengths, quality, examples)."""
+    from curation.cli.render import out
+    from curation.report import write_report
+
+    path = write_report(_store(), run_id, out_path)
+    out.file.write(f"{path}\n")
+
+
+@app.command()
+@handle_errors
 def demo(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of input files (default: the bundled sample).")] = None,
 ) -> None:
-    """Run the main job end to end on the bundled sample data: ingest, run the default pipeline, print the funnel."""
+    """Run the main job end to end on the bundled sample data: ingest, run the default pipeline, print the funnel,
+    write the HTML report."""
     from curation.cli.render import err, progress_bar
     from curation.demo import run_demo
+    from curation.report import write_report
 
     store = _store()
     with progress_bar() as update:
@@ -406,6 +425,8 @@ def demo(
     else:
         _print_steps(result.run.steps)
     stats(as_json=False)
+    report_path = write_report(store, result.run.run_id, None)
+    err.print(f"report: {report_path}")
     err.print(f"store: {store.path}  (try: curate --db {store.path} sql \"SELECT shape, count(*) FROM samples GROUP BY 1\")")
 
 
