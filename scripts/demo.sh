@@ -3,6 +3,6 @@
 # data with the embedded DuckDB store. Usage: scripts/demo.sh [store path]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/_venv.sh hf,filters,report
+source scripts/_venv.sh hf,filters,dedup,report
 DB="${1:-data/demo/curate.duckdb}"
 exec "$VENV/bin/curate" --db "$DB" demo

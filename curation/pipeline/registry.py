@@ -7,11 +7,12 @@ from curation.pipeline.base import Step
 from curation.pipeline.steps.clean import CleanStep
 from curation.pipeline.steps.exact_dedup import ExactDedupStep
 from curation.pipeline.steps.language import LanguageStep
+from curation.pipeline.steps.near_dedup import NearDedupStep
 from curation.pipeline.steps.quality import QualityStep
 from curation.pipeline.steps.redact import RedactStep
 from schemas.pipeline import StepConfig
 
-STEP_TYPES: dict[str, type[Step]] = {cls.type_name: cls for cls in (CleanStep, LanguageStep, QualityStep, RedactStep, ExactDedupStep)}
+STEP_TYPES: dict[str, type[Step]] = {cls.type_name: cls for cls in (CleanStep, LanguageStep, QualityStep, RedactStep, ExactDedupStep, NearDedupStep)}
 
 
 def build_step(cfg: StepConfig) -> Step:

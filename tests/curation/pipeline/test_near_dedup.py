@@ -1,0 +1,123 @@
+"""MinHash near-dup: CJK shingling, verification, the kept sample, reference batches, conflicting answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from curation.dedup import minhash_clusters
+from curation.dedup.minhash import MinHashParams, optimal_bands, shingle_sql
+from curation.ingest import ingest_paths
+from curation.pipeline.executor import run_pipeline
+from curation.store import Store
+from schemas.pipeline import PipelineConfig, StepConfig
+
+EN = ("Binary search finds an item in a sorted list by comparing the target with the middle element and "
+      "discarding the half that cannot contain it, repeating until the item is found or the list is empty.")
+ZH = "二分查找在有序列表中查找元素：每次把目标与中间元素比较，舍弃不可能包含目标的那一半，直到找到元素或列表为空为止。"
+
+
+def _shingles(text: str, p: MinHashParams) -> list[int]:
+    con = duckdb.connect()
+    con.register("t", pa.table({"text": [text]}))
+    return con.execute(f"SELECT {shingle_sql('text', p, chr(39) + 'k' + chr(39))} FROM t").fetchall()[0][0]
+
+
+def test_chinese_is_shingled_by_characters_english_by_words() -> None:
+    p = MinHashParams()
+    # 3-grams of words: a 10-word sentence has 8; of characters: a 10-character Chinese text has 8
+    assert len(_shingles("one two three four five six seven eight nine ten", p)) == 8
+    assert len(_shingles("一二三四五六七八九十", p)) == 8
+    # a word tokenizer would see one token in Chinese text: a single shingle
+    assert len(_shingles(ZH, p)) > 40
+
+
+def test_near_copies_cluster_in_both_languages_and_unrelated_texts_do_not() -> None:
+    en_copy = EN.replace("middle element", "central element").replace("repeating", "and repeats")
+    zh_copy = ZH.replace("中间元素", "中央元素").replace("直到", "一直到")
+    ids = minhash_clusters([EN, en_copy, ZH, zh_copy, "Photosynthesis turns light into chemical energy in plants.",
+                            "光合作用把光能转化为植物中的化学能。"])
+    assert ids[0] == ids[1] and ids[2] == ids[3]
+    assert len({ids[0], ids[2], ids[4], ids[5]}) == 4
+
+
+def test_candidates_are_verified_by_true_jaccard() -> None:
+    # 2 distinct shingles out of ~30 shared: the band keys may collide only by accident, never the verification
+    a = " ".join(f"w{i}" for i in range(30))
+    b = " ".join(f"w{i}" for i in range(15)) + " " + " ".join(f"x{i}" for i in range(15))  # Jaccard about 0.3
+    assert minhash_clusters([a, b], threshold=0.6) == [0, 1]
+    assert minhash_clusters([a, b], threshold=0.25)[1] == 0
+
+
+def test_bands_follow_the_threshold_like_datasketch() -> None:
+    assert optimal_bands(0.7, 128) == (14, 9)  # datasketch's MinHashLSH(threshold=0.7, num_perm=128)
+    assert optimal_bands(0.5, 128) == (25, 5)
+
+
+def _store_with(tmp_path: Path, name: str, rows: list[dict]) -> Store:
+    store = Store(tmp_path / "curate.duckdb")
+    src = tmp_path / name
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    ingest_paths(store, [str(src)])
+    return store
+
+
+def _decisions(store: Store) -> dict[str, tuple[str, str, str]]:
+    with store.reader() as con:
+        rows = con.execute("""SELECT s.external_id, d.verdict, d.reason, r.external_id FROM decisions d
+                              JOIN samples s USING (sample_id) LEFT JOIN samples r ON r.sample_id = d.ref_sample_id
+                              WHERE d.step = 'near_dedup'""").fetchall()
+    return {a: (v, why, ref) for a, v, why, ref in rows}
+
+
+def test_the_best_copy_is_kept_and_the_others_name_it(tmp_path) -> None:
+    rows = [{"id": "a", "instruction": "Explain binary search.", "output": EN},
+            {"id": "b", "instruction": "Explain binary search.", "output": EN.replace("middle", "central")},
+            {"id": "c", "instruction": "Explain binary search.", "output": EN.replace("empty", "exhausted")},
+            {"id": "u", "instruction": "What is photosynthesis?", "output": "Plants turn light into sugar."}]
+    store = _store_with(tmp_path, "near.jsonl", rows)
+    # without scores the earliest is kept
+    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="near_dedup")]))
+    got = _decisions(store)
+    assert set(got) == {"b", "c"}
+    assert all(v == "drop" and ref == "a" and "cluster of 3" in why for v, why, ref in got.values())
+    # with a quality step before it, the copy without a problem wins over an earlier one with one
+    rows[0]["output"] = EN + " As an AI language model, I hope this helps"
+    (tmp_path / "2").mkdir()
+    store2 = _store_with(tmp_path / "2", "near.jsonl", rows)
+    run_pipeline(store2, PipelineConfig(steps=[StepConfig(type="quality", params={"rules": {"boilerplate": {"verdict": "flag"}}}),
+                                               StepConfig(type="near_dedup")]))
+    got = _decisions(store2)
+    assert got["a"][2] == "b" and "c" in got and "b" not in got
+
+
+def test_reference_batches_are_never_dropped(tmp_path) -> None:
+    store = Store(tmp_path / "curate.duckdb")
+    ref = tmp_path / "approved.jsonl"
+    new = tmp_path / "new.jsonl"
+    ref.write_text(json.dumps({"id": "r", "instruction": "Explain binary search.", "output": EN}) + "\n", encoding="utf-8")
+    new.write_text(json.dumps({"id": "n", "instruction": "Explain binary search.", "output": EN.replace("middle", "central")}) + "\n"
+                   + json.dumps({"id": "m", "instruction": "Explain it.", "output": "Something else entirely, about cooking rice."}) + "\n",
+                   encoding="utf-8")
+    ingest_paths(store, [str(ref)])
+    ingest_paths(store, [str(new)])
+    with store.reader() as con:
+        ref_batch = con.execute("SELECT batch_id FROM batches WHERE source LIKE '%approved.jsonl'").fetchall()[0][0]
+    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="near_dedup", params={"reference_batches": [ref_batch]})]))
+    got = _decisions(store)
+    assert list(got) == ["n"] and got["n"][2] == "r" and "reference sample" in got["n"][1]
+
+
+def test_same_instruction_with_different_answers_is_flagged(tmp_path) -> None:
+    rows = [{"id": "a", "instruction": "What is the boiling point of water at sea level in degrees Celsius?", "output": "100 degrees Celsius."},
+            {"id": "b", "instruction": "What is the boiling point of water at sea level in degrees Celsius?", "output": "It boils at 90 degrees."},
+            {"id": "c", "instruction": "Name the capital city of France, please, in one word.", "output": "Paris"},
+            {"id": "d", "instruction": "Name the capital city of France, please, in one word.", "output": "Paris"}]
+    store = _store_with(tmp_path, "conflict.jsonl", rows)
+    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="near_dedup", params={"compare": "instruction"})]))
+    got = _decisions(store)
+    assert set(got) == {"a", "b"}  # c and d agree: not a conflict (exact / near dedup handle copies)
+    assert all(v == "flag" and why.startswith("conflicting answers") for v, why, _ in got.values())
