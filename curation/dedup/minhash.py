@@ -72,11 +72,15 @@ def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_we
     return best
 
 
-def shingle_sql(text_expr: str, p: MinHashParams, key_expr: str) -> str:
-    """SQL: the distinct 64-bit shingle hashes of ``text_expr`` (a list; one shingle for short texts).
+def ngrams_sql(text_expr: str, word_n: int, char_n: int, cjk_share: float, *, empty_key: str | None = None,
+               short_whole: bool = True, hashed: bool = True) -> str:
+    """SQL: the distinct n-grams of ``text_expr``, lower-cased and tokenised by script.
 
-    A text without tokens gets one shingle made from ``key_expr`` (unique per row), so that empty
-    texts are never near duplicates of each other (exact dedup sees those).
+    Word n-grams over ``[\\p{L}\\p{N}_]+`` tokens; when CJK letters are at least ``cjk_share`` of the
+    letters, every CJK character is a token (and n is ``char_n``). ``hashed``: 64-bit hashes, else the
+    n-grams as text (tokens joined by a space). ``short_whole``: a text with fewer than n tokens gives
+    one n-gram of all of them (else none). ``empty_key``: a text without tokens gives one hash of this
+    expression (unique per row), so that empty texts are never similar to each other.
     """
     t = f"lower({text_expr})"
     not_cjk = _q("[^" + CJK + "]")
@@ -87,14 +91,27 @@ def shingle_sql(text_expr: str, p: MinHashParams, key_expr: str) -> str:
     letters = f"greatest(length(regexp_replace({t}, {not_letter}, '', 'g')), 1)"
     tok_cjk = f"regexp_extract_all({t}, {cjk_token})"
     tok_word = f"regexp_extract_all({t}, {word_token})"
+    wrap = (lambda x: f"hash({x})") if hashed else (lambda x: x)
+    none = "[]::UBIGINT[]" if hashed else "[]::VARCHAR[]"
+    empty = f"[hash(chr(0) || {empty_key})]" if empty_key is not None else none
 
     def grams(tok: str, n: int) -> str:
-        return (f"CASE WHEN len({tok}) = 0 THEN [hash(chr(0) || {key_expr})] "
-                f"WHEN len({tok}) <= {n} THEN [hash(array_to_string({tok}, ' '))] "
-                f"ELSE list_transform(range(1, len({tok}) - {n - 2}), lambda k: hash(array_to_string({tok}[k:k + {n - 1}], ' '))) END")
+        whole = f"[{wrap(f'array_to_string({tok}, chr(32))')}]" if short_whole else none
+        each = wrap(f"array_to_string({tok}[k:k + {n - 1}], chr(32))")
+        return (f"CASE WHEN len({tok}) = 0 THEN {empty} WHEN len({tok}) < {n} THEN {whole} "
+                f"ELSE list_transform(range(1, len({tok}) - {n - 2}), lambda k: {each}) END")
 
-    return (f"list_distinct(CASE WHEN {cjk} >= {p.cjk_share} * {letters} THEN {grams(tok_cjk, p.char_ngram)} "
-            f"ELSE {grams(tok_word, p.word_ngram)} END)")
+    return (f"list_distinct(CASE WHEN {cjk} >= {cjk_share} * {letters} THEN {grams(tok_cjk, char_n)} "
+            f"ELSE {grams(tok_word, word_n)} END)")
+
+
+def shingle_sql(text_expr: str, p: MinHashParams, key_expr: str) -> str:
+    """SQL: the distinct 64-bit shingle hashes of ``text_expr`` (a list; one shingle for short texts).
+
+    A text without tokens gets one shingle made from ``key_expr`` (unique per row), so that empty
+    texts are never near duplicates of each other (exact dedup sees those).
+    """
+    return ngrams_sql(text_expr, p.word_ngram, p.char_ngram, p.cjk_share, empty_key=key_expr)
 
 
 def _hash_params(p: MinHashParams) -> tuple[np.ndarray, np.ndarray]:

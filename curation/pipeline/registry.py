@@ -5,6 +5,7 @@ from __future__ import annotations
 from curation.errors import UsageError
 from curation.pipeline.base import Step
 from curation.pipeline.steps.clean import CleanStep
+from curation.pipeline.steps.decontaminate import DecontaminateStep
 from curation.pipeline.steps.exact_dedup import ExactDedupStep
 from curation.pipeline.steps.language import LanguageStep
 from curation.pipeline.steps.near_dedup import NearDedupStep
@@ -12,7 +13,7 @@ from curation.pipeline.steps.quality import QualityStep
 from curation.pipeline.steps.redact import RedactStep
 from schemas.pipeline import StepConfig
 
-STEP_TYPES: dict[str, type[Step]] = {cls.type_name: cls for cls in (CleanStep, LanguageStep, QualityStep, RedactStep, ExactDedupStep, NearDedupStep)}
+STEP_TYPES: dict[str, type[Step]] = {cls.type_name: cls for cls in (CleanStep, LanguageStep, QualityStep, RedactStep, ExactDedupStep, NearDedupStep, DecontaminateStep)}
 
 
 def build_step(cfg: StepConfig) -> Step:

@@ -121,3 +121,31 @@ def test_same_instruction_with_different_answers_is_flagged(tmp_path) -> None:
     got = _decisions(store)
     assert set(got) == {"a", "b"}  # c and d agree: not a conflict (exact / near dedup handle copies)
     assert all(v == "flag" and why.startswith("conflicting answers") for v, why, _ in got.values())
+
+
+def test_decontamination_drops_overlaps_with_the_evaluation_set(tmp_path) -> None:
+    from curation.errors import UsageError
+    from curation.pipeline.registry import build_step
+
+    eval_file = tmp_path / "gsm_test.jsonl"
+    eval_file.write_text(
+        json.dumps({"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+                                "in May. How many clips did Natalia sell altogether in April and May?", "answer": "72"}) + "\n"
+        + json.dumps({"id": "zh-1", "question": ZH, "answer": "略"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    rows = [{"id": "leak", "instruction": "Solve: Natalia sold clips to 48 of her friends in April, and then she sold half "
+                                          "as many clips in May. How many clips?", "output": "72 clips."},
+            {"id": "leak-zh", "instruction": "请解释：" + ZH[:30], "output": "好的。"},
+            {"id": "clean", "instruction": "Natalia sold clips.", "output": "In April and May."}]
+    store = _store_with(tmp_path, "train.jsonl", rows)
+    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="decontaminate", params={"eval_paths": [str(eval_file)]})]))
+    with store.reader() as con:
+        got = dict(con.execute("SELECT s.external_id, d.reason FROM decisions d JOIN samples s USING (sample_id)").fetchall())
+    assert set(got) == {"leak", "leak-zh"}
+    assert "gsm_test.jsonl:1" in got["leak"] and "natalia sold clips to 48" in got["leak"]
+    assert "zh-1" in got["leak-zh"]
+    try:
+        build_step(StepConfig(type="decontaminate", params={"eval_paths": [str(tmp_path / "missing.jsonl")]}))
+    except UsageError as e:
+        assert "missing.jsonl is not a file" in str(e)
+    else:
+        raise AssertionError("a missing evaluation file must be a usage error")
