@@ -183,7 +183,7 @@ def clusters(table: pa.Table, p: MinHashParams, con=None) -> pa.Table:  # noqa: 
     con = con or duckdb.connect()
     try:
         con.register("mh", table)
-        edges = query_arrow(con, f"""
+        edges = query_arrow(con, """
             WITH b AS (
                 SELECT idx, unnest(bands) AS key, generate_subscripts(bands, 1) AS band FROM mh
             ), roots AS (

@@ -14,6 +14,7 @@ import json
 import queue
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -292,6 +293,21 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
         pending_rows = 0
         aligned = opts.write_rows >= ROW_GROUP_ROWS
 
+        writes: list[Future] = []
+
+        def _wait_write(quiet: bool = False) -> None:
+            """Wait for the write in flight and count what it loaded (re-raising its error unless quiet)."""
+            while writes:
+                fut = writes.pop()
+                try:
+                    new, present = fut.result()
+                except BaseException:
+                    if quiet:
+                        continue
+                    raise
+                report.rows_loaded += new + present
+                report.rows_already_present += present
+
         def flush(final: bool) -> None:
             nonlocal pending_rows
             samples = pa.concat_tables(pending_samples) if pending_samples else None
@@ -304,34 +320,40 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
                 samples, keep = samples.slice(0, n_write), samples.slice(n_write)
             if (samples is None or samples.num_rows == 0) and bad is None:
                 return
-            new, present = _write_chunk(store, samples, bad, may_exist)
-            report.rows_loaded += new + present
-            report.rows_already_present += present
+            # One write in flight at a time, on the writer thread: normalising the next chunks (DuckDB
+            # in this thread) overlaps with inserting this one, and writes stay in file order.
+            _wait_write()
+            writes.append(writer.submit(_write_chunk, store, samples, bad, may_exist))
             pending_samples.clear()
             pending_bad.clear()
             if keep is not None and keep.num_rows:
                 pending_samples.append(keep)
             pending_rows = keep.num_rows if keep is not None else 0
 
-        with Normalizer(opts.mapping) as norm:
-            for chunk in prefetch(src.chunks(state)):
-                report.blank_lines += chunk.blank_lines
-                report.rows_read += chunk.table.num_rows
-                samples, bad = norm.run(chunk.table, batch_id, src.source, src.source_name)
-                if samples.num_rows:
-                    pending_samples.append(samples)
-                if bad.num_rows:
-                    pending_bad.append(bad)
-                    reasons.update(_reason_kind(r) for r in bad.column("reason").to_pylist())
-                report.rows_quarantined += bad.num_rows
-                pending_rows += chunk.table.num_rows
-                # Writes are grouped: each one is a short transaction that opens and closes the store
-                # (readers get the file in between), and fewer, larger ones cost less.
-                if pending_rows >= opts.write_rows:
-                    flush(final=False)
-                if progress:
-                    progress(src.source, chunk.done, state.total, state.unit)
-            flush(final=True)
+        with Normalizer(opts.mapping) as norm, ThreadPoolExecutor(1, thread_name_prefix="curate-write") as writer:
+            try:
+                for chunk in prefetch(src.chunks(state)):
+                    report.blank_lines += chunk.blank_lines
+                    report.rows_read += chunk.table.num_rows
+                    samples, bad = norm.run(chunk.table, batch_id, src.source, src.source_name)
+                    if samples.num_rows:
+                        pending_samples.append(samples)
+                    if bad.num_rows:
+                        pending_bad.append(bad)
+                        reasons.update(_reason_kind(r) for r in bad.column("reason").to_pylist())
+                    report.rows_quarantined += bad.num_rows
+                    pending_rows += chunk.table.num_rows
+                    # Writes are grouped: each one is a short transaction that opens and closes the store
+                    # (readers get the file in between), and fewer, larger ones cost less.
+                    if pending_rows >= opts.write_rows:
+                        flush(final=False)
+                    if progress:
+                        progress(src.source, chunk.done, state.total, state.unit)
+                flush(final=True)
+                _wait_write()
+            except BaseException:
+                _wait_write(quiet=True)  # the write in flight ends before the batch is marked failed
+                raise
     except BaseException as e:
         with store.writer() as con:
             con.execute(

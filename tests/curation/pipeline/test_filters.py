@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from curation.pipeline.base import MESSAGE_TYPE
 from curation.pipeline.executor import run_pipeline
 from curation.pipeline.steps.language import LanguageStep
 from curation.pipeline.steps.quality import QualityStep, valid_card, valid_cn_id
-from curation.pipeline.steps.redact import RedactStep
 from curation.store import Store
 from schemas.pipeline import PipelineConfig, StepConfig
 from tests.conftest import SAMPLE_DIR
