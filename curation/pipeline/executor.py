@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curation import __version__
 from curation.duck import query_arrow
@@ -25,6 +26,7 @@ from curation.duck import sql_literal as _lit
 from curation.errors import UsageError
 from curation.pipeline.base import GlobalStep, RowStep, Step, StepOutput
 from curation.pipeline.registry import build_step
+from curation.pipeline.text import content_hash_sql
 from curation.store.store import Store, utcnow
 from schemas.pipeline import PipelineConfig
 
@@ -89,6 +91,15 @@ def _input_sql(step: Step) -> str:
         LEFT JOIN cur ON cur.sample_id = s.sample_id
         {"LEFT JOIN sig ON sig.sample_id = s.sample_id" if names else ""}
         ORDER BY s.batch_id, s.row_number"""
+    model = getattr(step, "embedding_model", None)
+    if model:
+        # steps that embed text get the cached vector of the current text, keyed by content hash and model
+        sql = f"""
+        SELECT q.*, e.vector AS cached_vector FROM (
+            SELECT q0.*, {content_hash_sql()} AS content_hash FROM ({sql}) q0
+        ) q
+        LEFT JOIN embeddings e ON e.content_hash = q.content_hash AND e.model = {_lit(model)}
+        ORDER BY q.batch_id, q.row_number"""
     return sql
 
 
@@ -228,7 +239,11 @@ class LocalExecutor:
             if got is None:
                 break
             page, cursor = got
-            sigs.append(step.signatures(page))
+            sig = step.signatures(page)
+            if getattr(step, "embedding_model", None) and "new_vector" in sig.column_names:
+                self._cache_embeddings(step, sig)
+                sig = sig.drop_columns(["new_vector"])
+            sigs.append(sig)
             done += page.num_rows
             if self.progress:
                 self.progress(f"{step.name} (signatures)", done, total)
@@ -247,6 +262,22 @@ class LocalExecutor:
                    WHERE run_id = ? AND position = ?""",
                 [done, dropped, flagged, changed, json.dumps(dict(out.counters)), run_id, pos],
             )
+
+    def _cache_embeddings(self, step: Step, sig: pa.Table) -> None:
+        """Store the vectors a step computed (``new_vector`` set) in ``embeddings``, once per hash and model."""
+        new = sig.filter(pc.is_valid(sig.column("new_vector")))
+        if not new.num_rows:
+            return
+        table = pa.table({"content_hash": new.column("content_hash"), "vector": new.column("new_vector")})
+        with self.store.writer() as con:
+            con.register("new_emb", table)
+            con.execute(
+                """INSERT INTO embeddings
+                   SELECT DISTINCT ON (content_hash) content_hash, ?, len(vector), vector::FLOAT[], ?
+                   FROM new_emb n
+                   WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.content_hash = n.content_hash AND e.model = ?)""",
+                [step.embedding_model, utcnow(), step.embedding_model])
+            con.unregister("new_emb")
 
     def _rows_in(self, run_id: int, pos: int, max_batch: int, step: Step) -> int:
         """Samples a step sees: the run's input less what earlier steps dropped."""

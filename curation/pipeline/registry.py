@@ -11,9 +11,10 @@ from curation.pipeline.steps.language import LanguageStep
 from curation.pipeline.steps.near_dedup import NearDedupStep
 from curation.pipeline.steps.quality import QualityStep
 from curation.pipeline.steps.redact import RedactStep
+from curation.pipeline.steps.semantic_dedup import SemanticDedupStep
 from schemas.pipeline import StepConfig
 
-STEP_TYPES: dict[str, type[Step]] = {cls.type_name: cls for cls in (CleanStep, LanguageStep, QualityStep, RedactStep, ExactDedupStep, NearDedupStep, DecontaminateStep)}
+STEP_TYPES: dict[str, type[Step]] = {cls.type_name: cls for cls in (CleanStep, LanguageStep, QualityStep, RedactStep, ExactDedupStep, NearDedupStep, SemanticDedupStep, DecontaminateStep)}
 
 
 def build_step(cfg: StepConfig) -> Step:
