@@ -3,7 +3,8 @@
 Importing this package stays cheap: heavy dependencies load inside the functions that need them.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("llm-curate")

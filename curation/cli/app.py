@@ -285,7 +285,13 @@ def sql(
 ) -> None:
     """Run read-only SQL on the store. Writes, COPY, ATTACH, INSTALL/LOAD and file reads are refused (exit 3)."""
     from curation.cli.render import arrow_table, err, out
-    from curation.sql import OUTPUT_FORMATS, csv_text, run_query, to_json_lines, write_result
+    from curation.sql import (
+        OUTPUT_FORMATS,
+        csv_text,
+        run_query,
+        to_json_lines,
+        write_result,
+    )
 
     if fmt not in OUTPUT_FORMATS:
         raise UsageError(f"unknown --format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")

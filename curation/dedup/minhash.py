@@ -176,8 +176,6 @@ def clusters(table: pa.Table, p: MinHashParams, con=None) -> pa.Table:  # noqa: 
     smallest ``idx`` of the cluster, and the verified edges ``(a, b, jaccard)``.
     """
     import duckdb
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     own = con is None
     con = con or duckdb.connect()
@@ -202,21 +200,27 @@ def clusters(table: pa.Table, p: MinHashParams, con=None) -> pa.Table:  # noqa: 
         if own:
             con.close()
     n = int(pc.max(table.column("idx")).as_py() or 0) + 1 if table.num_rows else 0
-    if edges.num_rows == 0:
-        return pa.table({"idx": pa.array([], pa.int64()), "cluster": pa.array([], pa.int64())}), edges
-    a = edges.column("a").to_numpy()
-    b = edges.column("b").to_numpy()
+    idx, cluster = components(n, edges.column("a").to_numpy(), edges.column("b").to_numpy())
+    return pa.table({"idx": pa.array(idx, pa.int64()), "cluster": pa.array(cluster, pa.int64())}), edges
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components of the graph with edges (a[k], b[k]) over nodes 0..n-1 (scipy).
+
+    Returns (members, cluster) for the nodes that have an edge, ``cluster`` being the smallest member.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     members = np.unique(np.concatenate([a, b]))
     lab = labels[members]
-    # cluster id = smallest member idx
-    order = np.argsort(lab, kind="stable")
-    first = {}
-    for m, l in zip(members[order], lab[order]):
-        first.setdefault(int(l), int(m))
-    cluster = np.array([first[int(l)] for l in lab], dtype=np.int64)
-    return pa.table({"idx": pa.array(members, pa.int64()), "cluster": pa.array(cluster, pa.int64())}), edges
+    smallest = np.full(labels.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(smallest, lab, members)
+    return members.astype(np.int64), smallest[lab]
 
 
 def minhash_clusters(texts: list[str], threshold: float = 0.6, ngram: int | None = None, num_perm: int = 128,

@@ -8,7 +8,12 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from curation.duck import query_arrow
-from curation.pipeline.base import DECISION_SCHEMA, SIGNAL_SCHEMA, GlobalStep, StepOutput
+from curation.pipeline.base import (
+    DECISION_SCHEMA,
+    SIGNAL_SCHEMA,
+    GlobalStep,
+    StepOutput,
+)
 from curation.pipeline.text import content_hashes
 
 

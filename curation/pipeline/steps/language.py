@@ -22,7 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from curation.language import BACKENDS, SCRIPTS, detect, get_backend, normalise_code, script_counts
+from curation.language import (
+    BACKENDS,
+    SCRIPTS,
+    detect,
+    get_backend,
+    normalise_code,
+    script_counts,
+)
 from curation.pipeline.base import DECISION_SCHEMA, SIGNAL_SCHEMA, RowStep, StepOutput
 
 FIELDS = ("instruction", "input", "output", "reasoning", "system")

@@ -22,7 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from curation.dedup.minhash import MinHashParams, clusters, shingle_sql, signature_table
 from curation.duck import query_arrow
-from curation.pipeline.base import DECISION_SCHEMA, SIGNAL_SCHEMA, GlobalStep, StepOutput
+from curation.pipeline.base import (
+    DECISION_SCHEMA,
+    SIGNAL_SCHEMA,
+    GlobalStep,
+    StepOutput,
+)
 
 
 class NearDedupParams(BaseModel):

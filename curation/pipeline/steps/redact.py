@@ -17,7 +17,14 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from curation.pipeline.base import TEXT_FIELDS, RowStep, StepOutput
-from curation.pipeline.steps.quality import CARD, CN_ID, EMAIL, PHONE, valid_card, valid_cn_id
+from curation.pipeline.steps.quality import (
+    CARD,
+    CN_ID,
+    EMAIL,
+    PHONE,
+    valid_card,
+    valid_cn_id,
+)
 from curation.pipeline.text import text_versions
 
 Kind = Literal["email", "phone", "cn_id", "card"]

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from curation.ingest import ingest_paths
-from curation.language import detect, script_counts, SCRIPTS
+from curation.language import SCRIPTS, detect, script_counts
 from curation.pipeline import load_config
 from curation.pipeline.base import MESSAGE_TYPE
 from curation.pipeline.executor import run_pipeline
