@@ -31,3 +31,12 @@ def sql_literal(text: str) -> str:
 def sql_ident(name: str) -> str:
     """A quoted SQL identifier: ``a"b`` -> ``"a""b"``."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def scratch():  # noqa: ANN201
+    """An in-memory DuckDB for a step's vectorised work (no progress bar on the user's terminal)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con

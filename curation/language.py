@@ -111,8 +111,13 @@ RELATIVES: tuple[dict[str, float], ...] = (
 )
 _RELATIVES_OF = {code: group for group in RELATIVES for code in group}
 
+_WRITTEN_WITH = {"ja": ("han", "hiragana", "katakana"), "ko": ("hangul", "han"), "zh": ("han",)}
+# Codes people use that the models spell otherwise.
+_ALIASES = {"no": "nb", "iw": "he", "in": "id", "ji": "yi", "zh-cn": "zh", "zh-tw": "zh", "zh-hans": "zh", "zh-hant": "zh"}
+
 # Left out before counting scripts: fenced and inline code, URLs.
-_NOT_LANGUAGE = re.compile(r"```.*?(```|$)|`[^`\n]*`|https?://\S+|www\.\S+", re.S)
+# URLs end at the first non-ASCII character: Chinese text often follows a link without a space
+_NOT_LANGUAGE = re.compile(r"```.*?(```|$)|`[^`\n]*`|https?://[!-~]+|www\.[!-~]+", re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +131,14 @@ class LanguageResult:
 
     @property
     def mixed(self) -> float:
-        """Share of the text's letters (CJK weighted) outside its dominant script."""
-        return 1.0 - self.scripts.get(self.script, 0.0) if self.scripts else 0.0
+        """Share of the text's letters (CJK weighted) outside the scripts of its language.
+
+        Japanese is written in kanji and kana, Korean in hangul with some hanja: those count as one.
+        """
+        if not self.scripts:
+            return 0.0
+        own = _WRITTEN_WITH.get(self.lang, (self.script,))
+        return max(0.0, 1.0 - sum(self.scripts.get(s, 0.0) for s in own))
 
 
 class Backend(Protocol):
@@ -307,9 +318,17 @@ class LangdetectBackend:
 
 
 def normalise_code(code: str) -> str:
-    """'zh-cn' / 'zh-tw' -> 'zh'; lower case."""
-    code = code.lower()
-    return code.split("-")[0] if "-" in code else code
+    """Lower case; 'zh-cn' / 'zh-tw' -> 'zh'; 'no' -> 'nb' (the models know Bokmål and Nynorsk)."""
+    code = code.lower().replace("_", "-")
+    code = _ALIASES.get(code, code)
+    code = code.split("-")[0] if "-" in code else code
+    return _ALIASES.get(code, code)
+
+
+def known_languages() -> set[str]:
+    """Every code :func:`detect` can answer with."""
+    known = set(SCRIPT_LANGUAGE.values()) | {c for langs in SCRIPT_LANGUAGES.values() for c in langs}
+    return known
 
 
 BACKENDS = {"lingua": LinguaBackend, "langdetect": LangdetectBackend}
@@ -372,7 +391,7 @@ def detect(texts: Sequence[str | None], languages: Sequence[str] | None = None, 
             continue
         pool = SCRIPT_LANGUAGES.get(dom, ())
         if cands is not None:
-            inside = tuple(c for c in pool if c in cands)
+            inside = tuple(c for c in cands if c in pool or dom in _ALSO_WRITTEN_IN.get(c, ()))
             pool = inside or pool
         pending.setdefault(pool, []).append(i)
     if pending:

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.duck import query_arrow
+from curation.duck import query_arrow, scratch
 from curation.duck import sql_literal as _q
 
 CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
@@ -72,46 +72,51 @@ def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_we
     return best
 
 
-def ngrams_sql(text_expr: str, word_n: int, char_n: int, cjk_share: float, *, empty_key: str | None = None,
-               short_whole: bool = True, hashed: bool = True) -> str:
-    """SQL: the distinct n-grams of ``text_expr``, lower-cased and tokenised by script.
+def ngrams_query(source: str, text_expr: str, word_n: int, char_n: int, cjk_share: float, *,
+                 empty_key: str | None = None, short_whole: bool = True, hashed: bool = True, alias: str = "grams") -> str:
+    """SQL: every row of ``source`` (a table or subquery) plus ``alias``, the distinct n-grams of ``text_expr``.
 
-    Word n-grams over ``[\\p{L}\\p{N}_]+`` tokens; when CJK letters are at least ``cjk_share`` of the
-    letters, every CJK character is a token (and n is ``char_n``). ``hashed``: 64-bit hashes, else the
-    n-grams as text (tokens joined by a space). ``short_whole``: a text with fewer than n tokens gives
-    one n-gram of all of them (else none). ``empty_key``: a text without tokens gives one hash of this
-    expression (unique per row), so that empty texts are never similar to each other.
+    The text is lower-cased and tokenised by script: word n-grams over ``[\\p{L}\\p{N}_]+`` tokens;
+    when CJK letters are at least ``cjk_share`` of the letters, every CJK character is a token (and n is
+    ``char_n``). ``hashed``: 64-bit hashes, else the n-grams as text (tokens joined by a space).
+    ``short_whole``: a text with fewer than n tokens gives one n-gram of all of them (else none).
+    ``empty_key``: a text without tokens gives one hash of this expression (unique per row), so that
+    empty texts are never similar to each other. Tokens are materialised in an inner projection: an
+    n-gram lambda over a token *expression* would re-run the regex for every n-gram.
     """
-    t = f"lower({text_expr})"
+    t = "lower(__text)"
     not_cjk = _q("[^" + CJK + "]")
     not_letter = _q(r"[^\p{L}]")
     cjk_token = _q("[" + CJK + r"]|[\p{L}\p{N}_]+")
     word_token = _q(r"[\p{L}\p{N}_]+")
-    cjk = f"length(regexp_replace({t}, {not_cjk}, '', 'g'))"
-    letters = f"greatest(length(regexp_replace({t}, {not_letter}, '', 'g')), 1)"
-    tok_cjk = f"regexp_extract_all({t}, {cjk_token})"
-    tok_word = f"regexp_extract_all({t}, {word_token})"
+    is_cjk = (f"length(regexp_replace({t}, {not_cjk}, '', 'g')) >= "
+              f"{cjk_share} * greatest(length(regexp_replace({t}, {not_letter}, '', 'g')), 1)")
     wrap = (lambda x: f"hash({x})") if hashed else (lambda x: x)
     none = "[]::UBIGINT[]" if hashed else "[]::VARCHAR[]"
     empty = f"[hash(chr(0) || {empty_key})]" if empty_key is not None else none
+    whole = f"[{wrap('array_to_string(__tok, chr(32))')}]" if short_whole else none
 
-    def grams(tok: str, n: int) -> str:
-        whole = f"[{wrap(f'array_to_string({tok}, chr(32))')}]" if short_whole else none
-        each = wrap(f"array_to_string({tok}[k:k + {n - 1}], chr(32))")
-        return (f"CASE WHEN len({tok}) = 0 THEN {empty} WHEN len({tok}) < {n} THEN {whole} "
-                f"ELSE list_transform(range(1, len({tok}) - {n - 2}), lambda k: {each}) END")
+    def grams(n: int) -> str:
+        each = wrap("concat_ws(chr(32), " + ", ".join(f"__tok[k + {j}]" for j in range(n)) + ")")
+        return f"list_transform(range(1, len(__tok) - {n - 2}), lambda k: {each})"
 
-    return (f"list_distinct(CASE WHEN {cjk} >= {cjk_share} * {letters} THEN {grams(tok_cjk, char_n)} "
-            f"ELSE {grams(tok_word, word_n)} END)")
+    n_of = f"CASE WHEN __cjk THEN {char_n} ELSE {word_n} END"
+    return f"""SELECT * EXCLUDE (__text, __tok, __cjk),
+           list_distinct(CASE WHEN len(__tok) = 0 THEN {empty} WHEN len(__tok) < {n_of} THEN {whole}
+                              WHEN __cjk THEN {grams(char_n)} ELSE {grams(word_n)} END) AS {alias}
+    FROM (
+        SELECT *, CASE WHEN __cjk THEN regexp_extract_all({t}, {cjk_token}) ELSE regexp_extract_all({t}, {word_token}) END AS __tok
+        FROM (SELECT *, {is_cjk} AS __cjk FROM (SELECT *, {text_expr} AS __text FROM {source}))
+    )"""
 
 
-def shingle_sql(text_expr: str, p: MinHashParams, key_expr: str) -> str:
-    """SQL: the distinct 64-bit shingle hashes of ``text_expr`` (a list; one shingle for short texts).
+def shingles_query(source: str, text_expr: str, p: MinHashParams, key_expr: str) -> str:
+    """SQL: the rows of ``source`` plus ``shingles``, the distinct 64-bit shingle hashes of ``text_expr``.
 
     A text without tokens gets one shingle made from ``key_expr`` (unique per row), so that empty
     texts are never near duplicates of each other (exact dedup sees those).
     """
-    return ngrams_sql(text_expr, p.word_ngram, p.char_ngram, p.cjk_share, empty_key=key_expr)
+    return ngrams_query(source, text_expr, p.word_ngram, p.char_ngram, p.cjk_share, empty_key=key_expr, alias="shingles")
 
 
 def _hash_params(p: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
@@ -175,10 +180,8 @@ def clusters(table: pa.Table, p: MinHashParams, con=None) -> pa.Table:  # noqa: 
     Returns ``(idx, cluster)`` for every sample in a cluster of two or more, ``cluster`` being the
     smallest ``idx`` of the cluster, and the verified edges ``(a, b, jaccard)``.
     """
-    import duckdb
-
     own = con is None
-    con = con or duckdb.connect()
+    con = con or scratch()
     try:
         con.register("mh", table)
         edges = query_arrow(con, """
@@ -230,15 +233,13 @@ def minhash_clusters(texts: list[str], threshold: float = 0.6, ngram: int | None
     ``ngram``: word n-gram size for space-delimited text; ``char_ngram``: character n-gram size for
     CJK text. The same code as the ``minhash_dedup`` step.
     """
-    import duckdb
-
     p = MinHashParams(threshold=threshold, num_perm=num_perm, word_ngram=ngram or MinHashParams.word_ngram,
                       char_ngram=char_ngram or MinHashParams.char_ngram)
-    con = duckdb.connect()
+    con = scratch()
     try:
         con.register("t", pa.table({"text": pa.array(texts, pa.string()), "i": pa.array(range(len(texts)), pa.int64())}))
-        expr = shingle_sql("coalesce(text, '')", p, "i::VARCHAR")
-        sh = query_arrow(con, f"SELECT {expr} AS s FROM t ORDER BY i").column("s").combine_chunks()
+        sql = shingles_query("t", "coalesce(text, '')", p, "i::VARCHAR")
+        sh = query_arrow(con, f"SELECT shingles FROM ({sql}) ORDER BY i").column("shingles").combine_chunks()
         con.unregister("t")
         bands, sh = signature_table(sh, p)
         table = pa.table({"idx": pa.array(np.arange(len(texts)), pa.int64()), "bands": bands, "shingles": sh})

@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from curation.dedup.minhash import ngrams_sql
-from curation.duck import query_arrow
+from curation.dedup.minhash import ngrams_query
+from curation.duck import query_arrow, scratch
 from curation.duck import sql_literal as _q
 from curation.pipeline.base import DECISION_SCHEMA, RowStep, StepOutput
 
@@ -78,15 +78,13 @@ class DecontaminateStep(RowStep):
         super().__init__(name, params)
         self._eval = self._load_eval()
 
-    def _grams(self, text: str, hashed: bool) -> str:
+    def _grams(self, source: str, text: str, hashed: bool) -> str:
         p = self.params
-        return ngrams_sql(text, p.word_ngram, p.char_ngram, p.cjk_share, short_whole=False, hashed=hashed)
+        return ngrams_query(source, text, p.word_ngram, p.char_ngram, p.cjk_share, short_whole=False, hashed=hashed)
 
     def _load_eval(self) -> pa.Table:
         """(h, gram, eval_id) for every n-gram of the evaluation set, first occurrence only."""
-        import duckdb
-
-        con = duckdb.connect()
+        con = scratch()
         try:
             parts = []
             for path in self.params.eval_paths:
@@ -103,25 +101,23 @@ class DecontaminateStep(RowStep):
                              f"FROM (SELECT *, row_number() OVER () AS rn FROM {src})")
             return query_arrow(con, f"""
                 WITH e AS ({' UNION ALL '.join(parts)}),
-                g AS (SELECT eval_id, f, rn, unnest({self._grams('text', False)}) AS gram FROM e)
+                g AS (SELECT eval_id, f, rn, unnest(grams) AS gram FROM ({self._grams('e', 'text', False)}))
                 SELECT hash(gram) AS h, arg_min(gram, (f, rn)) AS gram, arg_min(eval_id, (f, rn)) AS eval_id
                 FROM g GROUP BY h""")
         finally:
             con.close()
 
     def process(self, batch: pa.Table) -> StepOutput:
-        import duckdb
-
         rsn = ", reasoning" if self.params.include_reasoning else ""
         turn = "coalesce(m.content, '')" + (" || chr(10) || coalesce(m.reasoning, '')" if self.params.include_reasoning else "")
         text = (f"concat_ws(chr(10), system, instruction, input, output{rsn}, "
                 f"array_to_string(list_transform(messages, lambda m: {turn}), chr(10)))")
-        con = duckdb.connect()
+        con = scratch()
         try:
             con.register("b", batch.select(["sample_id", "system", "instruction", "input", "output", "reasoning", "messages"]))
             con.register("ev", self._eval)
             hits = query_arrow(con, f"""
-                WITH g AS (SELECT sample_id, unnest({self._grams(text, True)}) AS h FROM b)
+                WITH g AS (SELECT sample_id, unnest(grams) AS h FROM ({self._grams('b', text, True)}))
                 SELECT g.sample_id, count(*) AS shared, arg_min(ev.eval_id, ev.h) AS eval_id, arg_min(ev.gram, ev.h) AS gram
                 FROM g JOIN ev USING (h) GROUP BY g.sample_id""")
         finally:

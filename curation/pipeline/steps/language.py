@@ -27,8 +27,10 @@ from curation.language import (
     SCRIPTS,
     detect,
     get_backend,
+    known_languages,
     normalise_code,
     script_counts,
+    strip_non_language,
 )
 from curation.pipeline.base import DECISION_SCHEMA, SIGNAL_SCHEMA, RowStep, StepOutput
 
@@ -48,12 +50,17 @@ class LanguageParams(BaseModel):
     backend: str = Field(default="lingua", description="Statistical model for shared scripts: lingua or langdetect.")
     drop_min_confidence: float = Field(default=0.3, ge=0, le=1,
                                        description="Below this confidence a not-kept language is flagged, not dropped.")
+    flag_min_confidence: float = Field(default=0.15, ge=0, le=1,
+                                       description="Below this confidence a not-kept language is not even flagged.")
     min_letters: int = Field(default=12, ge=0, description="Texts with fewer letters (CJK counted 3) are not judged: too short to tell.")
     mismatch_min_confidence: float = Field(default=0.3, ge=0, le=1,
                                            description="Both languages at least this confident to flag a mismatch.")
+    mismatch_same_script_confidence: float = Field(
+        default=0.6, ge=0, le=1,
+        description="Within one script (English vs Latin, ...) a mismatch needs this confidence on both sides.")
     flag_mismatch: bool = Field(default=True, description="Flag answers in another language than their instruction.")
     flag_reasoning_mismatch: bool = Field(default=True, description="Flag reasoning in another language than the answer.")
-    max_mixed: float = Field(default=0.4, ge=0, le=1,
+    max_mixed: float = Field(default=0.5, ge=0, le=1,
                              description="Flag a text whose letters outside its main script exceed this share.")
     mixed_min_letters: int = Field(default=20, ge=0, description="Texts with fewer letters are not checked for mixing.")
     translation_pattern: str = Field(
@@ -64,7 +71,13 @@ class LanguageParams(BaseModel):
     @field_validator("keep", "expected")
     @classmethod
     def _codes(cls, v: list[str] | None) -> list[str] | None:
-        return sorted({normalise_code(c) for c in v}) if v else v
+        if not v:
+            return v
+        codes = sorted({normalise_code(c) for c in v})
+        unknown = [c for c in codes if c not in known_languages()]
+        if unknown:
+            raise ValueError(f"unknown language codes {unknown}: the detector knows {', '.join(sorted(known_languages()))}")
+        return codes
 
     @field_validator("backend")
     @classmethod
@@ -131,7 +144,8 @@ class LanguageStep(RowStep):
         results = detect(pool, p.expected, backend=p.backend)
         res = {f: results[k * n:(k + 1) * n] for k, f in enumerate(FIELDS)}
         turn_res = results[len(FIELDS) * n:]
-        letters = script_counts([t or "" for t in pool]).sum(axis=1)
+        # letters of what the model reads (code and URLs left out), so that "code + one word" is not judged
+        letters = script_counts([strip_non_language(t) if t else "" for t in pool]).sum(axis=1)
         let = {f: letters[k * n:(k + 1) * n] for k, f in enumerate(FIELDS)}
 
         sig_ids: list[str] = []
@@ -186,7 +200,9 @@ class LanguageStep(RowStep):
             is_translation = bool(ins_r and texts["instruction"][i] and translation.search(texts["instruction"][i]))
             dropped = False
             if keep is not None:
-                checked = ("instruction",) if is_translation else ("instruction", "output")
+                # judged by the sample's main text, the answer (its instruction when it has none): a short
+                # instruction is weak evidence, and a disagreement between the two is the mismatch flag's job
+                checked = ("instruction",) if is_translation or not judged["output"] else ("output",)
                 bad = [(f, res[f][i]) for f in checked if judged[f] and res[f][i].lang not in keep]
                 if bad:
                     f, r = max(bad, key=lambda x: x[1].confidence)
@@ -195,18 +211,19 @@ class LanguageStep(RowStep):
                         decide(i, "drop", f"language not kept: {where}; kept: {', '.join(sorted(keep))}",
                                r.confidence, "dropped_language")
                         dropped = True
-                    else:
+                    elif r.confidence >= p.flag_min_confidence:
                         decide(i, "flag", f"language possibly not kept: {where}", r.confidence, "flagged_uncertain")
             if dropped:
                 continue
+            need = p.mismatch_same_script_confidence if ins_r.script == out_r.script else p.mismatch_min_confidence
             if (p.flag_mismatch and not is_translation and judged["instruction"] and judged["output"]
-                    and ins_r.lang != out_r.lang
-                    and min(ins_r.confidence, out_r.confidence) >= p.mismatch_min_confidence):
+                    and ins_r.lang != out_r.lang and min(ins_r.confidence, out_r.confidence) >= need):
                 decide(i, "flag", f"answer language differs from instruction: instruction {ins_r.lang}, answer {out_r.lang}",
                        min(ins_r.confidence, out_r.confidence), "flagged_mismatch")
             rs_r = res["reasoning"][i]
+            need = p.mismatch_same_script_confidence if rs_r.script == out_r.script else p.mismatch_min_confidence
             if (p.flag_reasoning_mismatch and judged["reasoning"] and judged["output"] and rs_r.lang != out_r.lang
-                    and min(rs_r.confidence, out_r.confidence) >= p.mismatch_min_confidence):
+                    and min(rs_r.confidence, out_r.confidence) >= need):
                 decide(i, "flag", f"reasoning language differs from answer: reasoning {rs_r.lang}, answer {out_r.lang}",
                        min(rs_r.confidence, out_r.confidence), "flagged_reasoning_mismatch")
             mixed = [(f, res[f][i]) for f in ("instruction", "output")

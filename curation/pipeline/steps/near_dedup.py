@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.dedup.minhash import MinHashParams, clusters, shingle_sql, signature_table
-from curation.duck import query_arrow
+from curation.dedup.minhash import MinHashParams, clusters, shingles_query, signature_table
+from curation.duck import query_arrow, scratch
 from curation.pipeline.base import (
     DECISION_SCHEMA,
     SIGNAL_SCHEMA,
@@ -87,15 +87,13 @@ class NearDedupStep(GlobalStep):
 
     def signatures(self, batch: pa.Table) -> pa.Table:
         """Stage 1, per batch: band keys and distinct shingle hashes per sample (plus what ranks it)."""
-        import duckdb
-
-        con = duckdb.connect()
+        con = scratch()
         try:
             con.register("b", batch)
-            res = query_arrow(con, f"""
-                SELECT {shingle_sql(self._text, self.mh, 'sample_id')} AS shingles,
-                       md5(regexp_replace(lower(trim({self._answer})), '\\s+', ' ', 'g')) AS answer_hash
-                FROM b""")
+            src = f"(SELECT sample_id, row_number, {self._text} AS compared, " \
+                  f"md5(regexp_replace(lower(trim({self._answer})), '\\s+', ' ', 'g')) AS answer_hash FROM b)"
+            res = query_arrow(con, f"SELECT shingles, answer_hash FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) "
+                                   f"ORDER BY row_number")
         finally:
             con.close()
         bands, shingles = signature_table(res.column("shingles").combine_chunks(), self.mh)
@@ -109,12 +107,10 @@ class NearDedupStep(GlobalStep):
 
     def decide(self, signatures: pa.Table) -> StepOutput:
         """Stage 2: candidates by band, verified by Jaccard, clustered; decisions per cluster member."""
-        import duckdb
-
         n = signatures.num_rows
         table = pa.table({"idx": pa.array(np.arange(n), pa.int64()), "bands": signatures.column("bands"),
                           "shingles": signatures.column("shingles")})
-        con = duckdb.connect()
+        con = scratch()
         try:
             found, edges = clusters(table, self.mh, con)
             counters: Counter[str] = Counter(candidates_verified=edges.num_rows)

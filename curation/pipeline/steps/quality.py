@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.duck import query_arrow
+from curation.duck import query_arrow, scratch
 from curation.duck import sql_literal as _q
 from curation.pipeline.base import DECISION_SCHEMA, SIGNAL_SCHEMA, RowStep, StepOutput
 
@@ -161,28 +161,29 @@ class QualityParams(BaseModel):
 
 # --- patterns (RE2 syntax, used by DuckDB) ---------------------------------------------------------------
 BOILERPLATE = [
-    r"(?i)\bas an? (ai|artificial intelligence)( language)?( model| assistant)?\b",
+    r"(?i)\bas an? (?:ai|artificial intelligence)(?:(?: language)? (?:model|assistant)\b|,)",
     r"(?i)\bas a (large )?language model\b",
-    r"(?i)\bi(?: am|'m) (?:just |only )?an? (?:ai|artificial intelligence)(?: language model| assistant| model)?\b",
+    r"(?i)\bi(?: am|['’]m) (?:just |only )?an? (?:ai|artificial intelligence)(?: language model| assistant| model)?\b",
     r"(?i)\bas of my (?:last )?(?:knowledge )?(?:cutoff|update)\b",
-    r"(?i)\bi (?:do not|don't) have (?:personal )?(?:opinions|feelings|emotions|beliefs|preferences)\b",
-    r"(?i)\b(?:trained|developed|created) by openai\b",
+    r"(?i)\bi (?:do not|don['’]t) have (?:personal )?(?:opinions|feelings|emotions|beliefs|preferences)\b",
+    r"(?i)\bi (?:was|am|['’]m) (?:trained|developed|created) by openai\b",
     r"作为(?:一个|一名)?(?:人工智能|AI|ai)(?:语言)?(?:模型|助手|程序)",
     r"作为(?:一个)?(?:大型?)?语言模型",
     r"我(?:只是)?(?:一个)?(?:人工智能|AI)(?:语言模型|助手)",
-    r"我没有(?:个人)?(?:的)?(?:观点|意见|情感|感情|偏好)",
+    r"我没有(?:个人)?(?:的)?(?:观点|情感|感情|偏好)",
+    r"我没有个人的?意见",
     r"我(?:无法|不能)(?:提供|表达|拥有)(?:个人)?的?(?:意见|观点|看法|情感)",
     r"截至我的知识",
 ]
 REFUSAL = [
-    r"(?i)\b(?:i'?m |i am )?(?:sorry|i apologi[sz]e),? (?:but )?i (?:cannot|can't|can not|am unable to|won't|will not)\b",
-    r"(?i)\bi (?:cannot|can't|can not|won't|will not) (?:help|assist|fulfill|provide|comply|do that|answer)\b",
-    r"(?i)\bi(?:'m| am) (?:not able|unable) to (?:help|assist|fulfill|provide|comply)\b",
+    r"(?i)\b(?:i['’]?m |i am )?(?:sorry|i apologi[sz]e),? (?:but )?i (?:cannot|can['’]t|can not|am unable to|won['’]t|will not)\b",
+    r"(?i)\bi (?:cannot|can['’]t|can not|won['’]t|will not) (?:help|assist|fulfill|provide|comply|do that|answer)\b",
+    r"(?i)\bi(?:['’]m| am) (?:not able|unable) to (?:help|assist|fulfill|provide|comply)\b",
     r"(?:抱歉|对不起|很遗憾)[，,]?(?:但是?)?我(?:无法|不能|没办法)",
     r"我(?:无法|不能)(?:提供|回答|协助|帮助|满足|完成)(?:您|你)?的?(?:请求|要求|问题)?",
 ]
 PLACEHOLDER = [
-    r"(?i)\[(?:your|insert|enter|add|name|company|date|placeholder|recipient|sender)[^\]\n]{0,40}\]",
+    r"(?i)\[(?:your|insert|enter|add|name|company|date|placeholder|recipient|sender)\b[^\]\n]{0,40}\](?:[^(]|$)",
     r"(?i)<(?:insert|your|enter)[^>\n]{0,40}>",
     r"\{\{[^}\n]{1,40}\}\}",
     r"(?i)\blorem ipsum\b",
@@ -192,12 +193,12 @@ PLACEHOLDER = [
 MARKUP = [
     r"(?i)</?(?:div|span|p|br|a|table|tr|td|th|li|ul|ol|img|script|style|html|body|head|font|strong|em|b|i|h[1-6])(?:\s[^<>]*)?/?>",
     r"&(?:nbsp|amp|lt|gt|quot|apos|#\d{2,5});",
-    r"\[\[[^\]\n]{1,80}\]\]",
+    r"\[\[\pL[^\]\n]{0,80}\]\]",
 ]
 MOJIBAKE = (r"[ÂÃÅÆÐÑØâ][\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17D}\x{17E}\x{192}\x{2C6}\x{2DC}"
             r"\x{2013}\x{2014}\x{2018}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}\x{203A}\x{20AC}\x{2122}]|\x{FFFD}")
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-PHONE = (r"(?:\+86[- ]?)?\b1[3-9]\d{9}\b|\+\d{1,3}[ -]?\(?\d{1,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}\b"
+PHONE = (r"(?:\+86[- ]?)?\b1[3-9]\d{9}\b|\B\+\d{1,3}[ -]?\(?\d{1,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}\b"
          r"|\(\d{3}\) ?\d{3}-\d{4}\b|\b\d{3}-\d{3}-\d{4}\b|\b0\d{2,3}-\d{7,8}\b")
 CN_ID = r"\b\d{17}[\dXx]\b"
 CARD = r"\b\d(?:[ -]?\d){12,18}\b"
@@ -208,7 +209,7 @@ TOKENS = r"[\p{Han}\p{Hiragana}\p{Katakana}]{1,2}|[\p{L}\p{N}_']+"
 _LISTY = r"^\s*(?:[-*+>|#]|\d+[.)]|[a-zA-Z][.)]\s)"
 # an answer ends mid-sentence when its last character is a letter / CJK character or a joining mark
 _ENDS_OPEN = r"[\p{L}\p{M},，、:：;；(（\[{\-–—/]$"
-_CODE = r"```.*?(?:```|$)"
+_CODE = r"```.*?(?:```|$)|`[^`\n]*`"
 
 _WORDS = 10  # stand-in token count for the URL rule on very short text
 
@@ -296,16 +297,16 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str]]:
     rules: dict[str, tuple[str, str]] = {}
     ln, rp, ng, ra = r.output_length, r.output_repeats_instruction, r.ngram_repetition, r.char_ratios
     rules["empty_output"] = ("olen = 0", "'nothing after trimming'")
-    rules["empty_instruction"] = ("NOT dialogue AND length(trim(ins)) = 0 AND length(trim(coalesce(input, ''))) = 0",
+    rules["empty_instruction"] = ("NOT dialogue AND length(wtrim(ins)) = 0 AND length(wtrim(coalesce(input, ''))) = 0",
                                   "'no instruction or input'")
     rules["output_length"] = (
         f"(olen > 0 AND olen < {ln.min_chars}) OR olen > {ln.max_chars}",
         f"olen || ' characters (allowed {ln.min_chars}..{ln.max_chars})'")
-    rules["output_equals_instruction"] = ("olen > 0 AND lower(o) = lower(trim(ins))", "'same text'")
+    rules["output_equals_instruction"] = ("olen > 0 AND lower(o) = lower(wtrim(ins))", "'same text'")
     rules["output_repeats_instruction"] = (
-        f"olen > 0 AND lower(o) <> lower(trim(ins)) AND length(trim(ins)) >= {rp.min_chars} "
-        f"AND length(trim(ins)) >= {rp.min_share} * olen AND contains(lower(o), lower(trim(ins)))",
-        "'the instruction is ' || CAST(round(100 * length(trim(ins)) / olen) AS INT) || '% of the answer and appears in it'")
+        f"olen > 0 AND lower(o) <> lower(wtrim(ins)) AND length(wtrim(ins)) >= {rp.min_chars} "
+        f"AND length(wtrim(ins)) >= {rp.min_share} * olen AND contains(lower(o), lower(wtrim(ins)))",
+        "'the instruction is ' || CAST(round(100 * length(wtrim(ins)) / olen) AS INT) || '% of the answer and appears in it'")
     rules["truncated"] = (
         f"olen > 0 AND NOT fence_open AND length(last_line) >= {r.truncated.min_line_chars} "
         f"AND NOT regexp_matches(last_line, {_q(_LISTY)}) AND regexp_matches(o, {_q(_ENDS_OPEN)})",
@@ -316,15 +317,17 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str]]:
         "CASE WHEN opens_round > closes_round THEN (opens_round - closes_round) || ' unclosed (' END, "
         "CASE WHEN opens_square > closes_square THEN (opens_square - closes_square) || ' unclosed [' END, "
         "CASE WHEN opens_curly > closes_curly THEN (opens_curly - closes_curly) || ' unclosed {' END)")
+    think = _q(r"(?i)</?\s*think(?:ing)?\s*>")
     rules["unclosed_think"] = (
-        "contains(o, '<think>') OR contains(o, '</think>') OR contains(coalesce(rsn, ''), '<think>')",
-        "CASE WHEN contains(o, '<think>') AND NOT contains(o, '</think>') THEN '<think> is never closed' "
-        "ELSE 'a think tag is left in the text' END")
+        f"regexp_matches(o_nocode, {think}) OR regexp_matches(coalesce(rsn, ''), {think})",
+        f"CASE WHEN regexp_matches(o_nocode, '(?i)<\\s*think') AND NOT regexp_matches(o_nocode, '(?i)</\\s*think') "
+        f"THEN '<think> is never closed' ELSE 'a think tag is left in the ' || "
+        f"CASE WHEN regexp_matches(o_nocode, {think}) THEN 'answer' ELSE 'reasoning' END END")
     expect = r.reasoning_presence.expect
     if expect == "required":
-        rules["reasoning_presence"] = ("length(trim(coalesce(rsn, ''))) = 0", "'no reasoning, the dataset expects it'")
+        rules["reasoning_presence"] = ("length(wtrim(coalesce(rsn, ''))) = 0", "'no reasoning, the dataset expects it'")
     elif expect == "forbidden":
-        rules["reasoning_presence"] = ("length(trim(coalesce(rsn, ''))) > 0", "'reasoning present, the dataset expects none'")
+        rules["reasoning_presence"] = ("length(wtrim(coalesce(rsn, ''))) > 0", "'reasoning present, the dataset expects none'")
     rb = r.reasoning_budget
     rules["reasoning_budget"] = (
         f"length(coalesce(rsn, '')) > {rb.max_chars} OR (olen > 0 AND length(coalesce(rsn, '')) > {rb.max_ratio} * olen)",
@@ -351,17 +354,17 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str]]:
     ud = r.url_density
     rules["url_density"] = (f"n_url >= {ud.min_urls} AND n_url > {ud.max_per_token} * greatest(n_tok, {_WORDS})",
                             "n_url || ' URLs or addresses in ' || n_tok || ' tokens'")
-    for name, base in (("boilerplate", BOILERPLATE), ("refusal", REFUSAL), ("placeholder", PLACEHOLDER)):
+    for name, base, where in (("boilerplate", BOILERPLATE, "o"), ("refusal", REFUSAL, "o"), ("placeholder", PLACEHOLDER, "o_nocode")):
         pat = _q(_any(base + getattr(r, name).extra_patterns))
-        rules[name] = (f"regexp_matches(o, {pat})", f"'\"' || regexp_extract(o, {pat}) || '\"'")
+        rules[name] = (f"regexp_matches({where}, {pat})", f"'\"' || regexp_extract({where}, {pat}) || '\"'")
     rules["mojibake"] = (f"regexp_matches(alltext, {_q(MOJIBAKE)})", f"'\"' || regexp_extract(alltext, {_q(MOJIBAKE)}) || '\"'")
     rules["dialogue_roles"] = (
         "dialogue AND (roles_ua[1] <> 'user' OR list_bool_or(list_transform(range(1, len(roles_ua)), "
         "lambda k: roles_ua[k] = roles_ua[k + 1])) OR list_position(roles, 'system') > 1)",
         "'roles: ' || array_to_string(roles, ' > ')")
     rules["dialogue_empty_turn"] = (
-        "dialogue AND list_bool_or(list_transform(messages, lambda m: length(trim(coalesce(m.content, ''))) = 0))",
-        "'turn ' || (list_position(list_transform(messages, lambda m: length(trim(coalesce(m.content, ''))) = 0), true) - 1) || ' is empty'")
+        "dialogue AND list_bool_or(list_transform(messages, lambda m: length(wtrim(coalesce(m.content, ''))) = 0))",
+        "'turn ' || (list_position(list_transform(messages, lambda m: length(wtrim(coalesce(m.content, ''))) = 0), true) - 1) || ' is empty'")
     rules["dialogue_last_turn"] = ("dialogue AND len(messages) > 0 AND messages[-1].role <> 'assistant'",
                                    "'last turn is ' || messages[-1].role")
     return {k: v for k, v in rules.items() if getattr(r, k).enabled}
@@ -369,7 +372,9 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str]]:
 
 def _grams(n: int) -> str:
     """The token n-grams of an answer (tokens joined by a space), for answers long enough to judge."""
-    return f"list_transform(range(1, n_tok - {n - 2}), lambda k: array_to_string(tok[k:k + {n - 1}], ' '))"
+    # indexed elements, not a slice: a slice copies, which made long answers quadratic
+    parts = ", ".join(f"tok[k + {j}]" for j in range(n))
+    return f"list_transform(range(1, n_tok - {n - 2}), lambda k: concat_ws(' ', {parts}))"
 
 
 def _top_share(n: int) -> str:
@@ -402,7 +407,7 @@ def metrics_sql(rules: QualityRules) -> str:
 WITH s AS (
     SELECT sample_id, messages, input, messages IS NOT NULL AS dialogue,
            CASE WHEN messages IS NULL THEN coalesce(instruction, '') ELSE {_join_role('user')} END AS ins,
-           trim(CASE WHEN messages IS NULL THEN coalesce(output, '') ELSE {_join_role('assistant')} END) AS o,
+           wtrim(CASE WHEN messages IS NULL THEN coalesce(output, '') ELSE {_join_role('assistant')} END) AS o,
            coalesce(reasoning, nullif(array_to_string(list_filter(list_transform(messages, lambda m: m.reasoning),
                                                                   lambda x: x IS NOT NULL), chr(10)), '')) AS rsn,
            concat_ws(chr(10), system, instruction, input, output, reasoning,
@@ -416,9 +421,9 @@ WITH s AS (
            {_count('o', '```')} % 2 = 1 AS fence_open,
            regexp_extract(o, '[^\\n]*$') AS last_line,
            regexp_extract_all(lower(o), {_q(TOKENS)}) AS tok,
-           list_filter(string_split(o, chr(10)), lambda x: length(trim(x)) > 0) AS lines,
-           list_filter(string_split_regex(o, '\\n\\s*\\n'), lambda x: length(trim(x)) > 0) AS paras,
-           list_filter(roles, lambda x: x IN ('user', 'assistant')) AS roles_ua
+           list_filter(string_split(o_nocode, chr(10)), lambda x: length(wtrim(x)) > 0) AS lines,
+           list_filter(string_split_regex(o_nocode, '\\n\\s*\\n'), lambda x: length(wtrim(x)) > 0) AS paras,
+           list_filter(list_transform(roles, lambda x: CASE WHEN x = 'tool' THEN 'user' ELSE x END), lambda x: x IN ('user', 'assistant')) AS roles_ua
     FROM s
 ), m AS (
     SELECT *, len(tok) AS n_tok, list_sum(list_transform(tok, lambda x: length(x))) AS tok_chars,
@@ -428,9 +433,9 @@ WITH s AS (
            {_count('o_nocode', ')') + ' + ' + _count('o_nocode', '）')} AS closes_round,
            {_count('o_nocode', '[')} AS opens_square, {_count('o_nocode', ']')} AS closes_square,
            {_count('o_nocode', '{')} AS opens_curly, {_count('o_nocode', '}')} AS closes_curly,
-           length(regexp_replace(o, '[^\\p{{S}}]', '', 'g')) AS n_sym,
-           length(regexp_replace(o, '[^\\p{{N}}]', '', 'g')) AS n_dig,
-           length(regexp_replace(o, '[^\\p{{P}}]', '', 'g')) AS n_pun,
+           length(regexp_replace(o_nocode, '[^\\p{{S}}]', '', 'g')) AS n_sym,
+           length(regexp_replace(o_nocode, '[^\\p{{N}}]', '', 'g')) AS n_dig,
+           length(regexp_replace(o_nocode, '[^\\p{{P}}]', '', 'g')) AS n_pun,
            len(regexp_extract_all(o, 'https?://\\S+|www\\.\\S+|{EMAIL}')) AS n_url,
            {pii_cols}
     FROM m0
@@ -456,11 +461,20 @@ class QualityStep(RowStep):
         conds = ",\n".join(f"CASE WHEN coalesce({c}, false) THEN {d} END AS {_rule_col(k)}"
                            for k, (c, d) in self.rules.items())
         self._sql = f"SELECT sample_id, n_email, n_phone, id_cands, card_cands, {conds} FROM ({self._sql})"
+        # user patterns (extra_patterns) are RE2: check them now, not at the first batch
+        con = _connect()
+        try:
+            for rule in ("markup", "boilerplate", "refusal", "placeholder"):
+                for pat in getattr(self.params.rules, rule).extra_patterns:
+                    try:
+                        con.execute("SELECT regexp_matches('', ?)", [pat]).fetchall()
+                    except Exception as e:  # duckdb.InvalidInputException
+                        raise ValueError(f"rules.{rule}.extra_patterns: {pat!r} is not a valid RE2 pattern: {e}") from e
+        finally:
+            con.close()
 
     def process(self, batch: pa.Table) -> StepOutput:
-        import duckdb
-
-        con = duckdb.connect()
+        con = _connect()
         try:
             con.register("b", batch.select(["sample_id", "instruction", "input", "output", "system", "messages", "reasoning"]))
             res = query_arrow(con, self._sql)
@@ -498,6 +512,13 @@ class QualityStep(RowStep):
                             pa.nulls(n, pa.string())], schema=SIGNAL_SCHEMA)
         decisions = pa.concat_tables(parts) if parts else None
         return StepOutput(decisions=decisions, signals=signals, counters=counters)
+
+
+def _connect():  # noqa: ANN202
+    con = scratch()
+    # trim() strips spaces only; answers end in newlines and tabs too
+    con.execute(r"CREATE MACRO wtrim(x) AS regexp_replace(x, '^\s+|\s+$', '', 'g')")
+    return con
 
 
 def _rule_col(name: str) -> str:

@@ -43,7 +43,8 @@ class RedactParams(BaseModel):
 
 def _py(pattern: str) -> re.Pattern[str]:
     """The RE2 pattern for Python's re (\\x{..} -> \\x..)."""
-    return re.compile(re.sub(r"\\x\{([0-9A-Fa-f]+)\}", lambda m: f"\\U{int(m.group(1), 16):08x}", pattern))
+    # re.ASCII: \b and \d as RE2 reads them (Python's Unicode \b sees no boundary between 号 and a digit)
+    return re.compile(re.sub(r"\\x\{([0-9A-Fa-f]+)\}", lambda m: f"\\U{int(m.group(1), 16):08x}", pattern), re.ASCII)
 
 
 # order matters: IDs and cards (checked) before phone numbers, whose pattern can match inside them

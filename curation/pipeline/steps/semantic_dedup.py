@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from curation.dedup.minhash import components
 from curation.dedup.semantic import embedding_dim, encode, model_key, neighbour_pairs
-from curation.duck import query_arrow
+from curation.duck import query_arrow, scratch
 from curation.pipeline.base import (
     DECISION_SCHEMA,
     SIGNAL_SCHEMA,
@@ -66,9 +66,7 @@ class SemanticDedupStep(GlobalStep):
 
     def signatures(self, batch: pa.Table) -> pa.Table:
         """Stage 1: the vector of every sample, from the cache or encoded now (``new_vector``)."""
-        import duckdb
-
-        con = duckdb.connect()
+        con = scratch()
         try:
             con.register("b", batch.select(["shape", "system", "instruction", "input", "output", "reasoning", "messages"]))
             texts = query_arrow(con, f"SELECT {self._text} AS t FROM b").column("t").to_pylist()

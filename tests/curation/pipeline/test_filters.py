@@ -15,6 +15,7 @@ from curation.pipeline.base import MESSAGE_TYPE
 from curation.pipeline.executor import run_pipeline
 from curation.pipeline.steps.language import LanguageStep
 from curation.pipeline.steps.quality import QualityStep, valid_card, valid_cn_id
+from curation.pipeline.steps.redact import RedactStep
 from curation.store import Store
 from schemas.pipeline import PipelineConfig, StepConfig
 from tests.conftest import SAMPLE_DIR
@@ -226,3 +227,58 @@ def test_bad_step_parameters_are_usage_errors(tmp_path) -> None:
         build_step(StepConfig(type="language", params={"backend": "nope"}))
     with pytest.raises(UsageError, match="verdict"):
         build_step(StepConfig(type="quality", params={"rules": {"refusal": {"verdict": "delete"}}}))
+
+
+FALSE_POSITIVES = {
+    "an AI engineer": "As an AI engineer, you should learn linear algebra first, then statistics and programming.",
+    "an AI winter": "Funding collapsed in the 1970s, a period known as an AI winter, and research slowed for a decade.",
+    "code fences": "Install:\n```bash\npip install mytool\n```\nConfigure:\n```bash\nmytool init\n```\n"
+                   "Run:\n```bash\nmytool run\n```\nCheck:\n```bash\nmytool status\n```\nThat is all you need.",
+    "a dict lookup in code": "Count them:\n```python\ncounts[name] = counts.get(name, 0) + 1\n# TODO: sort\n```\nThat is the idea.",
+    "explaining think tags": "R1 writes its reasoning between `<think>` and `</think>` tags before the answer.",
+    "inline JSON": 'Send `{"name": "Bob", "age": 30, "tags": ["a", "b"]}` as the request body to create the user.',
+    "Japanese prose": "私は昨日友達と一緒に映画を見に行きました。とても面白かったです。",
+}
+
+
+@pytest.mark.parametrize("case", sorted(FALSE_POSITIVES))
+def test_good_answers_are_not_flagged(case) -> None:
+    out = QualityStep().process(_batch([{"instruction": "Explain it.", "output": FALSE_POSITIVES[case]}]))
+    assert out.decisions is None or out.decisions.num_rows == 0, out.decisions.column("reason").to_pylist()
+
+
+def test_tool_turns_alternate_and_whitespace_only_answers_are_empty() -> None:
+    tool_dialogue = {"messages": [{"role": "user", "content": "Weather in Paris?"},
+                                  {"role": "assistant", "content": "Let me look that up."},
+                                  {"role": "tool", "content": "{\"temp\": 21}"},
+                                  {"role": "assistant", "content": "It is 21 degrees in Paris right now."}]}
+    out = QualityStep().process(_batch([tool_dialogue, {"instruction": "Hi", "output": "\n\n\t"}]))
+    reasons = dict(zip(out.decisions.column("sample_id").to_pylist(), out.decisions.column("reason").to_pylist()))
+    assert "s0" not in reasons and reasons["s1"].startswith("empty answer")
+
+
+def test_a_one_megabyte_answer_is_judged_in_seconds() -> None:
+    import time
+
+    big = " ".join(f"word{i % 5000}" for i in range(150_000))
+    started = time.perf_counter()
+    QualityStep().process(_batch([{"instruction": "Write a lot.", "output": big}]))
+    assert time.perf_counter() - started < 10
+
+
+def test_redaction_next_to_chinese_text() -> None:
+    from collections import Counter
+
+    step = RedactStep()
+    assert step.redact("我的手机号13912345678，有事打给我。", Counter()) == "我的手机号[PHONE]，有事打给我。"
+    assert step.redact("身份证11010519491231002X", Counter()) == "身份证[ID_NUMBER]"
+    assert step.redact("version 2.2.0+12345678", Counter()) == "version 2.2.0+12345678"
+
+
+def test_language_step_judges_the_answer_not_a_short_instruction() -> None:
+    step = LanguageStep(params={"keep": ["en", "zh"]})
+    out = step.process(_batch([{"instruction": "Define photosynthesis.", "output": GOOD_EN.replace("Binary search", "It")},
+                               {"instruction": "Convert Celsius to Fahrenheit.", "output": "Multiply by 9/5 and add 32 to the Celsius value."}]))
+    assert out.decisions.num_rows == 0, out.decisions.column("reason").to_pylist()
+    with pytest.raises(ValueError, match="unknown language codes"):
+        LanguageStep(params={"keep": ["en", "klingon"]})

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from curation.dedup import minhash_clusters
-from curation.dedup.minhash import MinHashParams, optimal_bands, shingle_sql
+from curation.dedup.minhash import MinHashParams, optimal_bands, shingles_query
 from curation.ingest import ingest_paths
 from curation.pipeline.executor import run_pipeline
 from curation.store import Store
@@ -23,7 +23,7 @@ ZH = "二分查找在有序列表中查找元素：每次把目标与中间元�
 def _shingles(text: str, p: MinHashParams) -> list[int]:
     con = duckdb.connect()
     con.register("t", pa.table({"text": [text]}))
-    return con.execute(f"SELECT {shingle_sql('text', p, chr(39) + 'k' + chr(39))} FROM t").fetchall()[0][0]
+    return con.execute(f"SELECT shingles FROM ({shingles_query('t', 'text', p, chr(39) + 'k' + chr(39))})").fetchall()[0][0]
 
 
 def test_chinese_is_shingled_by_characters_english_by_words() -> None:
