@@ -269,10 +269,10 @@ def gather(store: Store, run_id: int | None = None) -> ReportData:
                        left(CASE WHEN t.messages IS NULL
                                  THEN concat_ws('\n\n', t.instruction, nullif(t.input, ''))
                                  ELSE list_filter(t.messages, lambda m: m.role = 'user')[1].content END,
-                            {EXCERPT_CHARS + 1}) AS instruction,
+                            {EXCERPT_CHARS + 64}) AS instruction,
                        left(CASE WHEN t.messages IS NULL THEN t.output
                                  ELSE list_filter(t.messages, lambda m: m.role = 'assistant')[1].content END,
-                            {EXCERPT_CHARS + 1}) AS output,
+                            {EXCERPT_CHARS + 64}) AS output,
                        CASE WHEN t.messages IS NULL THEN NULL ELSE len(t.messages) END AS turns
                 FROM picked p LEFT JOIN txt t USING (sample_id)
                 ORDER BY p.head, p.sample_id""", [rid, rid, verdict, [h for h, _ in heads]])
@@ -303,9 +303,14 @@ def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
         return '<span class="muted">(none)</span>'
     if text == "":
         return '<span class="muted">(empty)</span>'
-    text = _redactor().redact(text, Counter())
+    text = mask(text)
     cut = text if len(text) <= limit else text[:limit].rstrip() + "…"
     return esc(cut)
+
+
+def mask(text: str | None) -> str | None:
+    """Personal data in ``text`` replaced by placeholders (reasons quote the text they judged)."""
+    return _redactor().redact(text, Counter()) if text else text
 
 
 @functools.lru_cache(maxsize=1)
@@ -495,11 +500,11 @@ def _reasons_section(figs: _Figures, data: ReportData) -> str:
     out.append(figs.html(fig, "reasons", height=max(260, 60 + 26 * len(groups))))
     out.append("<h3>By reason (part before ':')</h3>")
     out.append(_table(["step", "verdict", "reason", "samples", "distinct reasons", "e.g."],
-                      [[r["step"], r["verdict"], r["head"], r["n"], r["distinct_reasons"], r["example"]]
+                      [[r["step"], r["verdict"], r["head"], r["n"], r["distinct_reasons"], mask(r["example"])]
                        for r in groups], numeric={3, 4}, wrap={2, 5}))
     out.append(f"<h3>By reason as stored (top {TOP_REASONS})</h3>")
     out.append(_table(["step", "verdict", "reason", "samples"],
-                      [[r["step"], r["verdict"], r["reason"], r["n"]] for r in data.reasons], numeric={3}, wrap={2}))
+                      [[r["step"], r["verdict"], mask(r["reason"]), r["n"]] for r in data.reasons], numeric={3}, wrap={2}))
     out.append("</section>")
     return "".join(out)
 
@@ -603,7 +608,7 @@ def _examples_block(data: ReportData, verdict: str) -> str:
             out.append(
                 '<div class="example">'
                 f'<div class="meta">{" · ".join(m for m in meta if m)}</div>'
-                f'<div class="reason">{esc(ex["reason"])}</div>'
+                f'<div class="reason">{esc(mask(ex["reason"]))}</div>'
                 f'<div class="pair"><div><div class="lbl">instruction{first_user}</div>'
                 f'<div class="text">{excerpt(ex["instruction"])}</div></div>'
                 f'<div><div class="lbl">output{first_asst}</div><div class="text">{excerpt(ex["output"])}</div></div>'
