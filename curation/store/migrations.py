@@ -218,4 +218,54 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        3,
+        "snapshots, snapshot_samples and reviews: immutable sets of kept samples and the verdicts on them",
+        (
+            "CREATE SEQUENCE snapshot_id_seq START 1",
+            """CREATE TABLE snapshots (
+                snapshot_id INTEGER PRIMARY KEY DEFAULT nextval('snapshot_id_seq'),
+                parent_id INTEGER,
+                run_id INTEGER NOT NULL,
+                state VARCHAR NOT NULL CHECK (state IN ('draft', 'in_review', 'approved', 'rejected')),
+                content_hash VARCHAR NOT NULL,
+                n_samples BIGINT NOT NULL,
+                n_new BIGINT NOT NULL,
+                config JSON NOT NULL,
+                note VARCHAR,
+                created_at TIMESTAMP NOT NULL,
+                state_changed_at TIMESTAMP,
+                forced BOOLEAN NOT NULL DEFAULT false,
+                certification JSON
+            )""",
+            """CREATE TABLE snapshot_samples (
+                snapshot_id INTEGER NOT NULL,
+                sample_id VARCHAR NOT NULL,
+                version INTEGER NOT NULL,
+                is_new BOOLEAN NOT NULL,
+                PRIMARY KEY (snapshot_id, sample_id)
+            )""",
+            """CREATE TABLE reviews (
+                review_id VARCHAR PRIMARY KEY,
+                item_kind VARCHAR NOT NULL CHECK (item_kind IN ('sample', 'answer')),
+                item_id VARCHAR NOT NULL,
+                snapshot_id INTEGER,
+                sample_id VARCHAR,
+                version INTEGER,
+                stratum VARCHAR,
+                reviewer VARCHAR,
+                verdict VARCHAR CHECK (verdict IN ('accept', 'reject')),
+                corrected_output VARCHAR,
+                categories VARCHAR[],
+                ratings JSON,
+                status VARCHAR NOT NULL CHECK (status IN ('pending', 'submitted', 'skipped')),
+                submitted_at TIMESTAMP,
+                backend VARCHAR NOT NULL,
+                backend_record_id VARCHAR
+            )""",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
