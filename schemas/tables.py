@@ -209,7 +209,7 @@ TABLES: tuple[Table, ...] = (
             C("parent_id", "INTEGER", "The snapshot this one was made from (reviews applied, or new batches added), or NULL."),
             C("run_id", "INTEGER", "The pipeline run whose kept samples it froze."),
             C("state", "VARCHAR", "draft, in_review, approved or rejected."),
-            C("content_hash", "VARCHAR", "sha256 over the sorted (sample_id, version, content hash) list."),
+            C("content_hash", "VARCHAR", "sha256 over the sorted (sample_id, content hash) list."),
             C("n_samples", "BIGINT", "Samples pinned."),
             C("n_new", "BIGINT", "Samples not in an approved parent: the ones that need review."),
             C("config", "JSON", "The run's pipeline config."),
@@ -227,7 +227,8 @@ TABLES: tuple[Table, ...] = (
             C("snapshot_id", "INTEGER", "The snapshot."),
             C("sample_id", "VARCHAR", "A kept sample."),
             C("version", "INTEGER", "Its text version (0: as ingested; else sample_texts.version)."),
-            C("is_new", "BOOLEAN", "Not in the approved parent: it needs review."),
+            C("content_hash", "VARCHAR", "Content hash of that text (as exact dedup computes it)."),
+            C("is_new", "BOOLEAN", "Not in the approved parent with the same text: it needs review."),
         ),
     ),
     Table(

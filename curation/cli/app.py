@@ -411,6 +411,107 @@ def report(
     out.file.write(f"{path}\n")
 
 
+snapshot_app = typer.Typer(help="Snapshots: freeze a run's kept samples, list, show, approve.", no_args_is_help=True)
+review_app = typer.Typer(help="The review gate: plan how many reviews, certify a snapshot.", no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(review_app, name="review")
+
+
+def _snapshot_dict(s) -> dict:  # noqa: ANN001
+    return {"snapshot": s.snapshot_id, "parent": s.parent_id, "run": s.run_id, "state": s.state,
+            "samples": s.n_samples, "new": s.n_new, "content_hash": s.content_hash[:16], "forced": s.forced,
+            "note": s.note}
+
+
+@snapshot_app.command("create")
+@handle_errors
+def snapshot_create(
+    run_id: Annotated[Optional[int], typer.Option("--run", help="Run whose kept samples to freeze (default: the latest done run).")] = None,
+    parent: Annotated[Optional[int], typer.Option(help="An approved snapshot this one extends: its samples need no new review.")] = None,
+    note: Annotated[Optional[str], typer.Option(help="Free text kept with the snapshot.")] = None,
+) -> None:
+    """Freeze the kept samples of a run, with their current text versions, as an immutable draft snapshot."""
+    from curation.cli.render import out
+    from curation.review.snapshots import create_snapshot
+
+    snap = create_snapshot(_store(), run_id, parent, note)
+    out.print_json(data=_snapshot_dict(snap))
+
+
+@snapshot_app.command("list")
+@handle_errors
+def snapshot_list() -> None:
+    """List snapshots, newest first."""
+    from curation.cli.render import out
+    from curation.review.snapshots import list_snapshots
+
+    out.print_json(data=[_snapshot_dict(s) for s in list_snapshots(_store())])
+
+
+@snapshot_app.command("show")
+@handle_errors
+def snapshot_show(snapshot_id: Annotated[int, typer.Argument(help="Snapshot id.")],
+                  target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
+                  confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95) -> None:
+    """Show a snapshot and its certification from the reviews so far."""
+    from curation.cli.render import out
+    from curation.review.snapshots import get_snapshot, snapshot_certification
+
+    store = _store()
+    data = _snapshot_dict(get_snapshot(store, snapshot_id))
+    data["certification"] = snapshot_certification(store, snapshot_id, target, confidence)
+    out.print_json(data=data)
+
+
+@snapshot_app.command("approve")
+@handle_errors
+def snapshot_approve(snapshot_id: Annotated[int, typer.Argument(help="Snapshot id.")],
+                     force: Annotated[bool, typer.Option("--force", help="Approve without certification (recorded).")] = False,
+                     target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
+                     confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95) -> None:
+    """Approve a snapshot; refused (exit 3) unless its reviews certify it, or with --force."""
+    from curation.cli.render import out
+    from curation.review.snapshots import approve, snapshot_certification
+
+    store = _store()
+    cert = snapshot_certification(store, snapshot_id, target, confidence)
+    out.print_json(data=_snapshot_dict(approve(store, snapshot_id, cert, force)))
+
+
+@review_app.command("plan")
+@handle_errors
+def review_plan(target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
+                confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95,
+                power: Annotated[float, typer.Option(help="Chance to certify at the expected accuracy.")] = 0.95,
+                expected: Annotated[float, typer.Option(help="Accuracy the data is expected to have.")] = 0.995,
+                rounds: Annotated[int, typer.Option(help="Looks at the results (the loop's error is spent over them).")] = 1) -> None:
+    """How many reviews a snapshot needs for the target at the confidence, with the stated power."""
+    from curation.cli.render import out
+    from curation.review.stats import plan, plan_sequential
+
+    n = plan(target, confidence, power, expected) if rounds == 1 else plan_sequential(target, confidence, power, expected, rounds)
+    out.print_json(data={"reviews": n, "rounds": rounds, "per_round": -(-n // rounds), "target": target,
+                         "confidence": confidence, "power": power, "expected": expected})
+
+
+@review_app.command("certify")
+@handle_errors
+def review_certify(reviewed: Annotated[int, typer.Argument(help="Samples reviewed.")],
+                   correct: Annotated[int, typer.Argument(help="Of those, judged correct.")],
+                   population: Annotated[Optional[int], typer.Option(help="Samples the reviewed ones were drawn from.")] = None,
+                   target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
+                   confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95) -> None:
+    """One look: estimate, exact bounds, verdict and further reviews needed for given counts."""
+    from curation.cli.render import out
+    from curation.review.stats import certify
+
+    try:
+        result = certify(reviewed, correct, population, target, confidence)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    out.print_json(data=result.as_dict())
+
+
 @app.command()
 @handle_errors
 def demo(

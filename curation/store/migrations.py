@@ -243,6 +243,7 @@ MIGRATIONS += (
                 snapshot_id INTEGER NOT NULL,
                 sample_id VARCHAR NOT NULL,
                 version INTEGER NOT NULL,
+                content_hash VARCHAR NOT NULL,
                 is_new BOOLEAN NOT NULL,
                 PRIMARY KEY (snapshot_id, sample_id)
             )""",

@@ -1,0 +1,88 @@
+"""Snapshots: frozen from a run, immutable, incremental on an approved parent, approval gated by certification."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from curation.errors import RefusedError, UsageError
+from curation.ingest import ingest_paths
+from curation.pipeline.executor import run_pipeline
+from curation.review.snapshots import approve, create_snapshot, get_snapshot, snapshot_certification
+from curation.store import Store
+from schemas.pipeline import PipelineConfig, StepConfig
+from tests.conftest import SAMPLE_DIR
+
+CFG = PipelineConfig(steps=[StepConfig(type="clean"), StepConfig(type="exact_dedup")])
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("snap") / "curate.duckdb"
+    store = Store(path)
+    ingest_paths(store, [str(SAMPLE_DIR / "instructions.jsonl")])
+    run_pipeline(store, CFG)
+    return path
+
+
+@pytest.fixture
+def store(base, tmp_path) -> Store:
+    shutil.copy(base, tmp_path / "curate.duckdb")
+    return Store(tmp_path / "curate.duckdb")
+
+
+def q(store: Store, sql: str, params: list | None = None) -> list[tuple]:
+    with store.reader() as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def test_a_snapshot_pins_the_kept_samples_and_their_versions(store) -> None:
+    snap = create_snapshot(store, note="first")
+    assert snap.state == "draft" and snap.n_samples == q(store, "SELECT count(*) FROM kept")[0][0] == snap.n_new
+    # cleaned samples are pinned to their new text version
+    pinned = dict(q(store, "SELECT sample_id, version FROM snapshot_samples WHERE snapshot_id = ?", [snap.snapshot_id]))
+    kept = dict(q(store, "SELECT sample_id, version FROM kept"))
+    assert pinned == kept and any(v > 0 for v in pinned.values())
+    # the same run frozen again has the same content hash
+    assert create_snapshot(store).content_hash == snap.content_hash
+
+
+def test_approval_needs_certification_or_force(store, tmp_path) -> None:
+    snap = create_snapshot(store)
+    cert = snapshot_certification(store, snap.snapshot_id)
+    assert cert["verdict"] == "undecided" and cert["reviewed"] == 0
+    with pytest.raises(RefusedError, match="not certified"):
+        approve(store, snap.snapshot_id, cert)
+    done = approve(store, snap.snapshot_id, cert, force=True)
+    assert done.state == "approved" and done.forced
+    with pytest.raises(RefusedError, match="already approved"):
+        approve(store, snap.snapshot_id, cert, force=True)
+
+
+def test_an_incremental_snapshot_only_needs_its_new_samples_reviewed(store, tmp_path) -> None:
+    parent = approve(store, create_snapshot(store).snapshot_id, None, force=True)
+    extra = tmp_path / "more.jsonl"
+    extra.write_text(json.dumps({"instruction": "New question?", "output": "A new, complete answer."}) + "\n", encoding="utf-8")
+    ingest_paths(store, [str(extra)])
+    run_pipeline(store, CFG)
+    child = create_snapshot(store, parent_id=parent.snapshot_id)
+    assert child.n_samples == parent.n_samples + 1 and child.n_new == 1
+    with pytest.raises(UsageError, match="only an approved snapshot"):
+        create_snapshot(store, parent_id=create_snapshot(store).snapshot_id)
+
+
+def test_cli(cli, store) -> None:
+    res = cli("snapshot", "create", "--note", "cli")
+    assert res.exit_code == 0, res.output
+    sid = json.loads(res.output)["snapshot"]
+    res = cli("snapshot", "approve", str(sid))
+    assert res.exit_code == 3 and "not certified" in res.output
+    res = cli("review", "plan")
+    assert res.exit_code == 0 and 400 < json.loads(res.output)["reviews"] < 800
+    res = cli("review", "certify", "700", "697")
+    assert json.loads(res.output)["verdict"] == "certified"
+    assert cli("review", "certify", "10", "11").exit_code == 2
+    assert get_snapshot(store, sid).state == "draft"
