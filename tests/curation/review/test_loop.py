@@ -1,0 +1,118 @@
+"""The review loop on the bundled data with simulated reviewers (verdicts from the planted truth, 2% noise)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from curation.errors import RefusedError
+from curation.ingest import ingest_paths
+from curation.pipeline import load_config
+from curation.pipeline.executor import run_pipeline
+from curation.review.loop import agreement, apply_reviews, draw_sample, majority, record_verdicts, weighted_certification
+from curation.review.snapshots import approve, create_snapshot, get_snapshot
+from curation.review.stats import plan
+from curation.store import Store
+from tests.conftest import SAMPLE_DIR
+
+FILES = ["instructions.jsonl", "dialogues_sharegpt.jsonl", "messages_openai.json", "instructions_gb18030.csv"]
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("loop") / "curate.duckdb"
+    store = Store(path)
+    ingest_paths(store, [str(SAMPLE_DIR / f) for f in FILES])
+    run_pipeline(store, load_config())
+    return path
+
+
+@pytest.fixture
+def store(curated, tmp_path) -> Store:
+    shutil.copy(curated, tmp_path / "curate.duckdb")
+    return Store(tmp_path / "curate.duckdb")
+
+
+def _bad_samples(store: Store, truth: dict) -> set[str]:
+    """What a careful reviewer of the kept set would reject, from the planted truth."""
+    with store.reader() as con:
+        ids = {(Path(src).name, n): sid for sid, src, n in con.execute("SELECT sample_id, source, row_number FROM samples").fetchall()}
+        kept = {r[0] for r in con.execute("SELECT sample_id FROM kept").fetchall()}
+    bad = set()
+    for p in truth["planted"]:
+        sid = ids.get((p["file"], p["row_number"]))
+        if sid is None or p["problem"] == "control_characters":  # repaired by cleaning: what reviewers see is fine
+            continue
+        if p["problem"] in ("exact_duplicate", "near_duplicate"):
+            # a copy is wrong only while its twin is kept too
+            if ids.get((p["file"], p["duplicate_of"])) in kept:
+                bad.add(sid)
+        else:
+            bad.add(sid)
+    return bad
+
+
+def _simulate(store: Store, items: list[dict], bad: set[str], reviewers: int, noise: float, seed: int) -> None:
+    rng = random.Random(seed)
+    verdicts = []
+    for it in items:
+        right = "reject" if it["sample_id"] in bad else "accept"
+        for r in range(reviewers):
+            wrong = rng.random() < noise
+            verdict = ("accept" if right == "reject" else "reject") if wrong else right
+            v = {"item_id": it["item_id"], "reviewer": f"sim{r}", "verdict": verdict}
+            if verdict == "reject" and it["sample_id"] in bad and r == 0:
+                v["categories"] = ["other"]
+            verdicts.append(v)
+    record_verdicts(store, verdicts, "sim")
+
+
+def test_end_to_end_certifies_a_clean_snapshot_and_applies_the_reviews(store, truth) -> None:
+    snap = create_snapshot(store)
+    n = plan(expected=0.995)
+    drawn = draw_sample(store, snap.snapshot_id, n, seed=7)
+    assert get_snapshot(store, snap.snapshot_id).state == "in_review"
+    # drawing again with the same seed adds nothing
+    assert len(draw_sample(store, snap.snapshot_id, n, seed=7).items) == len(drawn.items)
+    with store.reader() as con:
+        assert con.execute("SELECT count(*) FROM reviews WHERE snapshot_id = ?", [snap.snapshot_id]).fetchall()[0][0] == len(drawn.items)
+    bad = _bad_samples(store, truth)
+    _simulate(store, drawn.items, bad, reviewers=3, noise=0.02, seed=1)
+    # a re-pull of the same verdicts is a no-op
+    assert record_verdicts(store, [{"item_id": drawn.items[0]["item_id"], "reviewer": "sim0", "verdict": "accept"}], "sim") == 0
+    cert = weighted_certification(store, snap.snapshot_id)
+    assert cert["verdict"] == "certified", cert
+    agree = agreement(store, snap.snapshot_id)
+    assert agree["items_with_overlap"] == len(drawn.items) and agree["percent_agreement"] > 0.9
+    done = approve(store, snap.snapshot_id, cert)
+    assert done.state == "approved" and not done.forced
+    # corrections and rejections make a child snapshot
+    votes = majority(store, snap.snapshot_id)
+    first = next(iter(votes))
+    record_verdicts(store, [{"item_id": first, "reviewer": "lead", "verdict": "reject", "corrected_output": "A corrected answer."},
+                            {"item_id": first, "reviewer": "lead2", "verdict": "reject"}], "sim")
+    child = apply_reviews(store, snap.snapshot_id)
+    sid = first.split(":")[1]
+    with store.reader() as con:
+        pinned = con.execute("SELECT version FROM snapshot_samples WHERE snapshot_id = ? AND sample_id = ?", [child, sid]).fetchall()
+        text = con.execute("SELECT output FROM sample_texts WHERE sample_id = ? AND version = ?", [sid, pinned[0][0]]).fetchall()
+    assert text[0][0] == "A corrected answer."
+    rejected = sum(1 for d in majority(store, snap.snapshot_id).values() if d["verdict"] == "reject" and not d["corrected_output"])
+    assert get_snapshot(store, child).n_samples == snap.n_samples - rejected
+
+
+def test_a_snapshot_with_four_percent_errors_does_not_certify(store) -> None:
+    snap = create_snapshot(store)
+    with store.reader() as con:
+        ids = [r[0] for r in con.execute("SELECT sample_id FROM snapshot_samples WHERE snapshot_id = ? ORDER BY sample_id",
+                                         [snap.snapshot_id]).fetchall()]
+    bad = set(random.Random(3).sample(ids, int(0.04 * len(ids))))
+    drawn = draw_sample(store, snap.snapshot_id, plan(expected=0.995), seed=7)
+    _simulate(store, drawn.items, bad, reviewers=3, noise=0.02, seed=2)
+    cert = weighted_certification(store, snap.snapshot_id)
+    assert cert["verdict"] != "certified", cert
+    with pytest.raises(RefusedError):
+        approve(store, snap.snapshot_id, cert)
