@@ -478,6 +478,22 @@ def snapshot_approve(snapshot_id: Annotated[int, typer.Argument(help="Snapshot i
     out.print_json(data=_snapshot_dict(approve(store, snapshot_id, cert, force)))
 
 
+@snapshot_app.command("export")
+@handle_errors
+def snapshot_export(snapshot_id: Annotated[int, typer.Argument(help="Snapshot id.")],
+                    to: Annotated[Optional[Path], typer.Option("--to", help="Folder (default: <store folder>/exports/snapshot-<id>).")] = None,
+                    eval_share: Annotated[float, typer.Option(help="Share of samples in the eval split.")] = 0.05,
+                    seed: Annotated[int, typer.Option(help="Seed of the train / eval split.")] = 0,
+                    force: Annotated[bool, typer.Option("--force", help="Export an unapproved snapshot (recorded).")] = False,
+                    hf: Annotated[bool, typer.Option("--hf/--no-hf", help="Also write a Hugging Face dataset folder.")] = True) -> None:
+    """Export an approved snapshot: Parquet, JSONL, a Hugging Face dataset folder, train / eval split, manifest.json."""
+    from curation.cli.render import out
+    from curation.review.export import export_snapshot
+
+    path = export_snapshot(_store(), snapshot_id, to, eval_share, seed, force, hf)
+    out.file.write(f"{path}\n")
+
+
 @review_app.command("plan")
 @handle_errors
 def review_plan(target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,

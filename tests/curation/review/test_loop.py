@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
 
+import datasets
+import pyarrow.parquet as pq
 import pytest
 
 from curation.errors import RefusedError
 from curation.ingest import ingest_paths
 from curation.pipeline import load_config
 from curation.pipeline.executor import run_pipeline
+from curation.review.export import export_snapshot
 from curation.review.loop import agreement, apply_reviews, draw_sample, majority, record_verdicts, weighted_certification
 from curation.review.snapshots import approve, create_snapshot, get_snapshot
 from curation.review.stats import plan
@@ -89,6 +93,15 @@ def test_end_to_end_certifies_a_clean_snapshot_and_applies_the_reviews(store, tr
     assert agree["items_with_overlap"] == len(drawn.items) and agree["percent_agreement"] > 0.9
     done = approve(store, snap.snapshot_id, cert)
     assert done.state == "approved" and not done.forced
+    out = export_snapshot(store, snap.snapshot_id, seed=3)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["samples"] == snap.n_samples == manifest["split"]["train"] + manifest["split"]["eval"]
+    assert manifest["review"]["verdict"] == "certified" and manifest["content_hash"] == snap.content_hash
+    assert pq.read_table(out / "train.parquet").num_rows == manifest["split"]["train"]
+    assert datasets.load_from_disk(str(out / "hf"))["eval"].num_rows == manifest["split"]["eval"] > 0
+    # the split is reproducible
+    again = export_snapshot(store, snap.snapshot_id, out.parent / "again", seed=3)
+    assert (again / "eval.jsonl").read_bytes() == (out / "eval.jsonl").read_bytes()
     # corrections and rejections make a child snapshot
     votes = majority(store, snap.snapshot_id)
     first = next(iter(votes))
@@ -116,3 +129,5 @@ def test_a_snapshot_with_four_percent_errors_does_not_certify(store) -> None:
     assert cert["verdict"] != "certified", cert
     with pytest.raises(RefusedError):
         approve(store, snap.snapshot_id, cert)
+    with pytest.raises(RefusedError, match="not approved"):
+        export_snapshot(store, snap.snapshot_id)
