@@ -21,6 +21,26 @@ def run_child(script: str, *args: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def run_one_step(db: str, step_type: str, counters: bool = False) -> dict:
+    """Run a pipeline of the one step ``step_type`` on the store ``db``; seconds, peak memory and its run_steps rows."""
+    import time
+
+    from curation.pipeline.executor import run_pipeline
+    from curation.store import Store
+    from schemas.pipeline import PipelineConfig, StepConfig
+
+    t0 = time.perf_counter()
+    store = Store(db)
+    res = run_pipeline(store, PipelineConfig(steps=[StepConfig(type=step_type)]), fresh=True)
+    seconds = time.perf_counter() - t0
+    cols = "step, epoch(finished_at) - epoch(started_at), dropped" + (", counters" if counters else "")
+    with store.reader() as con:
+        steps = con.execute(f"SELECT {cols} FROM run_steps WHERE run_id = ? ORDER BY position",
+                            [res.run_id]).fetchall()
+    return {"seconds": seconds, "peak_bytes": peak_rss_bytes(), "samples": res.samples_in, "steps": steps,
+            "store": store}
+
+
 class Targets:
     """Collects missed targets, prints them, and gives the exit code."""
 
