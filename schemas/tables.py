@@ -218,6 +218,7 @@ TABLES: tuple[Table, ...] = (
             C("state_changed_at", "TIMESTAMP", "When the state last changed (UTC)."),
             C("forced", "BOOLEAN", "Approved without certification (--force); the manifest says so."),
             C("certification", "JSON", "The certification the approval rests on (estimate, bounds, reviews)."),
+            C("review_plan", "JSON", "The review loop's plan: reviews, rounds (looks), per round, target, confidence, overlap, seed, strata."),
         ),
     ),
     Table(
@@ -241,7 +242,7 @@ TABLES: tuple[Table, ...] = (
             C("snapshot_id", "INTEGER", "The snapshot under review."),
             C("sample_id", "VARCHAR", "The sample judged."),
             C("version", "INTEGER", "Its text version."),
-            C("stratum", "VARCHAR", "Sampling stratum (source / language, or a flag as a mandatory stratum)."),
+            C("stratum", "VARCHAR", "Sampling stratum (source / language, or a flag as a mandatory stratum); the round name for answers."),
             C("reviewer", "VARCHAR", "Who reviewed (backend user)."),
             C("verdict", "VARCHAR", "accept or reject (NULL while pending)."),
             C("corrected_output", "VARCHAR", "A corrected answer, when the reviewer gave one."),
@@ -251,6 +252,7 @@ TABLES: tuple[Table, ...] = (
             C("submitted_at", "TIMESTAMP", "When the verdict was given (UTC)."),
             C("backend", "VARCHAR", "labelstudio, argilla, or sim (simulated reviewers)."),
             C("backend_record_id", "VARCHAR", "The task / record id in the backend."),
+            C("payload", "JSON", "Content of an answer item (prompt, answer, model, questions); NULL for samples."),
         ),
     ),
 )

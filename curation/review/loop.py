@@ -20,9 +20,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from curation.errors import UsageError
 from curation.pipeline.text import content_hash_sql
+from curation.review.items import VERDICTS
 from curation.review.snapshots import _finish, _row, get_snapshot
 from curation.store.store import Store, utcnow
 
@@ -83,43 +85,106 @@ def draw_sample(store: Store, snapshot_id: int, n: int, seed: int = 0, backend: 
         for sid, version in take:
             items.append({"item_id": item_id(snapshot_id, sid, version), "sample_id": sid, "version": version, "stratum": k})
     with store.writer() as con:
-        for it in items:
-            con.execute("""INSERT INTO reviews (review_id, item_kind, item_id, snapshot_id, sample_id, version, stratum,
-                                                status, backend)
-                           SELECT ?, 'sample', ?, ?, ?, ?, ?, 'pending', ?
-                           WHERE NOT EXISTS (SELECT 1 FROM reviews WHERE review_id = ?)""",
-                        [it["item_id"], it["item_id"], snapshot_id, it["sample_id"], it["version"], it["stratum"],
-                         backend, it["item_id"]])
+        _insert_items(con, [{**it, "snapshot_id": snapshot_id} for it in items], "sample", backend)
         if snap.state == "draft":
             con.execute("UPDATE snapshots SET state = 'in_review', state_changed_at = ? WHERE snapshot_id = ?",
                         [utcnow(), snapshot_id])
     return Drawn(items, strata)
 
 
-def record_verdicts(store: Store, verdicts: list[dict], backend: str) -> int:
-    """Store verdicts ``{item_id, reviewer, verdict, corrected_output?, categories?, backend_record_id?}``.
+def _insert_items(con, items: list[dict], kind: str, backend: str) -> int:
+    """Insert pending item rows in one statement; items already there are left alone. Returns how many were new."""
+    if not items:
+        return 0
+    tbl = pa.table({
+        "item_id": pa.array([it["item_id"] for it in items], pa.string()),
+        "snapshot_id": pa.array([it.get("snapshot_id") for it in items], pa.int32()),
+        "sample_id": pa.array([it.get("sample_id") for it in items], pa.string()),
+        "version": pa.array([it.get("version") for it in items], pa.int32()),
+        "stratum": pa.array([it.get("stratum") for it in items], pa.string()),
+        "payload": pa.array([json.dumps(it["payload"], ensure_ascii=False) if it.get("payload") is not None else None
+                             for it in items], pa.string()),
+    })
+    con.register("_incoming_items", tbl)
+    try:
+        return int(con.execute(
+            """INSERT INTO reviews (review_id, item_kind, item_id, snapshot_id, sample_id, version, stratum, status,
+                                    backend, payload)
+               SELECT i.item_id, ?, i.item_id, i.snapshot_id, i.sample_id, i.version, i.stratum, 'pending', ?, i.payload
+               FROM (SELECT * FROM _incoming_items QUALIFY row_number() OVER (PARTITION BY item_id) = 1) i
+               WHERE NOT EXISTS (SELECT 1 FROM reviews r WHERE r.review_id = i.item_id)""",
+            [kind, backend]).fetchall()[0][0])
+    finally:
+        con.unregister("_incoming_items")
 
-    Idempotent by (item, reviewer); returns how many were new.
+
+def add_answer_items(store: Store, round_name: str, answers: list[dict], backend: str = "sim") -> int:
+    """Add model answers to rate as items of the rating round ``round_name``; idempotent by ``item_id``.
+
+    Each answer: ``{item_id, prompt, answer, model?, reference?, questions?}`` (questions default to
+    :data:`curation.review.items.RATING_QUESTIONS`). Returns how many were new.
     """
-    new = 0
+    for a in answers:
+        missing = [k for k in ("item_id", "prompt", "answer") if not a.get(k)]
+        if missing:
+            raise UsageError(f"answer item {a.get('item_id', '?')!r}: missing {', '.join(missing)}")
     with store.writer() as con:
-        for v in verdicts:
-            if v.get("verdict") not in ("accept", "reject"):
-                raise UsageError(f"item {v.get('item_id')}: verdict must be accept or reject, not {v.get('verdict')!r}")
-            base = con.execute("SELECT snapshot_id, sample_id, version, stratum FROM reviews WHERE review_id = ?",
-                               [v["item_id"]]).fetchall()
-            if not base:
-                raise UsageError(f"unknown review item {v['item_id']!r}: draw the sample first")
-            rid = f"{v['item_id']}:{v['reviewer']}"
-            if con.execute("SELECT 1 FROM reviews WHERE review_id = ?", [rid]).fetchall():
-                continue
-            snap, sid, version, stratum = base[0]
-            con.execute("""INSERT INTO reviews VALUES (?, 'sample', ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'submitted', ?, ?, ?)""",
-                        [rid, v["item_id"], snap, sid, version, stratum, v["reviewer"], v["verdict"],
-                         v.get("corrected_output"), v.get("categories") or [], v.get("submitted_at") or utcnow(),
-                         backend, v.get("backend_record_id")])
-            new += 1
-    return new
+        return _insert_items(con, [{"item_id": a["item_id"], "stratum": round_name,
+                                    "payload": {k: v for k, v in a.items() if k != "item_id"}} for a in answers],
+                             "answer", backend)
+
+
+def record_verdicts(store: Store, verdicts: list[dict], backend: str) -> int:
+    """Store verdicts ``{item_id, reviewer, verdict?, corrected_output?, categories?, ratings?, submitted_at?,
+    backend_record_id?}`` from any backend, in one statement.
+
+    A sample item needs a verdict (accept / reject); an answer item needs ratings. Idempotent by
+    (item, reviewer): a verdict already stored is left as it is. Returns how many were new.
+    """
+    for v in verdicts:
+        if v.get("verdict") is not None and v["verdict"] not in VERDICTS:
+            raise UsageError(f"item {v.get('item_id')}: verdict must be accept or reject, not {v.get('verdict')!r}")
+        if not v.get("reviewer"):
+            raise UsageError(f"item {v.get('item_id')}: a verdict needs its reviewer")
+    if not verdicts:
+        return 0
+    tbl = pa.table({
+        "item_id": pa.array([v["item_id"] for v in verdicts], pa.string()),
+        "reviewer": pa.array([str(v["reviewer"]) for v in verdicts], pa.string()),
+        "verdict": pa.array([v.get("verdict") for v in verdicts], pa.string()),
+        "corrected_output": pa.array([v.get("corrected_output") or None for v in verdicts], pa.string()),
+        "categories": pa.array([list(v.get("categories") or []) for v in verdicts], pa.list_(pa.string())),
+        "ratings": pa.array([json.dumps(v["ratings"], ensure_ascii=False) if v.get("ratings") else None
+                             for v in verdicts], pa.string()),
+        "submitted_at": pa.array([v.get("submitted_at") or utcnow() for v in verdicts], pa.timestamp("us")),
+        "backend_record_id": pa.array([None if v.get("backend_record_id") is None else str(v["backend_record_id"])
+                                       for v in verdicts], pa.string()),
+    })
+    with store.writer() as con:
+        con.register("_incoming_verdicts", tbl)
+        try:
+            problems = con.execute(
+                """SELECT v.item_id, r.item_kind FROM _incoming_verdicts v
+                   LEFT JOIN reviews r ON r.review_id = v.item_id
+                   WHERE r.review_id IS NULL OR (r.item_kind = 'sample' AND v.verdict IS NULL)
+                      OR (r.item_kind = 'answer' AND v.ratings IS NULL) LIMIT 1""").fetchall()
+            if problems:
+                item, kind = problems[0]
+                if kind is None:
+                    raise UsageError(f"unknown review item {item!r}: draw the sample (or add the answers) first")
+                raise UsageError(f"item {item!r}: a {kind} item needs " + ("a verdict" if kind == "sample" else "ratings"))
+            return int(con.execute(
+                """INSERT INTO reviews
+                   SELECT v.item_id || ':' || v.reviewer, r.item_kind, v.item_id, r.snapshot_id, r.sample_id, r.version,
+                          r.stratum, v.reviewer, v.verdict, v.corrected_output, v.categories, v.ratings, 'submitted',
+                          v.submitted_at, ?, v.backend_record_id, NULL
+                   FROM (SELECT * FROM _incoming_verdicts
+                         QUALIFY row_number() OVER (PARTITION BY item_id, reviewer) = 1) v
+                   JOIN reviews r ON r.review_id = v.item_id
+                   WHERE NOT EXISTS (SELECT 1 FROM reviews x WHERE x.review_id = v.item_id || ':' || v.reviewer)""",
+                [backend]).fetchall()[0][0])
+        finally:
+            con.unregister("_incoming_verdicts")
 
 
 def majority(store: Store, snapshot_id: int) -> dict[str, dict]:
@@ -143,7 +208,7 @@ def majority(store: Store, snapshot_id: int) -> dict[str, dict]:
 
 def weighted_certification(store: Store, snapshot_id: int, target: float = 0.98, confidence: float = 0.95) -> dict:
     """Certification over the sampled strata (flagged samples reported apart, not in the estimate)."""
-    from curation.review.stats import certify
+    from curation.review.stats import certify, spending
 
     votes = majority(store, snapshot_id)
     snap = get_snapshot(store, snapshot_id)
@@ -168,7 +233,17 @@ def weighted_certification(store: Store, snapshot_id: int, target: float = 0.98,
     n_eff = float(w.sum() ** 2 / (w**2).sum())
     n_int = max(1, int(np.floor(n_eff)))
     k = int(round(est * n_int))
-    cert = certify(n_int, k, snap.n_new - len(flagged) if snap.n_new > len(flagged) else None, target, confidence).as_dict()
+    plan = snap.review_plan or {}
+    rounds, per_round = int(plan.get("rounds", 1)), int(plan.get("per_round", 0))
+    look = min(rounds, len(x) // per_round) if rounds > 1 and per_round else 1
+    population = snap.n_new - len(flagged) if snap.n_new > len(flagged) else None
+    if look == 0:  # a loop of several rounds looks first when its first round is complete
+        return {"verdict": "undecided", "reviewed": len(x), "target": target, "confidence": confidence, "lower": 0.0,
+                "upper": 1.0, "estimate": est, "look": 0, "rounds": rounds,
+                "more_reviews_needed": per_round - len(x), "flagged_reviewed": len(flagged)}
+    alpha = spending(1 - confidence, rounds)[look - 1] if rounds > 1 else None
+    cert = certify(n_int, k, population, target, confidence, alpha=alpha).as_dict()
+    cert.update(look=look, rounds=rounds, alpha=alpha if alpha is not None else 1 - confidence)
     cert.update(estimate=est, reviewed=len(x), effective_reviews=n_eff, flagged_reviewed=len(flagged),
                 flagged_accuracy=(sum(d["verdict"] == "accept" for d in flagged) / len(flagged)) if flagged else None)
     return cert
@@ -265,3 +340,67 @@ def apply_reviews(store: Store, snapshot_id: int) -> int:
         con.execute("UPDATE snapshots SET certification = ? WHERE snapshot_id = ?",
                     [json.dumps({"from_reviews_of": snapshot_id}), child])
     return child
+
+
+def start_review(store: Store, snapshot_id: int, reviews: int | None = None, rounds: int = 1, target: float = 0.98,
+                 confidence: float = 0.95, power: float = 0.95, expected: float = 0.995, overlap: int = 1,
+                 seed: int = 0, backend: str = "sim") -> dict:
+    """Plan a snapshot's review (how many, in how many rounds) and draw the sample; returns the plan.
+
+    Idempotent: a snapshot that has a plan keeps it (and its drawn items); the arguments are then ignored.
+    """
+    from curation.review.stats import plan, plan_sequential
+
+    snap = get_snapshot(store, snapshot_id)
+    if snap.review_plan:
+        return snap.review_plan
+    if rounds < 1 or overlap < 1:
+        raise UsageError("rounds and overlap must be at least 1")
+    n = reviews or (plan(target, confidence, power, expected) if rounds == 1
+                    else plan_sequential(target, confidence, power, expected, rounds))
+    drawn = draw_sample(store, snapshot_id, n, seed, backend)
+    sampled = sum(v["sampled"] for k, v in drawn.strata.items() if k != FLAGGED)
+    review_plan = {"reviews": n, "sampled": sampled, "rounds": rounds, "per_round": -(-sampled // rounds),
+                   "target": target, "confidence": confidence, "power": power, "expected": expected,
+                   "overlap": overlap, "seed": seed, "items": len(drawn.items), "strata": drawn.strata}
+    with store.writer() as con:
+        con.execute("UPDATE snapshots SET review_plan = ? WHERE snapshot_id = ?", [json.dumps(review_plan), snapshot_id])
+    return review_plan
+
+
+def error_summary(store: Store, snapshot_id: int) -> list[dict]:
+    """Reviewed items and errors by source, by language and by the filter that flagged them.
+
+    One row per (dimension, key): ``reviewed``, ``rejected`` (majority), ``error_rate`` and the error
+    categories the reviewers named, so a lead sees which source, language or rule causes errors.
+    """
+    votes = majority(store, snapshot_id)
+    if not votes:
+        return []
+    snap = get_snapshot(store, snapshot_id)
+    with store.reader() as con:
+        rows = con.execute(
+            """SELECT r.item_id, split_part(s.source, '/', -1),
+                      coalesce((SELECT any_value(g.text) FROM signals g WHERE g.run_id = $run AND g.sample_id = r.sample_id
+                                AND g.name = 'lang'), 'und'),
+                      (SELECT list(DISTINCT d.step) FROM decisions d WHERE d.run_id = $run AND d.sample_id = r.sample_id
+                       AND d.verdict = 'flag')
+               FROM reviews r JOIN samples s USING (sample_id)
+               WHERE r.snapshot_id = $snap AND r.review_id = r.item_id AND r.item_kind = 'sample'""",
+            {"run": snap.run_id, "snap": snapshot_id}).fetchall()
+    table: dict[tuple[str, str], dict] = {}
+    for item, source, lang, flags in rows:
+        v = votes.get(item)
+        if v is None:
+            continue
+        keys = [("source", source), ("language", lang)] + [("filter", f) for f in (flags or ["(not flagged)"])]
+        for key in keys:
+            d = table.setdefault(key, {"by": key[0], "key": key[1], "reviewed": 0, "rejected": 0, "categories": Counter()})
+            d["reviewed"] += 1
+            d["rejected"] += v["verdict"] == "reject"
+            if v["verdict"] == "reject":
+                d["categories"].update(v["categories"])
+    out = []
+    for d in sorted(table.values(), key=lambda d: (d["by"], -d["rejected"], d["key"])):
+        out.append({**d, "error_rate": d["rejected"] / d["reviewed"], "categories": dict(d["categories"].most_common())})
+    return out

@@ -58,15 +58,18 @@ class Snapshot:
     note: str | None
     forced: bool
     certification: dict | None
+    review_plan: dict | None = None
 
 
 def _row(con, snapshot_id: int) -> Snapshot:  # noqa: ANN001
     rows = con.execute("""SELECT snapshot_id, parent_id, run_id, state, content_hash, n_samples, n_new, note, forced,
-                                 certification FROM snapshots WHERE snapshot_id = ?""", [snapshot_id]).fetchall()
+                                 certification, review_plan FROM snapshots WHERE snapshot_id = ?""",
+                       [snapshot_id]).fetchall()
     if not rows:
         raise UsageError(f"no snapshot {snapshot_id} (see `curate snapshot list`)")
     r = rows[0]
-    return Snapshot(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9]) if r[9] else None)
+    return Snapshot(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9]) if r[9] else None,
+                    json.loads(r[10]) if r[10] else None)
 
 
 def get_snapshot(store: Store, snapshot_id: int) -> Snapshot:
@@ -179,11 +182,26 @@ def review_counts(store: Store, snapshot_id: int) -> tuple[int, int]:
     return int(rows[0][0]), int(rows[0][1])
 
 
-def snapshot_certification(store: Store, snapshot_id: int, target: float = 0.98, confidence: float = 0.95) -> dict:
-    """One-look certification of a snapshot from its reviews (population: the samples that need review)."""
+def snapshot_certification(store: Store, snapshot_id: int, target: float | None = None,
+                           confidence: float | None = None) -> dict:
+    """Certification of a snapshot from its reviews so far.
+
+    With a review plan (``curate review push`` draws one), the estimate and bound are weighted by stratum
+    and, for a loop planned over several rounds, taken at the alpha spent at the last completed look, so
+    the error over all looks stays within ``1 - confidence``. Without one: the one-look bound over the
+    majority verdicts (population: the samples that need review). ``target`` / ``confidence`` default
+    to the plan's, else 0.98 / 0.95.
+    """
     from curation.review.stats import certify
 
     snap = get_snapshot(store, snapshot_id)
+    plan = snap.review_plan or {}
+    target = target if target is not None else plan.get("target", 0.98)
+    confidence = confidence if confidence is not None else plan.get("confidence", 0.95)
+    if plan:
+        from curation.review.loop import weighted_certification
+
+        return weighted_certification(store, snapshot_id, target, confidence)
     reviewed, correct = review_counts(store, snapshot_id)
     population = snap.n_new or snap.n_samples
     if reviewed == 0:

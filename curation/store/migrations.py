@@ -269,4 +269,13 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        4,
+        "reviews.payload (the content of a rating item: prompt, answer, model, questions) and snapshots.review_plan "
+        "(reviews, rounds and looks of the loop that certifies a snapshot)",
+        ("ALTER TABLE reviews ADD COLUMN payload JSON", "ALTER TABLE snapshots ADD COLUMN review_plan JSON"),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

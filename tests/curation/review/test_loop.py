@@ -131,3 +131,67 @@ def test_a_snapshot_with_four_percent_errors_does_not_certify(store) -> None:
         approve(store, snap.snapshot_id, cert)
     with pytest.raises(RefusedError, match="not approved"):
         export_snapshot(store, snap.snapshot_id)
+
+
+def test_a_loop_of_rounds_looks_only_at_complete_rounds_and_spends_alpha(store, truth) -> None:
+    from curation.review.loop import start_review
+    from curation.review.snapshots import snapshot_certification
+    from curation.review.stats import spending
+
+    snap = create_snapshot(store)
+    p = start_review(store, snap.snapshot_id, rounds=4, seed=5)
+    assert p["rounds"] == 4 and p["per_round"] * 4 >= p["sampled"] > 0
+    # idempotent: a second start keeps the plan and draws nothing more
+    assert start_review(store, snap.snapshot_id, rounds=2, seed=9) == p
+    with store.reader() as con:
+        items = [{"item_id": i, "sample_id": s} for i, s in con.execute(
+            "SELECT item_id, sample_id FROM reviews WHERE snapshot_id = ? AND stratum <> 'flagged' ORDER BY item_id",
+            [snap.snapshot_id]).fetchall()]
+    bad = _bad_samples(store, truth)
+    _simulate(store, items[: p["per_round"] - 1], bad, reviewers=1, noise=0.0, seed=1)
+    early = snapshot_certification(store, snap.snapshot_id)
+    assert early["look"] == 0 and early["verdict"] == "undecided" and early["more_reviews_needed"] == 1
+    _simulate(store, items[: p["per_round"]], bad, reviewers=1, noise=0.0, seed=1)
+    first = snapshot_certification(store, snap.snapshot_id)
+    assert first["look"] == 1 and first["alpha"] == pytest.approx(spending(0.05, 4)[0])
+    _simulate(store, items, bad, reviewers=1, noise=0.0, seed=1)
+    last = snapshot_certification(store, snap.snapshot_id)
+    assert last["look"] == 4 and last["verdict"] == "certified", last
+
+
+def test_error_summary_names_the_sources_languages_and_filters_behind_rejections(store, truth) -> None:
+    from curation.review.loop import error_summary
+
+    snap = create_snapshot(store)
+    drawn = draw_sample(store, snap.snapshot_id, 300, seed=7)
+    bad = _bad_samples(store, truth)
+    _simulate(store, drawn.items, bad, reviewers=1, noise=0.0, seed=1)
+    rows = error_summary(store, snap.snapshot_id)
+    dims = {r["by"] for r in rows}
+    assert dims == {"source", "language", "filter"}
+    by_source = [r for r in rows if r["by"] == "source"]
+    assert sum(r["reviewed"] for r in by_source) == len(drawn.items)
+    rejected = sum(1 for it in drawn.items if it["sample_id"] in bad)
+    assert sum(r["rejected"] for r in by_source) == rejected > 0
+    assert all(r["categories"].get("other", 0) == r["rejected"] for r in by_source)
+    assert all(0 <= r["error_rate"] <= 1 for r in rows)
+
+
+def test_rating_items_take_ratings_and_refuse_verdicts_without_them(store) -> None:
+    from curation.errors import UsageError
+    from curation.review.items import answer_items
+    from curation.review.loop import add_answer_items
+
+    answers = [{"item_id": f"eval1:{i}", "prompt": f"问题 {i}", "answer": f"Answer {i}", "model": "lora-a"} for i in range(5)]
+    assert add_answer_items(store, "eval1", answers) == 5
+    assert add_answer_items(store, "eval1", answers) == 0
+    items = answer_items(store, "eval1")
+    assert [it.payload["prompt"] for it in items] == [f"问题 {i}" for i in range(5)]
+    assert record_verdicts(store, [{"item_id": "eval1:0", "reviewer": "r1", "ratings": {"overall": 4, "correct": "yes"}}], "sim") == 1
+    with pytest.raises(UsageError, match="needs ratings"):
+        record_verdicts(store, [{"item_id": "eval1:1", "reviewer": "r1"}], "sim")
+    with pytest.raises(UsageError, match="unknown review item"):
+        record_verdicts(store, [{"item_id": "eval9:1", "reviewer": "r1", "ratings": {"overall": 1}}], "sim")
+    with store.reader() as con:
+        got = con.execute("SELECT ratings->>'overall', item_kind FROM reviews WHERE review_id = 'eval1:0:r1'").fetchall()
+    assert got == [("4", "answer")]

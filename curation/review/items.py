@@ -1,0 +1,96 @@
+"""Review items, backend-neutral: what a reviewer sees, and the labels every backend offers.
+
+Two kinds of item share one interface and the ``reviews`` table:
+
+* ``sample``: a snapshot sample at its pinned text version, judged accept / reject, with an optional
+  corrected answer and error categories. Our filters' flags, language and quality score go along as
+  hints (a backend shows them as predictions).
+* ``answer``: a model answer to rate (the evaluation's human round): the prompt, the answer, which model
+  gave it, and the rating questions. Its content lives in the item row's ``payload``.
+
+An item's id is stable (``snapshot:sample:version`` for samples), so a push or a pull can be repeated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from curation.store.store import Store
+
+VERDICTS = ("accept", "reject")
+CATEGORIES = ("factual error", "wrong language", "incomplete", "unsafe", "formatting", "duplicate", "other")
+# default rating questions of an answer item: name -> (question, choices); choices None = 1..5 stars
+RATING_QUESTIONS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "overall": ("Overall quality of the answer", None),
+    "correct": ("Is the answer correct?", ("yes", "partly", "no")),
+    "language": ("Is it in the language of the question?", ("yes", "no")),
+}
+
+
+@dataclass
+class ReviewItem:
+    """One thing to push to a review backend."""
+
+    item_id: str
+    kind: str  # "sample" | "answer"
+    snapshot_id: int | None = None
+    sample_id: str | None = None
+    version: int | None = None
+    stratum: str | None = None
+    # sample content (single-turn fields, or messages for a dialogue)
+    instruction: str | None = None
+    input: str | None = None
+    output: str | None = None
+    system: str | None = None
+    reasoning: str | None = None
+    messages: list[dict] | None = None
+    source: str | None = None
+    lang: str | None = None
+    quality_score: float | None = None
+    flags: list[str] = field(default_factory=list)
+    # answer content
+    payload: dict | None = None
+
+
+def sample_items(store: Store, snapshot_id: int, item_ids: list[str] | None = None) -> list[ReviewItem]:
+    """The pending sample items of a snapshot (or the given ones), with the text at their pinned version."""
+    from curation.review.snapshots import get_snapshot
+
+    snap = get_snapshot(store, snapshot_id)
+    with store.reader() as con:
+        rows = con.execute(
+            """WITH it AS (SELECT item_id, sample_id, version, stratum FROM reviews
+                           WHERE snapshot_id = $snap AND item_kind = 'sample' AND status = 'pending'
+                             AND ($ids IS NULL OR item_id IN (SELECT unnest($ids))))
+               SELECT it.item_id, it.sample_id, it.version, it.stratum, s.source,
+                      CASE WHEN t.sample_id IS NULL THEN s.instruction ELSE t.instruction END,
+                      CASE WHEN t.sample_id IS NULL THEN s.input ELSE t.input END,
+                      CASE WHEN t.sample_id IS NULL THEN s.output ELSE t.output END,
+                      CASE WHEN t.sample_id IS NULL THEN s.system ELSE t.system END,
+                      CASE WHEN t.sample_id IS NULL THEN s.reasoning ELSE t.reasoning END,
+                      to_json(CASE WHEN t.sample_id IS NULL THEN s.messages ELSE t.messages END),
+                      g.lang, g.quality, f.flags
+               FROM it JOIN samples s USING (sample_id)
+               LEFT JOIN sample_texts t ON t.sample_id = it.sample_id AND t.version = it.version
+               LEFT JOIN (SELECT sample_id, any_value(text) FILTER (WHERE name = 'lang') AS lang,
+                                 max(value) FILTER (WHERE name = 'quality_score') AS quality
+                          FROM signals WHERE run_id = $run AND name IN ('lang', 'quality_score')
+                          GROUP BY sample_id) g ON g.sample_id = it.sample_id
+               LEFT JOIN (SELECT sample_id, list(step || ': ' || reason ORDER BY step, reason) AS flags
+                          FROM decisions WHERE run_id = $run AND verdict = 'flag' GROUP BY sample_id) f
+                      ON f.sample_id = it.sample_id
+               ORDER BY it.item_id""",
+            {"snap": snapshot_id, "run": snap.run_id, "ids": item_ids}).fetchall()
+    return [ReviewItem(item_id=r[0], kind="sample", snapshot_id=snapshot_id, sample_id=r[1], version=r[2], stratum=r[3],
+                       source=r[4], instruction=r[5], input=r[6], output=r[7], system=r[8], reasoning=r[9],
+                       messages=json.loads(r[10]) if r[10] else None, lang=r[11], quality_score=r[12],
+                       flags=list(r[13] or [])) for r in rows]
+
+
+def answer_items(store: Store, round_name: str) -> list[ReviewItem]:
+    """The pending answer items of a rating round (added by :func:`curation.review.loop.add_answer_items`)."""
+    with store.reader() as con:
+        rows = con.execute("""SELECT item_id, payload FROM reviews WHERE item_kind = 'answer' AND status = 'pending'
+                              AND stratum = ? ORDER BY item_id""", [round_name]).fetchall()
+    return [ReviewItem(item_id=i, kind="answer", stratum=round_name, payload=json.loads(p)) for i, p in rows]
