@@ -51,3 +51,34 @@ def write_lines(path: Path, lines: list[str | bytes], newline: bytes = b"\n") ->
     """Write lines (str as UTF-8, bytes verbatim)."""
     path.write_bytes(newline.join(x if isinstance(x, bytes) else x.encode() for x in lines) + newline)
     return path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def labelstudio(tmp_path_factory):
+    """A real Label Studio on 127.0.0.1, started once per test session the way `curate review serve` starts it
+    (its own virtual environment, SQLite, admin user and legacy token from the environment)."""
+    import secrets
+
+    from curation.review.labelstudio_server import start
+
+    creds = {"LABEL_STUDIO_USERNAME": "lead@example.com", "LABEL_STUDIO_PASSWORD": secrets.token_urlsafe(16),
+             "LABEL_STUDIO_USER_TOKEN": secrets.token_hex(20)}
+    saved = {k: os.environ.get(k) for k in creds}
+    os.environ.update(creds)
+    server = start(tmp_path_factory.mktemp("labelstudio"), port=_free_port(), timeout=600)
+    server.token = creds["LABEL_STUDIO_USER_TOKEN"]
+    yield server
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

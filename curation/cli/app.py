@@ -412,7 +412,7 @@ def report(
 
 
 snapshot_app = typer.Typer(help="Snapshots: freeze a run's kept samples, list, show, approve.", no_args_is_help=True)
-review_app = typer.Typer(help="The review gate: plan how many reviews, certify a snapshot.", no_args_is_help=True)
+review_app = typer.Typer(help="The review gate: plan, push a sample to reviewers, pull verdicts, certify, apply.", no_args_is_help=True)
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(review_app, name="review")
 
@@ -526,6 +526,103 @@ def review_certify(reviewed: Annotated[int, typer.Argument(help="Samples reviewe
     except ValueError as e:
         raise UsageError(str(e)) from e
     out.print_json(data=result.as_dict())
+
+
+def _backend(name: str, url: Optional[str]):  # noqa: ANN202
+    from curation.review.backends import get_backend
+
+    return get_backend(name, url=url)
+
+
+BackendOpt = Annotated[str, typer.Option("--backend", help="Review tool: labelstudio.")]
+UrlOpt = Annotated[Optional[str], typer.Option("--url", help="The review server (default: env CURATE_LABEL_STUDIO_URL, "
+                                                "else http://127.0.0.1:8080). The API token comes from the environment: "
+                                                "CURATE_LABEL_STUDIO_TOKEN (or LABEL_STUDIO_API_KEY).")]
+
+
+@review_app.command("push")
+@handle_errors
+def review_push(snapshot_id: Annotated[int, typer.Argument(help="Snapshot to review.")],
+                backend: BackendOpt = "labelstudio",
+                url: UrlOpt = None,
+                reviews: Annotated[Optional[int], typer.Option(help="Samples to review (default: planned from target, confidence, power, expected).")] = None,
+                rounds: Annotated[int, typer.Option(help="Looks at the results; the error is spent over them.")] = 1,
+                overlap: Annotated[int, typer.Option(help="Reviewers per sample.")] = 1,
+                target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
+                confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95,
+                power: Annotated[float, typer.Option(help="Chance to certify at the expected accuracy.")] = 0.95,
+                expected: Annotated[float, typer.Option(help="Accuracy the data is expected to have.")] = 0.995,
+                seed: Annotated[int, typer.Option(help="Seed of the stratified draw.")] = 0) -> None:
+    """Draw the review sample of a snapshot (first time: stratified by source and language, flagged samples all)
+    and push it to the review tool. Repeatable: nothing is pushed twice. Exit 4 when the tool is unreachable or
+    refuses the token (the store is left unchanged)."""
+    from curation.cli.render import out, progress_bar
+    from curation.review.loop import push_review
+
+    with progress_bar() as progress:
+        res = push_review(_store(), snapshot_id, _backend(backend, url), progress=progress, reviews=reviews,
+                          rounds=rounds, overlap=overlap, target=target, confidence=confidence, power=power,
+                          expected=expected, seed=seed)
+    out.print_json(data=res)
+
+
+@review_app.command("pull")
+@handle_errors
+def review_pull(snapshot_id: Annotated[int, typer.Argument(help="Snapshot under review.")],
+                backend: BackendOpt = "labelstudio",
+                url: UrlOpt = None) -> None:
+    """Pull the verdicts given so far, store the new ones, and print the certification and the agreement."""
+    from curation.cli.render import out
+    from curation.review.loop import pull_review
+
+    out.print_json(data=pull_review(_store(), snapshot_id, _backend(backend, url)))
+
+
+@review_app.command("status")
+@handle_errors
+def review_status(snapshot_id: Annotated[int, typer.Argument(help="Snapshot under review.")]) -> None:
+    """Certification, agreement between reviewers (with the items they disagree on) and errors by source,
+    language and filter, from the verdicts stored so far."""
+    from curation.cli.render import out
+    from curation.review.loop import agreement, error_summary
+    from curation.review.snapshots import get_snapshot, snapshot_certification
+
+    store = _store()
+    snap = get_snapshot(store, snapshot_id)
+    out.print_json(data={"snapshot": snapshot_id, "state": snap.state, "plan": snap.review_plan,
+                         "certification": snapshot_certification(store, snapshot_id),
+                         "agreement": agreement(store, snapshot_id), "errors": error_summary(store, snapshot_id)})
+
+
+@review_app.command("apply")
+@handle_errors
+def review_apply(snapshot_id: Annotated[int, typer.Argument(help="Reviewed snapshot.")]) -> None:
+    """Make a child snapshot with the reviews applied: rejected samples left out, corrected ones pinned to the
+    correction (a new text version; the original stays in history)."""
+    from curation.cli.render import out
+    from curation.review.loop import apply_reviews
+    from curation.review.snapshots import get_snapshot
+
+    store = _store()
+    out.print_json(data=_snapshot_dict(get_snapshot(store, apply_reviews(store, snapshot_id))))
+
+
+@review_app.command("serve")
+@handle_errors
+def review_serve(tool: Annotated[str, typer.Argument(help="Review tool to start: labelstudio.")],
+                 host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+                 port: Annotated[int, typer.Option(help="Port.")] = 8080,
+                 data_dir: Annotated[Optional[Path], typer.Option(help="Label Studio's data (SQLite, uploads); default: <store folder>/labelstudio.")] = None,
+                 venv: Annotated[Optional[Path], typer.Option(help="Label Studio's own virtual environment (made when missing); default: env CURATE_LABEL_STUDIO_VENV, else .venv-labelstudio.")] = None) -> None:
+    """Start a local review server in the foreground and print its URL and login. The admin user and API token
+    come from the environment: LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER_TOKEN."""
+    from curation.cli.render import err
+    from curation.review.labelstudio_server import serve
+
+    if tool != "labelstudio":
+        raise UsageError(f"unknown review tool {tool!r}; known: labelstudio")
+    store_dir = Path(_store().path).parent
+    serve(host=host, port=port, data_dir=data_dir or store_dir / "labelstudio", venv=venv, console=err)
 
 
 @app.command()

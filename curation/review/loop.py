@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
@@ -134,6 +135,17 @@ def add_answer_items(store: Store, round_name: str, answers: list[dict], backend
                              "answer", backend)
 
 
+def _utc(when: object) -> datetime:
+    """A naive UTC timestamp from a datetime or an ISO 8601 string (as backends send); now when missing."""
+    if not when:
+        return utcnow()
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
+    if isinstance(when, datetime) and when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    return when  # type: ignore[return-value]
+
+
 def record_verdicts(store: Store, verdicts: list[dict], backend: str) -> int:
     """Store verdicts ``{item_id, reviewer, verdict?, corrected_output?, categories?, ratings?, submitted_at?,
     backend_record_id?}`` from any backend, in one statement.
@@ -156,7 +168,7 @@ def record_verdicts(store: Store, verdicts: list[dict], backend: str) -> int:
         "categories": pa.array([list(v.get("categories") or []) for v in verdicts], pa.list_(pa.string())),
         "ratings": pa.array([json.dumps(v["ratings"], ensure_ascii=False) if v.get("ratings") else None
                              for v in verdicts], pa.string()),
-        "submitted_at": pa.array([v.get("submitted_at") or utcnow() for v in verdicts], pa.timestamp("us")),
+        "submitted_at": pa.array([_utc(v.get("submitted_at")) for v in verdicts], pa.timestamp("us")),
         "backend_record_id": pa.array([None if v.get("backend_record_id") is None else str(v["backend_record_id"])
                                        for v in verdicts], pa.string()),
     })
@@ -404,3 +416,32 @@ def error_summary(store: Store, snapshot_id: int) -> list[dict]:
     for d in sorted(table.values(), key=lambda d: (d["by"], -d["rejected"], d["key"])):
         out.append({**d, "error_rate": d["rejected"] / d["reviewed"], "categories": dict(d["categories"].most_common())})
     return out
+
+
+def push_review(store: Store, snapshot_id: int, backend, progress=None, **plan_args) -> dict:  # noqa: ANN001
+    """Plan and draw (first time only), then push the snapshot's pending items to ``backend``.
+
+    The backend is checked first, so a server that is down or a bad token changes nothing in the store.
+    Repeating it pushes nothing twice.
+    """
+    from curation.review.backends import snapshot_key
+    from curation.review.items import sample_items
+
+    backend.check()
+    plan = start_review(store, snapshot_id, backend=backend.name, **plan_args)
+    items = sample_items(store, snapshot_id)
+    res = backend.push(snapshot_key(snapshot_id), "sample", items, overlap=int(plan.get("overlap", 1)), progress=progress)
+    return {"snapshot": snapshot_id, "items": len(items), "created": res.created, "already_there": res.existing,
+            "project": res.project, "url": res.url, "plan": plan}
+
+
+def pull_review(store: Store, snapshot_id: int, backend) -> dict:  # noqa: ANN001
+    """Pull the verdicts of a snapshot's review from ``backend``, store the new ones, and certify."""
+    from curation.review.backends import snapshot_key
+    from curation.review.snapshots import snapshot_certification
+
+    get_snapshot(store, snapshot_id)
+    verdicts = backend.pull(snapshot_key(snapshot_id), "sample")
+    new = record_verdicts(store, verdicts, backend.name)
+    return {"snapshot": snapshot_id, "pulled": len(verdicts), "new": new,
+            "certification": snapshot_certification(store, snapshot_id), "agreement": agreement(store, snapshot_id)}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 
 import datasets
@@ -12,32 +11,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.errors import RefusedError
-from curation.ingest import ingest_paths
-from curation.pipeline import load_config
-from curation.pipeline.executor import run_pipeline
 from curation.review.export import export_snapshot
-from curation.review.loop import agreement, apply_reviews, draw_sample, majority, record_verdicts, weighted_certification
+from curation.review.loop import (
+    agreement,
+    apply_reviews,
+    draw_sample,
+    majority,
+    record_verdicts,
+    weighted_certification,
+)
 from curation.review.snapshots import approve, create_snapshot, get_snapshot
 from curation.review.stats import plan
 from curation.store import Store
-from tests.conftest import SAMPLE_DIR
-
-FILES = ["instructions.jsonl", "dialogues_sharegpt.jsonl", "messages_openai.json", "instructions_gb18030.csv"]
-
-
-@pytest.fixture(scope="module")
-def curated(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("loop") / "curate.duckdb"
-    store = Store(path)
-    ingest_paths(store, [str(SAMPLE_DIR / f) for f in FILES])
-    run_pipeline(store, load_config())
-    return path
-
-
-@pytest.fixture
-def store(curated, tmp_path) -> Store:
-    shutil.copy(curated, tmp_path / "curate.duckdb")
-    return Store(tmp_path / "curate.duckdb")
 
 
 def _bad_samples(store: Store, truth: dict) -> set[str]:

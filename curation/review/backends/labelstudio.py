@@ -1,0 +1,191 @@
+"""The Label Studio backend, through ``label-studio-sdk`` (2.x).
+
+* One project per snapshot (``llm-curate snapshot N``) or rating round (``llm-curate ratings NAME``),
+  found by its title, made with our labeling config when missing. Overlap (reviewers per item) is the
+  project's ``maximum_annotations`` with every task in the overlap cohort.
+* Push: Label Studio has no upsert, so the item ids already in the project are listed first (ids and
+  data only, 1,000 a page) and only the missing items are imported, in batches, with our filters'
+  suggestion as a prediction.
+* Pull: one export of the whole project (Label Studio's export snapshot, JSON), never a request per task;
+  annotations become our verdicts, the reviewer named by the Label Studio user's e-mail.
+
+Connection: ``url`` (env ``CURATE_LABEL_STUDIO_URL``, default ``http://127.0.0.1:8080``) and a token
+(env ``CURATE_LABEL_STUDIO_TOKEN``, else ``LABEL_STUDIO_API_KEY``, else ``LABEL_STUDIO_USER_TOKEN``): a
+legacy token (``Authorization: Token``) or a personal access token, which the SDK exchanges itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from curation.errors import ExternalServiceError, UsageError
+from curation.review.backends import PushResult, ReviewBackend
+from curation.review.backends.labelstudio_config import (
+    rating_config,
+    sample_config,
+    task_of,
+    verdict_of,
+)
+from curation.review.items import ReviewItem
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+TOKEN_ENV = ("CURATE_LABEL_STUDIO_TOKEN", "LABEL_STUDIO_API_KEY", "LABEL_STUDIO_USER_TOKEN")
+IMPORT_BATCH = 2_000
+PAGE = 1_000
+
+
+def _token_from_env() -> str | None:
+    for name in TOKEN_ENV:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+class LabelStudioBackend(ReviewBackend):
+    """Push review items to Label Studio and pull the annotations back."""
+
+    name = "labelstudio"
+
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 120.0) -> None:
+        self.url = (url or os.environ.get("CURATE_LABEL_STUDIO_URL") or DEFAULT_URL).rstrip("/")
+        self.token = token or _token_from_env()
+        self.timeout = timeout
+        if not self.token:
+            raise UsageError("no Label Studio API token: set CURATE_LABEL_STUDIO_TOKEN (or LABEL_STUDIO_API_KEY) to "
+                             "the token of a Label Studio user (Account & Settings)")
+        self._client = None
+        self._projects: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ connection and errors
+
+    @property
+    def client(self):  # noqa: ANN201
+        if self._client is None:
+            try:
+                from label_studio_sdk import LabelStudio
+            except ImportError as e:
+                raise UsageError("the Label Studio backend needs label-studio-sdk: pip install 'llm-curate[review]'") from e
+            self._client = LabelStudio(base_url=self.url, api_key=self.token, timeout=self.timeout)
+        return self._client
+
+    def _call(self, what: str, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        """Run one SDK call; a refused connection or an HTTP error becomes a clear ExternalServiceError."""
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            return fn(*args, **kwargs)
+        except ApiError as e:
+            if e.status_code in (401, 403):
+                raise ExternalServiceError(
+                    f"Label Studio at {self.url} refused the API token ({e.status_code}) while trying to {what}: "
+                    "check CURATE_LABEL_STUDIO_TOKEN (legacy tokens must be enabled in the organization's settings)") from e
+            raise ExternalServiceError(f"Label Studio at {self.url} failed to {what}: HTTP {e.status_code}: "
+                                       f"{str(e.body)[:500]}") from e
+        except httpx.HTTPError as e:
+            raise ExternalServiceError(f"cannot reach Label Studio at {self.url} to {what}: {e.__class__.__name__}: {e} "
+                                       "(is it running? `curate review serve labelstudio` starts one)") from e
+
+    def check(self) -> None:
+        """Fail with exit code 4 unless the server answers and accepts the token."""
+        self._call("check the token", self.client.users.whoami)
+
+    # ------------------------------------------------------------------ projects
+
+    def project_id(self, key: str, kind: str, overlap: int = 1, create: bool = True) -> int | None:
+        """The id of the project for ``key`` (made with our config when missing and ``create``)."""
+        if key in self._projects:
+            return self._projects[key]
+        title = f"llm-curate {key}"
+        found = [p for p in self._call("list projects", self.client.projects.list, title=title, page_size=100)
+                 if p.title == title]
+        if found:
+            pid = int(min(p.id for p in found))
+        elif not create:
+            return None
+        else:
+            config = sample_config() if kind == "sample" else rating_config()
+            project = self._call(
+                "create a project", self.client.projects.create, title=title, label_config=config,
+                description=("Review of llm-curate " + key + ": accept or reject each sample; a correction or error "
+                             "categories help. Suggestions come from the curation filters."),
+                maximum_annotations=overlap, overlap_cohort_percentage=100, show_collab_predictions=True,
+                show_skip_button=True, show_instruction=False)
+            pid = int(project.id)
+        self._projects[key] = pid
+        return pid
+
+    def project_url(self, pid: int) -> str:
+        return f"{self.url}/projects/{pid}/data"
+
+    def item_ids(self, pid: int) -> dict[str, int]:
+        """item_id -> task id of every task already in the project (ids and data only, paginated)."""
+        out: dict[str, int] = {}
+        page = 1
+        while True:
+            # pages one by one: the SDK's page iterator asks for the page after the last one, a 404 here
+            try:
+                got = self._call("list tasks", self.client.tasks.list, project=pid, fields="task_only",
+                                 include="id,data", page=page, page_size=PAGE).items or []
+            except ExternalServiceError as e:
+                if page > 1 and "HTTP 404" in str(e):  # past the last page, when the last one was full
+                    break
+                raise
+            for t in got:
+                item = (t.data or {}).get("item_id")
+                if item is not None:
+                    out[str(item)] = int(t.id)
+            if len(got) < PAGE:
+                break
+            page += 1
+        return out
+
+    # ------------------------------------------------------------------ push and pull
+
+    def push(self, key: str, kind: str, items: list[ReviewItem], overlap: int = 1, progress=None) -> PushResult:  # noqa: ANN001
+        pid = self.project_id(key, kind, overlap)
+        there = self.item_ids(pid)
+        todo = [it for it in items if it.item_id not in there]
+        created = 0
+        for i in range(0, len(todo), IMPORT_BATCH):
+            batch = [task_of(it) for it in todo[i:i + IMPORT_BATCH]]
+            res = self._call("import tasks", self.client.projects.import_tasks, pid, request=batch)
+            created += int(getattr(res, "task_count", None) or len(batch))
+            if progress:
+                progress(f"push to Label Studio project {pid}", i + len(batch), len(todo), "items")
+        return PushResult(created=created, existing=len(items) - len(todo), project=f"{pid}", url=self.project_url(pid))
+
+    def export(self, pid: int) -> list[dict]:
+        """Every annotated task of the project, with its annotations, in one export."""
+        # Community edition's export is synchronous: one streamed JSON document of the annotated tasks
+        body = self._call("export annotations", lambda: b"".join(self.client.projects.exports.download_sync(
+            pid, export_type="JSON", download_all_tasks=False)))
+        return json.loads(body)
+
+    def reviewers(self) -> dict[int, str]:
+        """Label Studio user id -> e-mail (or username)."""
+        users = self._call("list users", self.client.users.list)
+        return {int(u.id): (u.email or u.username or f"user{u.id}") for u in users}
+
+    def pull(self, key: str, kind: str) -> list[dict]:
+        pid = self.project_id(key, kind, create=False)
+        if pid is None:
+            raise UsageError(f"Label Studio at {self.url} has no project for {key}: push it first")
+        tasks = self.export(pid)
+        names = self.reviewers()
+        out = []
+        for task in tasks:
+            item = (task.get("data") or {}).get("item_id")
+            if item is None:
+                continue
+            for ann in task.get("annotations") or []:
+                who = ann.get("completed_by")
+                if isinstance(who, dict):
+                    reviewer = who.get("email") or who.get("username") or f"user{who.get('id')}"
+                else:
+                    reviewer = names.get(int(who), f"user{who}") if who is not None else "unknown"
+                v = verdict_of(str(item), kind, ann, reviewer)
+                if v is not None:
+                    out.append(v)
+        return out
