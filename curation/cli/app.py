@@ -315,6 +315,8 @@ def run(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Pipeline TOML (default: the built-in pipeline).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run even if this config already ran on this input.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run result as JSON.")] = False,
+    reference_snapshot: Annotated[Optional[int], typer.Option(
+        help="An approved snapshot whose samples are the near-dedup reference: never dropped; new copies of them are.")] = None,
 ) -> None:
     """Run the pipeline over the ingested samples (or resume an interrupted run), then print the funnel."""
     from curation.cli.render import err, out
@@ -323,6 +325,10 @@ def run(
 
     cfg = load_config(config)
     store = _store()
+    if reference_snapshot is not None:
+        from curation.review.snapshots import with_reference_snapshot
+
+        cfg = with_reference_snapshot(store, cfg, reference_snapshot)
     with _step_progress() as update:
         result = run_pipeline(store, cfg, fresh=fresh, progress=update)
     if as_json:
@@ -451,15 +457,20 @@ def snapshot_list() -> None:
 @snapshot_app.command("show")
 @handle_errors
 def snapshot_show(snapshot_id: Annotated[int, typer.Argument(help="Snapshot id.")],
-                  target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
-                  confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95) -> None:
-    """Show a snapshot and its certification from the reviews so far."""
+                  target: Annotated[Optional[float], typer.Option(help="Accuracy to certify (default: the review plan's, else 0.98).")] = None,
+                  confidence: Annotated[Optional[float], typer.Option(help="Confidence of the bound (default: the plan's, else 0.95).")] = None) -> None:
+    """Show a snapshot, its certification from the reviews so far and, for an incremental one, its parent's."""
     from curation.cli.render import out
     from curation.review.snapshots import get_snapshot, snapshot_certification
 
     store = _store()
-    data = _snapshot_dict(get_snapshot(store, snapshot_id))
+    snap = get_snapshot(store, snapshot_id)
+    data = _snapshot_dict(snap)
+    # an incremental snapshot: the approved parent's certification, and the new part's from its own reviews
+    if snap.parent_id is not None:
+        data["parent_certification"] = get_snapshot(store, snap.parent_id).certification
     data["certification"] = snapshot_certification(store, snapshot_id, target, confidence)
+    data["review_plan"] = snap.review_plan
     out.print_json(data=data)
 
 
@@ -467,8 +478,8 @@ def snapshot_show(snapshot_id: Annotated[int, typer.Argument(help="Snapshot id."
 @handle_errors
 def snapshot_approve(snapshot_id: Annotated[int, typer.Argument(help="Snapshot id.")],
                      force: Annotated[bool, typer.Option("--force", help="Approve without certification (recorded).")] = False,
-                     target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
-                     confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95) -> None:
+                     target: Annotated[Optional[float], typer.Option(help="Accuracy to certify (default: the review plan's, else 0.98).")] = None,
+                     confidence: Annotated[Optional[float], typer.Option(help="Confidence of the bound (default: the plan's, else 0.95).")] = None) -> None:
     """Approve a snapshot; refused (exit 3) unless its reviews certify it, or with --force."""
     from curation.cli.render import out
     from curation.review.snapshots import approve, snapshot_certification

@@ -208,3 +208,29 @@ def snapshot_certification(store: Store, snapshot_id: int, target: float | None 
         return {"verdict": "undecided", "reviewed": 0, "target": target, "confidence": confidence,
                 "population": population, "lower": 0.0, "upper": 1.0, "estimate": None, "more_reviews_needed": None}
     return certify(reviewed, correct, population, target, confidence).as_dict()
+
+
+def with_reference_snapshot(store: Store, config, snapshot_id: int):  # noqa: ANN001, ANN201
+    """``config`` with the batches of an approved snapshot's samples as the dedup steps' reference set.
+
+    For an incremental round: new batches are deduplicated against the approved parent (its samples are
+    never dropped, new copies of them are), then ``curate snapshot create --parent`` marks only what is new
+    for review.
+    """
+    snap = get_snapshot(store, snapshot_id)
+    if snap.state != "approved":
+        raise UsageError(f"snapshot {snapshot_id} is {snap.state}: only an approved snapshot can be a reference")
+    with store.reader() as con:
+        batches = sorted(int(r[0]) for r in con.execute(
+            """SELECT DISTINCT s.batch_id FROM snapshot_samples ss JOIN samples s USING (sample_id)
+               WHERE ss.snapshot_id = ?""", [snapshot_id]).fetchall())
+    steps = []
+    touched = 0
+    for step in config.steps:
+        if step.type == "near_dedup":
+            step = step.model_copy(update={"params": {**step.params, "reference_batches": batches}})
+            touched += 1
+        steps.append(step)
+    if not touched:
+        raise UsageError("the pipeline has no near_dedup step to deduplicate against the reference snapshot")
+    return config.model_copy(update={"steps": steps})

@@ -86,3 +86,42 @@ def test_cli(cli, store) -> None:
     assert json.loads(res.output)["verdict"] == "certified"
     assert cli("review", "certify", "10", "11").exit_code == 2
     assert get_snapshot(store, sid).state == "draft"
+
+
+def test_an_incremental_round_dedups_new_batches_against_the_approved_parent(store, tmp_path, runner) -> None:
+    from curation.cli.app import app
+
+    parent = approve(store, create_snapshot(store).snapshot_id, None, force=True)
+    with store.reader() as con:
+        sid, instruction, output = con.execute(
+            """SELECT s.sample_id, s.instruction, s.output FROM snapshot_samples ss JOIN samples s USING (sample_id)
+               WHERE ss.snapshot_id = ? AND s.shape = 'alpaca' AND length(s.output) > 200 ORDER BY s.sample_id LIMIT 1""",
+            [parent.snapshot_id]).fetchall()[0]
+    words = output.split(" ")
+    near = " ".join(words[:-1]) + " indeed."  # the last word changed: a near copy of a parent sample
+    extra = tmp_path / "round2.jsonl"
+    extra.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in (
+        {"instruction": instruction, "output": near},
+        {"instruction": "A question nobody asked before?", "output": "A new, complete answer to it."})) + "\n",
+        encoding="utf-8")
+    ingest_paths(store, [str(extra)])
+    cfg = tmp_path / "round2.toml"
+    cfg.write_text('[[steps]]\ntype = "clean"\n\n[[steps]]\ntype = "near_dedup"\n', encoding="utf-8")
+    res = runner.invoke(app, ["--db", str(store.path), "run", "--config", str(cfg), "--reference-snapshot",
+                              str(parent.snapshot_id)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    drops = q(store, """SELECT d.reason, d.ref_sample_id FROM decisions d JOIN samples s USING (sample_id)
+                        WHERE d.run_id = (SELECT max(run_id) FROM runs) AND d.verdict = 'drop'
+                        AND s.source LIKE '%round2.jsonl'""")
+    assert len(drops) == 1 and drops[0][1] == sid and "reference" in drops[0][0], drops
+    # the parent's samples are never dropped by the reference mode
+    assert not q(store, """SELECT 1 FROM decisions d JOIN snapshot_samples ss USING (sample_id)
+                           WHERE d.run_id = (SELECT max(run_id) FROM runs) AND d.verdict = 'drop'
+                           AND ss.snapshot_id = ? AND d.ref_sample_id IN
+                               (SELECT sample_id FROM samples WHERE source LIKE '%round2.jsonl')""",
+                  [parent.snapshot_id])
+    child = create_snapshot(store, parent_id=parent.snapshot_id)
+    assert child.n_new >= 1
+    new = q(store, """SELECT s.source FROM snapshot_samples ss JOIN samples s USING (sample_id)
+                      WHERE ss.snapshot_id = ? AND ss.is_new""", [child.snapshot_id])
+    assert any(src.endswith("round2.jsonl") for (src,) in new) and sid not in {r[0] for r in new}
