@@ -105,8 +105,29 @@ def neighbour_pairs(vectors: np.ndarray, threshold: float, method: Method = "aut
         index.add(x)
         index.hnsw.efSearch = max(64, 2 * k)
         sims, ids = index.search(x, min(k + 1, n))
-        i = np.repeat(np.arange(n), ids.shape[1])
-        j, s = ids.reshape(-1).astype(np.int64), sims.reshape(-1)
+        parts_i = [np.repeat(np.arange(n), ids.shape[1])]
+        parts_j, parts_s = [ids.reshape(-1).astype(np.int64)], [sims.reshape(-1)]
+        # a row whose last neighbour is still above the threshold may have more: search those rows again
+        # with 4x the neighbours, and past 1,024 exactly (a dense cluster of near copies)
+        full = np.flatnonzero((ids[:, -1] >= 0) & (sims[:, -1] >= threshold))
+        kk = ids.shape[1]
+        while len(full) and kk < n:
+            kk = min(n, kk * 4)
+            if kk > 1024:
+                flat = faiss.IndexFlatIP(d)
+                flat.add(x)
+                lims, rs, rid = flat.range_search(x[full], threshold)
+                parts_i.append(np.repeat(full, np.diff(lims).astype(np.int64)))
+                parts_j.append(rid.astype(np.int64))
+                parts_s.append(rs)
+                break
+            index.hnsw.efSearch = max(64, 2 * kk)
+            s2, id2 = index.search(x[full], kk)
+            parts_i.append(np.repeat(full, kk))
+            parts_j.append(id2.reshape(-1).astype(np.int64))
+            parts_s.append(s2.reshape(-1))
+            full = full[(id2[:, -1] >= 0) & (s2[:, -1] >= threshold)]
+        i, j, s = np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_s)
     elif method == "kmeans":
         n_clusters = max(1, int(np.sqrt(n)))
         km = faiss.Kmeans(d, n_clusters, niter=20, seed=seed, spherical=True, verbose=False)
