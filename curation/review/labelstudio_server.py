@@ -71,7 +71,9 @@ def credentials() -> dict[str, str]:
 
 def server_env(data_dir: Path, creds: dict[str, str]) -> dict[str, str]:
     """The environment Label Studio starts with: SQLite under ``data_dir``, legacy tokens on, no calls out."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    # Label Studio also reads bare USERNAME / PASSWORD / HOST / PORT / DEBUG: a stray one changes its behaviour
+    stray = {"USERNAME", "PASSWORD", "HOST", "PORT", "DEBUG", "USER_TOKEN"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON")) and k not in stray}
     env.update(creds)
     env.update({
         "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
@@ -107,6 +109,17 @@ def wait_ready(url: str, timeout: float, proc: subprocess.Popen | None = None, l
                                + (f" (log: {log})" if log else ""))
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Label Studio silently moves to the next port when its port is taken: refuse instead."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise UsageError(f"{host}:{port} is in use ({e.strerror}): stop what holds it, or choose --port") from e
+
+
 @dataclass
 class LabelStudioProcess:
     """A running Label Studio."""
@@ -138,6 +151,7 @@ def start(data_dir: Path, host: str = "127.0.0.1", port: int = 8080, venv: Path 
           timeout: float = 600.0, console=None) -> LabelStudioProcess:  # noqa: ANN001
     """Start Label Studio in the background and wait until it answers; output goes to ``data_dir/server.log``."""
     creds = credentials()
+    _check_port_free(host, port)
     exe = ensure_venv(venv, console)
     data_dir = Path(data_dir).absolute()
     data_dir.mkdir(parents=True, exist_ok=True)

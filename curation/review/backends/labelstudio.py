@@ -150,7 +150,9 @@ class LabelStudioBackend(ReviewBackend):
         created = 0
         for i in range(0, len(todo), IMPORT_BATCH):
             batch = [task_of(it) for it in todo[i:i + IMPORT_BATCH]]
-            res = self._call("import tasks", self.client.projects.import_tasks, pid, request=batch)
+            # no retries: the SDK would re-send an import after a 5xx, and Label Studio would create the tasks twice
+            res = self._call("import tasks", self.client.projects.import_tasks, pid, request=batch,
+                             request_options={"max_retries": 0})
             created += int(getattr(res, "task_count", None) or len(batch))
             if progress:
                 progress(f"push to Label Studio project {pid}", i + len(batch), len(todo), "items")

@@ -40,6 +40,8 @@ def sample_config() -> str:
   <Choices name="categories" toName="output" choice="multiple" showInline="true">{cats}</Choices>
   <Header value="Corrected answer (optional)" size="6"/>
   <TextArea name="corrected_output" toName="output" rows="6" maxSubmissions="1" editable="true"/>
+  <Header value="Curation filters' view (pre-filled; the verdict is yours)" size="6"/>
+  <TextArea name="filter_notes" toName="output" rows="3" maxSubmissions="1" editable="true"/>
 </View>"""
 
 
@@ -85,10 +87,13 @@ def task_of(item: ReviewItem) -> dict:
     data = {"item_id": item.item_id, "sample_id": item.sample_id, "version": item.version,
             "instruction": item.instruction or "", "input": item.input or "", "output": item.output or "",
             "reasoning": item.reasoning or "(none)", "messages": messages, "hints": _hints(item)}
-    suggestion = "reject" if item.flags else "accept"
+    # The filters' view is a prediction of a notes field, never of the verdict: a pre-filled verdict would
+    # satisfy `required` and let a reviewer submit without deciding.
+    suggestion = "reject (flagged)" if item.flags else "accept (nothing flagged)"
+    notes = f"suggestion: {suggestion}\n{_hints(item)}"
     prediction = {"model_version": MODEL_VERSION,
-                  "result": [{"from_name": "verdict", "to_name": "output", "type": "choices",
-                              "value": {"choices": [suggestion]}}]}
+                  "result": [{"from_name": "filter_notes", "to_name": "output", "type": "textarea",
+                              "value": {"text": [notes]}}]}
     if item.quality_score is not None:
         prediction["score"] = float(item.quality_score)
     return {"data": data, "predictions": [prediction]}

@@ -214,3 +214,31 @@ def test_serve_without_credentials_says_which_are_missing(runner, tmp_path, monk
         monkeypatch.delenv(k, raising=False)
     res = runner.invoke(app, ["--db", str(tmp_path / "c.duckdb"), "review", "serve", "labelstudio", "--port", "1"])
     assert res.exit_code == 2 and "LABEL_STUDIO_USER_TOKEN" in res.output
+
+
+def test_the_filters_view_is_a_prediction_that_never_prefills_the_verdict() -> None:
+    from curation.review.backends.labelstudio_config import task_of
+    from curation.review.items import ReviewItem
+
+    task = task_of(ReviewItem(item_id="1:a:0", kind="sample", sample_id="a", version=0, instruction="Q?", output="A.",
+                              source="x.jsonl", lang="en", quality_score=0.42, flags=["quality: too short"]))
+    (pred,) = task["predictions"]
+    assert pred["score"] == 0.42 and {r["from_name"] for r in pred["result"]} == {"filter_notes"}
+    assert "reject (flagged)" in pred["result"][0]["value"]["text"][0]
+    assert task["data"]["messages"] == [] and task["data"]["reasoning"] == "(none)"  # every $variable present
+
+
+def test_a_taken_port_is_refused_not_silently_moved(monkeypatch, tmp_path) -> None:
+    import socket
+
+    from curation.errors import UsageError
+    from curation.review.labelstudio_server import start
+
+    for k, v in {"LABEL_STUDIO_USERNAME": "a@example.com", "LABEL_STUDIO_PASSWORD": "pw-12345678",
+                 "LABEL_STUDIO_USER_TOKEN": "token-12345"}.items():
+        monkeypatch.setenv(k, v)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(UsageError, match="in use"):
+            start(tmp_path, port=s.getsockname()[1])
