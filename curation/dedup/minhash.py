@@ -4,32 +4,38 @@
    per sample: word n-grams for space-delimited text, character n-grams for Chinese / Japanese / Korean
    (a word tokenizer finds almost none of their near-copies). Each shingle is hashed to 64 bits.
 2. **Signatures** (numpy): ``num_perm`` multiply-shift hash functions ``(a*x + b) >> 32`` applied to all
-   shingle hashes of a chunk at once, minimum per sample with ``np.minimum.reduceat``.
+   shingle hashes of a chunk at once (chunks small enough to stay in cache), minimum per sample with
+   ``np.minimum.reduceat``.
 3. **Bands**: ``b`` bands of ``r`` rows, chosen from the threshold by minimising the false positive +
    false negative areas (as datasketch does); each band is folded to one 64-bit key.
-4. **Candidates** (DuckDB): samples sharing a band key; each bucket links its members to the bucket's
-   first member (a star, not all pairs, so a bucket of k costs k-1 pairs).
-5. **Verification**: the true Jaccard similarity of the candidates' shingle sets; pairs under the
-   threshold are discarded. **Clusters**: connected components (scipy) of the verified pairs.
+4. **Candidates** (numpy, per band: a sort by key): samples sharing a band key; a bucket of up to 50
+   gives all its pairs, a larger one links its members to its first member (k - 1 pairs, not k^2 / 2).
+5. **Verification**: a candidate whose signature estimate is far under the threshold (a 1-byte-per-row
+   sketch of the signature; ``prefilter_floor``) is discarded; the others by the true Jaccard similarity of
+   their shingle sets (numpy, :func:`jaccard`). **Clusters**: connected components (scipy) of the verified
+   pairs.
 
-Per sample only the band keys and the distinct shingle hashes are kept (about 0.5 KB for a typical
+Per sample only the band keys, the sketch and the shingle hashes are kept (about 1 KB for a typical
 instruction sample), not the signature.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from curation.duck import query_arrow, scratch
 from curation.duck import sql_literal as _q
 
 CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
-_MASK32 = np.uint64(0xFFFFFFFF)
+SMALL_BUCKET = (
+    50  # buckets up to this size give all their pairs as candidates; larger ones a star
+)
+PREFILTER_SIGMAS = 5.0  # a candidate is checked exactly unless its estimate is this many deviations under t
 
 
 @dataclass(frozen=True)
@@ -49,11 +55,25 @@ class MinHashParams:
 
     def bands(self) -> tuple[int, int]:
         """(bands, rows) for the threshold."""
-        return optimal_bands(self.threshold, self.num_perm, self.fp_weight, self.fn_weight)
+        return optimal_bands(
+            self.threshold, self.num_perm, self.fp_weight, self.fn_weight
+        )
+
+    def prefilter_floor(self) -> float:
+        """Candidates whose signature estimate is under this are not checked exactly (they cannot pass).
+
+        The estimate of a pair at the threshold ``t`` has a standard deviation of ``sqrt(t (1 - t) / num_perm)``;
+        the floor is ``PREFILTER_SIGMAS`` of them under ``t`` (0.38 at t = 0.6 with 128 permutations), so a
+        pair at the threshold is discarded unchecked with a probability under 1e-6.
+        """
+        t = self.threshold
+        return t - PREFILTER_SIGMAS * math.sqrt(t * (1 - t) / self.num_perm)
 
 
 @functools.lru_cache(maxsize=64)
-def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
+def optimal_bands(
+    threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5
+) -> tuple[int, int]:
     """The (b, r) with b*r <= num_perm minimising the weighted false positive and false negative areas.
 
     The same criterion as datasketch's ``MinHashLSH``; the integrals of the S-curve
@@ -72,81 +92,152 @@ def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_we
     return best
 
 
-def ngrams_query(source: str, text_expr: str, word_n: int, char_n: int, cjk_share: float, *,
-                 empty_key: str | None = None, short_whole: bool = True, hashed: bool = True, alias: str = "grams") -> str:
-    """SQL: every row of ``source`` (a table or subquery) plus ``alias``, the distinct n-grams of ``text_expr``.
+def ngrams_query(
+    source: str,
+    text_expr: str,
+    word_n: int,
+    char_n: int,
+    cjk_share: float,
+    *,
+    empty_key: str | None = None,
+    short_whole: bool = True,
+    hashed: bool = True,
+    alias: str = "grams",
+    distinct: bool = True,
+) -> str:
+    """SQL: every row of ``source`` (a table or subquery) plus ``alias``, the n-grams of ``text_expr``.
 
     The text is lower-cased and tokenised by script: word n-grams over ``[\\p{L}\\p{N}_]+`` tokens;
     when CJK letters are at least ``cjk_share`` of the letters, every CJK character is a token (and n is
     ``char_n``). ``hashed``: 64-bit hashes, else the n-grams as text (tokens joined by a space).
     ``short_whole``: a text with fewer than n tokens gives one n-gram of all of them (else none).
     ``empty_key``: a text without tokens gives one hash of this expression (unique per row), so that
-    empty texts are never similar to each other. Tokens are materialised in an inner projection: an
+    empty texts are never similar to each other. ``distinct``: each n-gram once (else once per occurrence,
+    cheaper when the caller deduplicates anyway). Tokens are materialised in an inner projection: an
     n-gram lambda over a token *expression* would re-run the regex for every n-gram.
     """
-    t = "lower(__text)"
-    not_cjk = _q("[^" + CJK + "]")
-    not_letter = _q(r"[^\p{L}]")
+    # Letters are counted by deleting *runs* of the other characters (far fewer replacements than one
+    # per character, same counts); the letters of a text without any CJK character are not counted at all
+    # (it is CJK only when cjk_share is 0).
+    not_cjk = _q("[^" + CJK + "]+")
+    not_letter = _q(r"[^\p{L}]+")
     cjk_token = _q("[" + CJK + r"]|[\p{L}\p{N}_]+")
     word_token = _q(r"[\p{L}\p{N}_]+")
-    is_cjk = (f"length(regexp_replace({t}, {not_cjk}, '', 'g')) >= "
-              f"{cjk_share} * greatest(length(regexp_replace({t}, {not_letter}, '', 'g')), 1)")
+    is_cjk = (
+        f"CASE WHEN __ncjk = 0 THEN {cjk_share} <= 0 ELSE __ncjk >= "
+        f"{cjk_share} * greatest(length(regexp_replace(__text, {not_letter}, '', 'g')), 1) END"
+    )
     wrap = (lambda x: f"hash({x})") if hashed else (lambda x: x)
     none = "[]::UBIGINT[]" if hashed else "[]::VARCHAR[]"
     empty = f"[hash(chr(0) || {empty_key})]" if empty_key is not None else none
     whole = f"[{wrap('array_to_string(__tok, chr(32))')}]" if short_whole else none
 
     def grams(n: int) -> str:
-        each = wrap("concat_ws(chr(32), " + ", ".join(f"__tok[k + {j}]" for j in range(n)) + ")")
+        each = wrap(
+            "concat_ws(chr(32), " + ", ".join(f"__tok[k + {j}]" for j in range(n)) + ")"
+        )
         return f"list_transform(range(1, len(__tok) - {n - 2}), lambda k: {each})"
 
     n_of = f"CASE WHEN __cjk THEN {char_n} ELSE {word_n} END"
-    return f"""SELECT * EXCLUDE (__text, __tok, __cjk),
-           list_distinct(CASE WHEN len(__tok) = 0 THEN {empty} WHEN len(__tok) < {n_of} THEN {whole}
-                              WHEN __cjk THEN {grams(char_n)} ELSE {grams(word_n)} END) AS {alias}
+    listed = (
+        f"CASE WHEN len(__tok) = 0 THEN {empty} WHEN len(__tok) < {n_of} THEN {whole} "
+        f"WHEN __cjk THEN {grams(char_n)} ELSE {grams(word_n)} END"
+    )
+    return f"""SELECT * EXCLUDE (__text, __tok, __cjk), {f"list_distinct({listed})" if distinct else listed} AS {alias}
     FROM (
-        SELECT *, CASE WHEN __cjk THEN regexp_extract_all({t}, {cjk_token}) ELSE regexp_extract_all({t}, {word_token}) END AS __tok
-        FROM (SELECT *, {is_cjk} AS __cjk FROM (SELECT *, {text_expr} AS __text FROM {source}))
+        SELECT *, CASE WHEN __cjk THEN regexp_extract_all(__text, {cjk_token})
+                       ELSE regexp_extract_all(__text, {word_token}) END AS __tok
+        FROM (
+            SELECT * EXCLUDE (__ncjk), {is_cjk} AS __cjk
+            FROM (SELECT *, length(regexp_replace(__text, {not_cjk}, '', 'g')) AS __ncjk
+                  FROM (SELECT *, lower({text_expr}) AS __text FROM {source}))
+        )
     )"""
 
 
 def shingles_query(source: str, text_expr: str, p: MinHashParams, key_expr: str) -> str:
-    """SQL: the rows of ``source`` plus ``shingles``, the distinct 64-bit shingle hashes of ``text_expr``.
+    """SQL: the rows of ``source`` plus ``shingles``, the 64-bit shingle hashes of ``text_expr``.
 
-    A text without tokens gets one shingle made from ``key_expr`` (unique per row), so that empty
-    texts are never near duplicates of each other (exact dedup sees those).
+    A shingle occurring twice in a text is listed twice (signatures do not care, :func:`jaccard`
+    deduplicates; DuckDB's ``list_distinct`` cost more than the rest of the shingling). A text without
+    tokens gets one shingle made from ``key_expr`` (unique per row), so that empty texts are never near
+    duplicates of each other (exact dedup sees those).
     """
-    return ngrams_query(source, text_expr, p.word_ngram, p.char_ngram, p.cjk_share, empty_key=key_expr, alias="shingles")
+    return ngrams_query(
+        source,
+        text_expr,
+        p.word_ngram,
+        p.char_ngram,
+        p.cjk_share,
+        empty_key=key_expr,
+        alias="shingles",
+        distinct=False,
+    )
 
 
 def _hash_params(p: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(p.seed)
-    a = rng.integers(1, 2**63, size=p.num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)  # odd
+    a = rng.integers(1, 2**63, size=p.num_perm, dtype=np.uint64) * np.uint64(
+        2
+    ) + np.uint64(1)  # odd
     b = rng.integers(0, 2**63, size=p.num_perm, dtype=np.uint64)
     return a, b
 
 
-def signatures(shingles: pa.ListArray, p: MinHashParams, chunk_values: int = 1 << 20, perm_chunk: int = 32) -> np.ndarray:
-    """MinHash signatures, shape (len(shingles), num_perm), uint32. Every list must be non-empty."""
+def _list_parts(lists: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets from 0, values) of a list array, sliced or not, as numpy (values without a copy)."""
+    offsets = np.asarray(lists.offsets, dtype=np.int64)
+    return offsets - offsets[0], np.asarray(lists.flatten(), dtype=np.uint64)
+
+
+def signatures(
+    shingles: pa.ListArray,
+    p: MinHashParams,
+    chunk_values: int = 1 << 14,
+    perm_chunk: int = 16,
+) -> np.ndarray:
+    """MinHash signatures, shape (len(shingles), num_perm), uint32. Every list must be non-empty.
+
+    Computed over chunks of about ``chunk_values`` shingles times ``perm_chunk`` hash functions (2 MiB of
+    uint64 with the defaults), in one reused buffer: the hashed block stays in cache between the multiply,
+    the add, the shift and the minimum (blocks of 1M shingles went to main memory and back four times: 2.5x
+    slower on the benchmark corpus).
+    """
     n = len(shingles)
     sig = np.empty((n, p.num_perm), dtype=np.uint32)
     if n == 0:
         return sig
-    offsets = np.asarray(shingles.offsets, dtype=np.int64)
-    offsets = offsets - offsets[0]
-    values = np.asarray(shingles.flatten(), dtype=np.uint64)
+    offsets, values = _list_parts(shingles)
     a, b = _hash_params(p)
+    a, b = a[:, None], b[:, None]
+    shift = np.uint64(32)
+    buf = np.empty(perm_chunk * chunk_values, dtype=np.uint64)
     start = 0
     with np.errstate(over="ignore"):
         while start < n:
             # as many samples as fit in about chunk_values shingles (at least one)
-            end = int(np.searchsorted(offsets, offsets[start] + chunk_values, side="right")) - 1
+            end = (
+                int(
+                    np.searchsorted(
+                        offsets, offsets[start] + chunk_values, side="right"
+                    )
+                )
+                - 1
+            )
             end = min(max(end, start + 1), n)
             seg = offsets[start:end] - offsets[start]
-            vals = values[offsets[start]:offsets[end]]
+            vals = values[offsets[start] : offsets[end]]
             for c in range(0, p.num_perm, perm_chunk):
-                hv = (a[c:c + perm_chunk, None] * vals[None, :] + b[c:c + perm_chunk, None]) >> np.uint64(32)
-                sig[start:end, c:c + perm_chunk] = np.minimum.reduceat(hv, seg, axis=1).T.astype(np.uint32)
+                k = min(perm_chunk, p.num_perm - c)
+                hv = (
+                    buf[: k * len(vals)].reshape(k, len(vals))
+                    if k * len(vals) <= len(buf)
+                    else np.empty((k, len(vals)), dtype=np.uint64)
+                )  # one sample over chunk_values shingles
+                np.multiply(a[c : c + k], vals[None, :], out=hv)
+                hv += b[c : c + k]
+                hv >>= shift
+                sig[start:end, c : c + k] = np.minimum.reduceat(hv, seg, axis=1).T
             start = end
     return sig
 
@@ -155,56 +246,280 @@ def band_keys(sig: np.ndarray, p: MinHashParams) -> np.ndarray:
     """One 64-bit key per band, shape (n, bands): the band's rows folded by a random linear hash."""
     bands, rows = p.bands()
     rng = np.random.default_rng(p.seed + 1)
-    mult = rng.integers(1, 2**63, size=rows, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    mult = rng.integers(1, 2**63, size=rows, dtype=np.uint64) * np.uint64(
+        2
+    ) + np.uint64(1)
     keys = np.empty((sig.shape[0], bands), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for i in range(bands):
-            block = sig[:, i * rows:(i + 1) * rows].astype(np.uint64)
-            keys[:, i] = (block * mult[None, :]).sum(axis=1, dtype=np.uint64) + np.uint64(i)
+            block = sig[:, i * rows : (i + 1) * rows].astype(np.uint64)
+            keys[:, i] = (block * mult[None, :]).sum(
+                axis=1, dtype=np.uint64
+            ) + np.uint64(i)
     return keys
 
 
-def signature_table(shingles: pa.ListArray, p: MinHashParams) -> tuple[pa.Array, pa.Array]:
-    """(band keys, distinct shingle hashes) as Arrow list columns, one row per sample."""
+def signature_table(shingles: pa.ListArray, p: MinHashParams) -> pa.Table:
+    """``(bands, sketch, shingles)`` per sample: band keys (fixed-size list of uint64), the lowest byte of each
+    signature value (fixed-size list of uint8, for :func:`estimate`) and the shingle hashes.
+
+    All three are new arrays (``shingles`` is copied), so nothing of a page-sized query result stays alive.
+    """
     sig = signatures(shingles, p)
     keys = band_keys(sig, p)
-    bands = keys.shape[1]
-    offsets = pa.array(np.arange(0, keys.size + 1, bands, dtype=np.int32))
-    band_col = pa.ListArray.from_arrays(offsets, pa.array(keys.reshape(-1), pa.uint64()))
-    return band_col, shingles
+    sketch = sig.astype(np.uint8)  # the lowest byte
+    del sig
+    offsets, values = _list_parts(shingles)
+    large = offsets[-1] >= 2**31
+    return pa.table(
+        {
+            "bands": pa.FixedSizeListArray.from_arrays(
+                pa.array(keys.reshape(-1), pa.uint64()), keys.shape[1]
+            ),
+            "sketch": pa.FixedSizeListArray.from_arrays(
+                pa.array(sketch.reshape(-1), pa.uint8()), p.num_perm
+            ),
+            "shingles": (pa.LargeListArray if large else pa.ListArray).from_arrays(
+                pa.array(offsets, pa.int64() if large else pa.int32()),
+                pa.array(values.copy(), pa.uint64()),
+            ),
+        }
+    )
 
 
-def clusters(table: pa.Table, p: MinHashParams, con=None) -> pa.Table:  # noqa: ANN001
-    """Verified near-duplicate clusters over ``table(idx, bands, shingles)``.
+def _fixed(col: pa.ChunkedArray | pa.Array, width: int, dtype: type) -> np.ndarray:
+    """A fixed-size list column as a (rows, width) numpy array (one copy)."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    parts = [
+        np.asarray(c.flatten(), dtype=dtype).reshape(-1, width)
+        for c in chunks
+        if len(c)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=dtype)
+
+
+def _row_bits(n: int) -> int:
+    return max(int(n - 1).bit_length(), 1)
+
+
+def candidate_pairs(keys: np.ndarray, small: int = SMALL_BUCKET) -> np.ndarray:
+    """Pairs ``(a, b)``, ``a < b``, shape (k, 2), of rows that share a band key; ``keys`` has shape (rows, bands).
+
+    Per band, rows are sorted by key and each run of equal keys is a bucket. A bucket of up to ``small``
+    members gives all its pairs (a copy is linked to every copy, not only to one of them, which matters when
+    that one fails verification); a larger bucket (a template shared by many) links its members to its first
+    member only, so it costs k - 1 pairs, not k^2 / 2.
+
+    The sort is of one uint64 per row, ``key`` with its lowest bits replaced by the row (a plain sort is
+    twice as fast as an argsort, and the row comes with it): two keys that differ only in those bits (2^-40
+    for a 16M-row corpus) merge two buckets, which costs extra candidates, never a missed one.
+    """
+    n, n_bands = keys.shape
+    bits = np.uint64(_row_bits(n))
+    row_mask = (np.uint64(1) << bits) - np.uint64(1)
+    rows = np.arange(n, dtype=np.uint64)
+    lo_parts: list[np.ndarray] = []
+    hi_parts: list[np.ndarray] = []
+    for i in range(n_bands):
+        s = keys[:, i] & ~row_mask
+        s |= rows
+        s.sort()
+        order = (s & row_mask).astype(
+            np.int64
+        )  # rows by key, the smallest row first in a bucket
+        s >>= bits
+        first = np.ones(n, dtype=bool)
+        np.not_equal(s[1:], s[:-1], out=first[1:])
+        del s
+        starts = np.flatnonzero(first)
+        sizes = np.diff(np.append(starts, n))
+        if sizes.max(initial=0) < 2:
+            continue
+        big = sizes > small
+        if big.any():
+            bs, bz = starts[big], sizes[big]
+            root = np.repeat(bs, bz)
+            members = (
+                root + np.arange(int(bz.sum())) - np.repeat(np.cumsum(bz) - bz, bz)
+            )  # every position of the big buckets
+            keep = members != root
+            lo_parts.append(order[root[keep]])
+            hi_parts.append(order[members[keep]])
+        # all pairs of the small buckets, one bucket size at a time (the pair pattern of a size is fixed)
+        for z in np.unique(sizes[(sizes >= 2) & ~big]):
+            ii, jj = np.triu_indices(int(z), 1)
+            st = starts[sizes == z][:, None]
+            lo_parts.append(order[(st + ii).ravel()])
+            hi_parts.append(order[(st + jj).ravel()])
+    if not lo_parts:
+        return np.zeros((0, 2), dtype=np.int64)
+    code = np.concatenate(lo_parts) << np.int64(
+        bits
+    )  # lo < hi: order is increasing within a bucket
+    del lo_parts
+    code |= np.concatenate(hi_parts)
+    del hi_parts
+    code = np.unique(code)  # the same pair from several bands once
+    return np.stack([code >> np.int64(bits), code & np.int64(row_mask)], axis=1)
+
+
+def estimate(
+    sketch: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 16
+) -> np.ndarray:
+    """Jaccard estimates of the pairs ``(a[k], b[k])`` from the 1-byte sketches (b-bit MinHash, b = 8).
+
+    Two lowest bytes are equal when the signature values are (probability J) or by chance (1/256 of the
+    rest): J = (matches - 1/256) / (1 - 1/256). In chunks of pairs, so the gathered sketches stay small.
+    """
+    out = np.empty(len(a), dtype=np.float64)
+    for s in range(0, len(a), chunk):
+        out[s : s + chunk] = np.count_nonzero(
+            sketch[a[s : s + chunk]] == sketch[b[s : s + chunk]], axis=1
+        )
+    return (out / sketch.shape[1] - 1 / 256) / (1 - 1 / 256)
+
+
+def _segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions ``starts[k] .. starts[k] + lengths[k] - 1`` of every segment, concatenated."""
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
+        int(lengths.sum())
+    )
+
+
+def _row_sets(
+    shingles: pa.ChunkedArray | pa.Array, rows: np.ndarray, bits: int, chunk: int
+) -> np.ndarray:
+    """The shingle sets of ``rows`` (sorted, distinct) as one sorted uint64 array of ``rank << (64 - bits) | hash >> bits``.
+
+    Each row's hashes are prefixed by its rank in ``rows``, so that sorting (and deduplicating) the whole array
+    sorts every row's set. Built and sorted in groups of rows of about ``chunk`` hashes: the group sorts are
+    cheaper than one large sort, and the prefix keeps their concatenation sorted.
+    """
+    shift, low = np.uint64(64 - bits), np.uint64(bits)
+    out: list[np.ndarray] = []
+    first_row = 0
+    for part in (
+        shingles.chunks if isinstance(shingles, pa.ChunkedArray) else [shingles]
+    ):
+        lo, hi = np.searchsorted(rows, [first_row, first_row + len(part)])
+        first_row += len(part)
+        if lo == hi:
+            continue
+        offsets, values = _list_parts(part)
+        local = rows[lo:hi] - (first_row - len(part))
+        begin, count = offsets[local], offsets[local + 1] - offsets[local]
+        ends = np.cumsum(count)
+        g = 0
+        while g < len(local):
+            h = max(
+                int(np.searchsorted(ends, ends[g] - count[g] + chunk, side="right")),
+                g + 1,
+            )
+            keys = values[_segments(begin[g:h], count[g:h])]
+            keys >>= low
+            keys |= np.repeat(
+                np.arange(lo + g, lo + h, dtype=np.uint64) << shift, count[g:h]
+            )
+            keys.sort()
+            keep = np.empty(len(keys), dtype=bool)
+            keep[:1] = True
+            np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+            out.append(keys[keep])
+            g = h
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+
+def jaccard(
+    shingles: pa.ListArray | pa.ChunkedArray,
+    a: np.ndarray,
+    b: np.ndarray,
+    chunk: int = 1 << 16,
+) -> np.ndarray:
+    """True Jaccard similarity of the shingle sets of rows ``a[k]`` and ``b[k]`` (duplicates in a list count once).
+
+    numpy has no intersection of many small sets at once, so it is done here with sorts and ``searchsorted``:
+    the sets of the rows involved become sorted runs of one array (:func:`_row_sets`); for each pair, the
+    elements of the smaller set, prefixed with the other row's rank, are looked up in the other row's run,
+    and the hits are the shared shingles. Pairs go in order of the looked-up row, in chunks of about ``chunk``
+    lookups, each searched only in the slice of the array that holds its rows (it stays in cache). The top
+    ``64 - bits`` bits of the hashes are compared (44 bits with a million rows involved): a false shared
+    shingle has a probability of about ``|A| |B| / 2^44`` per pair (1e-9 for sets of 120).
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.float64)
+    rows, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ra, rb = inv[: len(a)], inv[len(a) :]
+    del inv
+    bits = _row_bits(len(rows))
+    shift = np.uint64(64 - bits)
+    keys = _row_sets(shingles, rows, bits, chunk)
+    size = np.bincount((keys >> shift).astype(np.int64), minlength=len(rows))
+    start = np.cumsum(size) - size
+    # the smaller set is looked up in the larger; pairs in order of the looked-up row
+    swap = size[ra] > size[rb]
+    probe, target = np.where(swap, rb, ra), np.where(swap, ra, rb)
+    order = np.lexsort((probe, target))
+    probe, target = probe[order], target[order]
+    n_probe = size[probe]
+    ends = np.cumsum(n_probe)
+    inter = np.empty(len(a), dtype=np.int64)
+    mask = (np.uint64(1) << shift) - np.uint64(1)
+    s = 0
+    while s < len(order):
+        e = max(
+            int(np.searchsorted(ends, ends[s] - n_probe[s] + chunk, side="right")),
+            s + 1,
+        )
+        cnt = n_probe[s:e]
+        q = keys[_segments(start[probe[s:e]], cnt)]
+        q &= mask
+        q |= np.repeat(target[s:e].astype(np.uint64) << shift, cnt)
+        w0, w1 = start[target[s]], start[target[e - 1]] + size[target[e - 1]]
+        window = keys[w0:w1]
+        at = np.searchsorted(window, q)
+        np.minimum(at, len(window) - 1, out=at)
+        hit = window[at] == q
+        inter[order[s:e]] = np.bincount(
+            np.repeat(np.arange(e - s), cnt)[hit], minlength=e - s
+        )
+        s = e
+    union = size[ra] + size[rb] - inter
+    return inter / np.maximum(union, 1)
+
+
+def clusters(table: pa.Table, p: MinHashParams) -> tuple[pa.Table, pa.Table]:
+    """Verified near-duplicate clusters over ``table(bands, sketch, shingles)`` (rows 0..n-1 in order).
 
     Returns ``(idx, cluster)`` for every sample in a cluster of two or more, ``cluster`` being the
     smallest ``idx`` of the cluster, and the verified edges ``(a, b, jaccard)``.
     """
-    own = con is None
-    con = con or scratch()
-    try:
-        con.register("mh", table)
-        edges = query_arrow(con, """
-            WITH b AS (
-                SELECT idx, unnest(bands) AS key, generate_subscripts(bands, 1) AS band FROM mh
-            ), roots AS (
-                SELECT band, key, min(idx) AS root FROM b GROUP BY band, key HAVING count(*) > 1
-            ), pairs AS (
-                SELECT DISTINCT r.root AS a, b.idx AS b FROM b JOIN roots r USING (band, key) WHERE b.idx <> r.root
-            )
-            SELECT pairs.a, pairs.b,
-                   len(list_intersect(x.shingles, y.shingles)) / (len(x.shingles) + len(y.shingles)
-                       - len(list_intersect(x.shingles, y.shingles)))::DOUBLE AS jaccard
-            FROM pairs JOIN mh x ON x.idx = pairs.a JOIN mh y ON y.idx = pairs.b
-            """)
-        edges = edges.filter(pc.greater_equal(edges.column("jaccard"), p.threshold))
-    finally:
-        con.unregister("mh")
-        if own:
-            con.close()
-    n = int(pc.max(table.column("idx")).as_py() or 0) + 1 if table.num_rows else 0
-    idx, cluster = components(n, edges.column("a").to_numpy(), edges.column("b").to_numpy())
-    return pa.table({"idx": pa.array(idx, pa.int64()), "cluster": pa.array(cluster, pa.int64())}), edges
+    n = table.num_rows
+    pairs = candidate_pairs(_fixed(table.column("bands"), p.bands()[0], np.uint64))
+    pairs = pairs[
+        estimate(
+            _fixed(table.column("sketch"), p.num_perm, np.uint8),
+            pairs[:, 0],
+            pairs[:, 1],
+        )
+        >= p.prefilter_floor()
+    ]
+    j = jaccard(table.column("shingles"), pairs[:, 0], pairs[:, 1])
+    keep = j >= p.threshold
+    a, b, j = pairs[keep, 0], pairs[keep, 1], j[keep]
+    del pairs
+    edges = pa.table(
+        {
+            "a": pa.array(a, pa.int64()),
+            "b": pa.array(b, pa.int64()),
+            "jaccard": pa.array(j, pa.float64()),
+        }
+    )
+    idx, cluster = components(n, a, b)
+    return pa.table(
+        {"idx": pa.array(idx, pa.int64()), "cluster": pa.array(cluster, pa.int64())}
+    ), edges
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,27 +541,44 @@ def components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
     return members.astype(np.int64), smallest[lab]
 
 
-def minhash_clusters(texts: list[str], threshold: float = 0.6, ngram: int | None = None, num_perm: int = 128,
-                     char_ngram: int | None = None) -> list[int]:
+def minhash_clusters(
+    texts: list[str],
+    threshold: float = 0.6,
+    ngram: int | None = None,
+    num_perm: int = 128,
+    char_ngram: int | None = None,
+) -> list[int]:
     """One cluster id per text (equal ids = near duplicates; a text alone keeps its own index).
 
     ``ngram``: word n-gram size for space-delimited text; ``char_ngram``: character n-gram size for
     CJK text. The same code as the ``minhash_dedup`` step.
     """
-    p = MinHashParams(threshold=threshold, num_perm=num_perm, word_ngram=ngram or MinHashParams.word_ngram,
-                      char_ngram=char_ngram or MinHashParams.char_ngram)
+    p = MinHashParams(
+        threshold=threshold,
+        num_perm=num_perm,
+        word_ngram=ngram or MinHashParams.word_ngram,
+        char_ngram=char_ngram or MinHashParams.char_ngram,
+    )
     con = scratch()
     try:
-        con.register("t", pa.table({"text": pa.array(texts, pa.string()), "i": pa.array(range(len(texts)), pa.int64())}))
+        con.register(
+            "t",
+            pa.table(
+                {
+                    "text": pa.array(texts, pa.string()),
+                    "i": pa.array(np.arange(len(texts)), pa.int64()),
+                }
+            ),
+        )
         sql = shingles_query("t", "coalesce(text, '')", p, "i::VARCHAR")
-        sh = query_arrow(con, f"SELECT shingles FROM ({sql}) ORDER BY i").column("shingles").combine_chunks()
-        con.unregister("t")
-        bands, sh = signature_table(sh, p)
-        table = pa.table({"idx": pa.array(np.arange(len(texts)), pa.int64()), "bands": bands, "shingles": sh})
-        found, _ = clusters(table, p, con)
+        sh = (
+            query_arrow(con, f"SELECT shingles FROM ({sql}) ORDER BY i")
+            .column("shingles")
+            .combine_chunks()
+        )
     finally:
         con.close()
-    out = list(range(len(texts)))
-    for i, c in zip(found.column("idx").to_pylist(), found.column("cluster").to_pylist()):
-        out[i] = c
-    return out
+    found, _ = clusters(signature_table(sh, p), p)
+    out = np.arange(len(texts), dtype=np.int64)
+    out[found.column("idx").to_numpy()] = found.column("cluster").to_numpy()
+    return out.tolist()

@@ -20,7 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.dedup.minhash import MinHashParams, clusters, shingles_query, signature_table
+from curation.dedup.minhash import (
+    MinHashParams,
+    clusters,
+    jaccard,
+    shingles_query,
+    signature_table,
+)
 from curation.duck import query_arrow, scratch
 from curation.pipeline.base import (
     DECISION_SCHEMA,
@@ -35,29 +41,73 @@ class NearDedupParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float = Field(default=0.6, gt=0, le=1, description="Jaccard similarity from which texts are near duplicates.")
-    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
-    word_ngram: int = Field(default=3, ge=1, description="Word n-gram size for space-delimited text.")
-    char_ngram: int = Field(default=3, ge=1, description="Character n-gram size for Chinese / Japanese / Korean text.")
-    cjk_share: float = Field(default=0.3, ge=0, le=1, description="Share of CJK letters from which a text is shingled by characters.")
+    threshold: float = Field(
+        default=0.6,
+        gt=0,
+        le=1,
+        description="Jaccard similarity from which texts are near duplicates.",
+    )
+    num_perm: int = Field(
+        default=128, ge=16, le=1024, description="MinHash permutations."
+    )
+    word_ngram: int = Field(
+        default=3, ge=1, description="Word n-gram size for space-delimited text."
+    )
+    char_ngram: int = Field(
+        default=3,
+        ge=1,
+        description="Character n-gram size for Chinese / Japanese / Korean text.",
+    )
+    cjk_share: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Share of CJK letters from which a text is shingled by characters.",
+    )
     compare: Literal["sample", "instruction", "output"] = Field(
-        default="sample", description="What is compared: the whole sample, the instruction alone (conflicting answers) or the answer.")
-    include_reasoning: bool = Field(default=False, description="Compare reasoning traces too.")
-    reference_batches: list[int] = Field(default_factory=list, description="Batches whose samples are a reference: never dropped.")
-    score_signal: str = Field(default="quality_score", description="Signal that ranks copies (higher is kept).")
+        default="sample",
+        description="What is compared: the whole sample, the instruction alone (conflicting answers) or the answer.",
+    )
+    include_reasoning: bool = Field(
+        default=False, description="Compare reasoning traces too."
+    )
+    reference_batches: list[int] = Field(
+        default_factory=list,
+        description="Batches whose samples are a reference: never dropped.",
+    )
+    score_signal: str = Field(
+        default="quality_score",
+        description="Signal that ranks copies (higher is kept).",
+    )
     seed: int = Field(default=1, description="Seed of the hash functions.")
-    fn_weight: float = Field(default=0.8, gt=0, lt=1, description="Weight of missed pairs against extra candidates (1 - fn_weight) when choosing bands.")
+    fn_weight: float = Field(
+        default=0.8,
+        gt=0,
+        lt=1,
+        description="Weight of missed pairs against extra candidates (1 - fn_weight) when choosing bands.",
+    )
 
     def minhash(self) -> MinHashParams:
-        return MinHashParams(threshold=self.threshold, num_perm=self.num_perm, word_ngram=self.word_ngram,
-                             char_ngram=self.char_ngram, cjk_share=self.cjk_share, seed=self.seed,
-                             fp_weight=1 - self.fn_weight, fn_weight=self.fn_weight)
+        return MinHashParams(
+            threshold=self.threshold,
+            num_perm=self.num_perm,
+            word_ngram=self.word_ngram,
+            char_ngram=self.char_ngram,
+            cjk_share=self.cjk_share,
+            seed=self.seed,
+            fp_weight=1 - self.fn_weight,
+            fn_weight=self.fn_weight,
+        )
 
 
 def _turns(role_filter: str, with_reasoning: bool) -> str:
-    content = "coalesce(m.content, '')" + (" || ' ' || coalesce(m.reasoning, '')" if with_reasoning else "")
-    return (f"coalesce(array_to_string(list_transform(list_filter(messages, lambda m: {role_filter}), "
-            f"lambda m: {content}), chr(10)), '')")
+    content = "coalesce(m.content, '')" + (
+        " || ' ' || coalesce(m.reasoning, '')" if with_reasoning else ""
+    )
+    return (
+        f"coalesce(array_to_string(list_transform(list_filter(messages, lambda m: {role_filter}), "
+        f"lambda m: {content}), chr(10)), '')"
+    )
 
 
 def compared_text_sql(compare: str, include_reasoning: bool) -> str:
@@ -67,8 +117,10 @@ def compared_text_sql(compare: str, include_reasoning: bool) -> str:
         return f"CASE WHEN messages IS NULL THEN concat_ws(chr(10), instruction, input) ELSE {_turns(chr(39) + 'user' + chr(39) + ' = m.role', False)} END"
     if compare == "output":
         return f"CASE WHEN messages IS NULL THEN concat_ws(chr(10), output{rsn}) ELSE {_turns('m.role = ' + chr(39) + 'assistant' + chr(39), include_reasoning)} END"
-    return (f"CASE WHEN messages IS NULL THEN concat_ws(chr(10), system, instruction, input, output{rsn}) "
-            f"ELSE concat_ws(chr(10), system, {_turns('true', include_reasoning)}) END")
+    return (
+        f"CASE WHEN messages IS NULL THEN concat_ws(chr(10), system, instruction, input, output{rsn}) "
+        f"ELSE concat_ws(chr(10), system, {_turns('true', include_reasoning)}) END"
+    )
 
 
 class NearDedupStep(GlobalStep):
@@ -82,49 +134,88 @@ class NearDedupStep(GlobalStep):
         super().__init__(name, params)
         self.mh = self.params.minhash()
         self.mh.bands()  # computed once, cached below
-        self._text = compared_text_sql(self.params.compare, self.params.include_reasoning)
+        self._text = compared_text_sql(
+            self.params.compare, self.params.include_reasoning
+        )
         self._answer = compared_text_sql("output", self.params.include_reasoning)
 
     def signatures(self, batch: pa.Table) -> pa.Table:
-        """Stage 1, per batch: band keys and distinct shingle hashes per sample (plus what ranks it)."""
+        """Stage 1, per batch: band keys, signature sketch and shingle hashes per sample (plus what ranks it)."""
+        # the answer only matters to "instruction" (conflicting answers): not normalised and hashed otherwise
+        answer = (
+            f"hash(regexp_replace(lower(trim({self._answer})), '\\s+', ' ', 'g'))"
+            if self.params.compare == "instruction"
+            else "NULL::UBIGINT"
+        )
         con = scratch()
         try:
             con.register("b", batch)
-            src = f"(SELECT sample_id, row_number, {self._text} AS compared, " \
-                  f"md5(regexp_replace(lower(trim({self._answer})), '\\s+', ' ', 'g')) AS answer_hash FROM b)"
-            res = query_arrow(con, f"SELECT shingles, answer_hash FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) "
-                                   f"ORDER BY row_number")
+            src = f"(SELECT sample_id, row_number, {self._text} AS compared, {answer} AS answer_hash FROM b)"
+            res = query_arrow(
+                con,
+                f"SELECT shingles, answer_hash FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) "
+                f"ORDER BY row_number",
+            )
         finally:
             con.close()
-        bands, shingles = signature_table(res.column("shingles").combine_chunks(), self.mh)
+        sig = signature_table(res.column("shingles").combine_chunks(), self.mh)
         score_col = self.params.score_signal
-        score = batch.column(score_col) if score_col in batch.column_names else pa.nulls(batch.num_rows, pa.float64())
-        return pa.table({
-            "sample_id": batch.column("sample_id"), "batch_id": batch.column("batch_id"),
-            "row_number": batch.column("row_number"), "score": score.cast(pa.float64()),
-            "answer_hash": res.column("answer_hash"), "bands": bands, "shingles": shingles,
-        })
+        score = (
+            batch.column(score_col)
+            if score_col in batch.column_names
+            else pa.nulls(batch.num_rows, pa.float64())
+        )
+        # copies: a column of an imported Arrow result keeps the whole result alive (the page with its texts,
+        # the query result with its shingle lists), and these tables stay until the last page is read
+        keep = pa.table(
+            {
+                "sample_id": batch.column("sample_id"),
+                "batch_id": batch.column("batch_id"),
+                "row_number": batch.column("row_number"),
+                "score": score.cast(pa.float64()),
+                "answer_hash": res.column("answer_hash"),
+            }
+        )
+        keep = keep.take(pa.array(np.arange(batch.num_rows)))
+        return (
+            keep.append_column("bands", sig.column("bands"))
+            .append_column("sketch", sig.column("sketch"))
+            .append_column("shingles", sig.column("shingles"))
+        )
 
     def decide(self, signatures: pa.Table) -> StepOutput:
         """Stage 2: candidates by band, verified by Jaccard, clustered; decisions per cluster member."""
         n = signatures.num_rows
-        table = pa.table({"idx": pa.array(np.arange(n), pa.int64()), "bands": signatures.column("bands"),
-                          "shingles": signatures.column("shingles")})
+        found, edges = clusters(
+            signatures.select(["bands", "sketch", "shingles"]), self.mh
+        )
+        counters: Counter[str] = Counter(candidates_verified=edges.num_rows)
+        if found.num_rows == 0:
+            return StepOutput(counters=counters)
+        ref = (
+            pc.is_in(
+                signatures.column("batch_id"),
+                pa.array(
+                    self.params.reference_batches, signatures.column("batch_id").type
+                ),
+            )
+            if self.params.reference_batches
+            else pa.array(np.zeros(n, dtype=bool))
+        )
+        meta = (
+            signatures.select(
+                ["sample_id", "batch_id", "row_number", "score", "answer_hash"]
+            )
+            .append_column("idx", pa.array(np.arange(n), pa.int64()))
+            .append_column("is_ref", ref)
+        )
         con = scratch()
         try:
-            found, edges = clusters(table, self.mh, con)
-            counters: Counter[str] = Counter(candidates_verified=edges.num_rows)
-            if found.num_rows == 0:
-                return StepOutput(counters=counters)
-            ref = pc.is_in(signatures.column("batch_id"),
-                           pa.array(self.params.reference_batches, signatures.column("batch_id").type)) \
-                if self.params.reference_batches else pa.array(np.zeros(n, dtype=bool))
-            meta = signatures.select(["sample_id", "batch_id", "row_number", "score", "answer_hash"]).append_column(
-                "idx", pa.array(np.arange(n), pa.int64())).append_column("is_ref", ref)
             con.register("meta", meta)
             con.register("found", found)
-            con.register("mh", table)
-            members = query_arrow(con, """
+            members = query_arrow(
+                con,
+                """
                 WITH m AS (
                     SELECT f.cluster, meta.* FROM found f JOIN meta USING (idx)
                 ), k AS (
@@ -133,58 +224,87 @@ class NearDedupStep(GlobalStep):
                     FROM m GROUP BY cluster
                 )
                 SELECT m.sample_id, m.idx, m.is_ref, k.size, k.answers, k.keeper, kk.sample_id AS keeper_id,
-                       kk.is_ref AS keeper_is_ref,
-                       CASE WHEN m.idx = k.keeper THEN 1.0 ELSE
-                           len(list_intersect(x.shingles, y.shingles)) / (len(x.shingles) + len(y.shingles)
-                               - len(list_intersect(x.shingles, y.shingles)))::DOUBLE END AS jaccard
+                       kk.is_ref AS keeper_is_ref
                 FROM m JOIN k USING (cluster) JOIN meta kk ON kk.idx = k.keeper
-                JOIN mh x ON x.idx = m.idx JOIN mh y ON y.idx = k.keeper
-                ORDER BY m.batch_id, m.row_number""")
+                ORDER BY m.batch_id, m.row_number""",
+            )
+            sim = _similarity(
+                signatures.column("shingles"),
+                edges,
+                members.column("idx").to_numpy(),
+                members.column("keeper").to_numpy(),
+                n,
+            )
+            members = members.append_column(
+                "jaccard", pa.array(sim, pa.float64())
+            ).append_column("ord", pa.array(np.arange(members.num_rows), pa.int64()))
+            return self._decisions(con, members, counters)
         finally:
             con.close()
-        return self._decisions(members, counters)
 
-    def _decisions(self, members: pa.Table, counters: Counter[str]) -> StepOutput:
-        rows = members.to_pylist()
-        d_ids, d_verdicts, d_reasons, d_refs, d_scores = [], [], [], [], []
-        for r in rows:
-            if r["idx"] == r["keeper"]:
-                continue
-            if self.params.compare == "instruction":
-                if r["answers"] < 2:
-                    continue
-                verdict = "flag"
-                reason = (f"conflicting answers: same instruction as {r['keeper_id']} (Jaccard {r['jaccard']:.2f}) "
-                          f"with a different answer; {r['size']} samples, {r['answers']} different answers")
-            else:
-                if r["is_ref"]:
-                    continue  # a reference sample is never dropped
-                verdict = "drop"
-                what = "reference sample" if r["keeper_is_ref"] else "sample"
-                reason = (f"near duplicate of {what} {r['keeper_id']} (Jaccard {r['jaccard']:.2f}; "
-                          f"cluster of {r['size']}, one kept)")
-            d_ids.append(r["sample_id"])
-            d_verdicts.append(verdict)
-            d_reasons.append(reason)
-            d_refs.append(r["keeper_id"])
-            d_scores.append(r["jaccard"])
+    def _decisions(self, con, members: pa.Table, counters: Counter[str]) -> StepOutput:
+        """Decisions and signals of the cluster members, in one query (reasons formatted by DuckDB)."""
+        con.register("members", members)
+        sim = "printf('%.2f', jaccard)"
         if self.params.compare == "instruction":
             # the kept sample of a conflicting cluster is flagged too: a reviewer decides which answer is right
-            for r in rows:
-                if r["idx"] == r["keeper"] and r["answers"] >= 2:
-                    d_ids.append(r["sample_id"])
-                    d_verdicts.append("flag")
-                    d_reasons.append(f"conflicting answers: {r['size']} samples ask this instruction with "
-                                     f"{r['answers']} different answers")
-                    d_refs.append(None)
-                    d_scores.append(1.0)
-        counters.update(clusters=len({r["keeper"] for r in rows}), in_clusters=len(rows),
-                        **{"dropped" if self.params.compare != "instruction" else "flagged": len(d_ids)})
-        decisions = pa.table([pa.array(d_ids, pa.string()), pa.array(d_verdicts, pa.string()),
-                              pa.array(d_reasons, pa.string()), pa.array(d_refs, pa.string()),
-                              pa.array(d_scores, pa.float64())], schema=DECISION_SCHEMA)
-        signals = pa.table([pa.array([r["sample_id"] for r in rows], pa.string()),
-                            pa.array(["near_dup_cluster"] * len(rows), pa.string()),
-                            pa.array([float(r["size"]) for r in rows], pa.float64()),
-                            pa.array([r["keeper_id"] for r in rows], pa.string())], schema=SIGNAL_SCHEMA)
+            sql = f"""
+                SELECT sample_id, 'flag' AS verdict,
+                       'conflicting answers: same instruction as ' || keeper_id || ' (Jaccard ' || {sim}
+                       || ') with a different answer; ' || size || ' samples, ' || answers || ' different answers' AS reason,
+                       keeper_id AS ref_sample_id, jaccard AS score, 0 AS part, ord
+                FROM members WHERE idx <> keeper AND answers >= 2
+                UNION ALL
+                SELECT sample_id, 'flag', 'conflicting answers: ' || size || ' samples ask this instruction with '
+                       || answers || ' different answers', NULL, 1.0, 1, ord
+                FROM members WHERE idx = keeper AND answers >= 2"""
+        else:
+            # a reference sample is never dropped
+            sql = f"""
+                SELECT sample_id, 'drop' AS verdict,
+                       'near duplicate of ' || CASE WHEN keeper_is_ref THEN 'reference sample' ELSE 'sample' END || ' '
+                       || keeper_id || ' (Jaccard ' || {sim} || '; cluster of ' || size || ', one kept)' AS reason,
+                       keeper_id AS ref_sample_id, jaccard AS score, 0 AS part, ord
+                FROM members WHERE idx <> keeper AND NOT is_ref"""
+        decisions = query_arrow(
+            con,
+            f"SELECT sample_id, verdict, reason, ref_sample_id, score FROM ({sql}) ORDER BY part, ord",
+        )
+        decisions = decisions.cast(DECISION_SCHEMA)
+        signals = query_arrow(
+            con,
+            "SELECT sample_id, 'near_dup_cluster' AS name, size::DOUBLE AS value, keeper_id AS text "
+            "FROM members ORDER BY ord",
+        ).cast(SIGNAL_SCHEMA)
+        con.unregister("members")
+        counters.update(
+            clusters=len(pc.unique(members.column("keeper"))),
+            in_clusters=members.num_rows,
+            **{
+                "dropped"
+                if self.params.compare != "instruction"
+                else "flagged": decisions.num_rows
+            },
+        )
         return StepOutput(decisions=decisions, signals=signals, counters=counters)
+
+
+def _similarity(
+    shingles: pa.ChunkedArray, edges: pa.Table, a: np.ndarray, b: np.ndarray, n: int
+) -> np.ndarray:
+    """Jaccard of each member ``a[k]`` to the sample kept in its place ``b[k]`` (1.0 for the kept sample).
+
+    Most of these pairs are verified edges already (their Jaccard is taken from there); the others (members
+    linked to the kept sample through another member) are computed.
+    """
+    sim = np.ones(len(a), dtype=np.float64)
+    code = np.minimum(a, b) * np.int64(n) + np.maximum(a, b)
+    known = edges.column("a").to_numpy() * np.int64(n) + edges.column("b").to_numpy()
+    order = np.argsort(known)
+    known = known[order]
+    at = np.minimum(np.searchsorted(known, code), max(len(known) - 1, 0))
+    found = (known[at] == code) if len(known) else np.zeros(len(a), dtype=bool)
+    sim[found] = edges.column("jaccard").to_numpy()[order[at[found]]]
+    todo = np.flatnonzero(~found & (a != b))
+    sim[todo] = jaccard(shingles, a[todo], b[todo])
+    return sim

@@ -15,15 +15,19 @@ from curation.pipeline.executor import run_pipeline
 from curation.store import Store
 from schemas.pipeline import PipelineConfig, StepConfig
 
-EN = ("Binary search finds an item in a sorted list by comparing the target with the middle element and "
-      "discarding the half that cannot contain it, repeating until the item is found or the list is empty.")
+EN = (
+    "Binary search finds an item in a sorted list by comparing the target with the middle element and "
+    "discarding the half that cannot contain it, repeating until the item is found or the list is empty."
+)
 ZH = "二分查找在有序列表中查找元素：每次把目标与中间元素比较，舍弃不可能包含目标的那一半，直到找到元素或列表为空为止。"
 
 
 def _shingles(text: str, p: MinHashParams) -> list[int]:
     con = duckdb.connect()
     con.register("t", pa.table({"text": [text]}))
-    return con.execute(f"SELECT shingles FROM ({shingles_query('t', 'text', p, chr(39) + 'k' + chr(39))})").fetchall()[0][0]
+    return con.execute(
+        f"SELECT shingles FROM ({shingles_query('t', 'text', p, chr(39) + 'k' + chr(39))})"
+    ).fetchall()[0][0]
 
 
 def test_chinese_is_shingled_by_characters_english_by_words() -> None:
@@ -36,10 +40,20 @@ def test_chinese_is_shingled_by_characters_english_by_words() -> None:
 
 
 def test_near_copies_cluster_in_both_languages_and_unrelated_texts_do_not() -> None:
-    en_copy = EN.replace("middle element", "central element").replace("repeating", "and repeats")
+    en_copy = EN.replace("middle element", "central element").replace(
+        "repeating", "and repeats"
+    )
     zh_copy = ZH.replace("中间元素", "中央元素").replace("直到", "一直到")
-    ids = minhash_clusters([EN, en_copy, ZH, zh_copy, "Photosynthesis turns light into chemical energy in plants.",
-                            "光合作用把光能转化为植物中的化学能。"])
+    ids = minhash_clusters(
+        [
+            EN,
+            en_copy,
+            ZH,
+            zh_copy,
+            "Photosynthesis turns light into chemical energy in plants.",
+            "光合作用把光能转化为植物中的化学能。",
+        ]
+    )
     assert ids[0] == ids[1] and ids[2] == ids[3]
     assert len({ids[0], ids[2], ids[4], ids[5]}) == 4
 
@@ -47,20 +61,30 @@ def test_near_copies_cluster_in_both_languages_and_unrelated_texts_do_not() -> N
 def test_candidates_are_verified_by_true_jaccard() -> None:
     # 2 distinct shingles out of ~30 shared: the band keys may collide only by accident, never the verification
     a = " ".join(f"w{i}" for i in range(30))
-    b = " ".join(f"w{i}" for i in range(15)) + " " + " ".join(f"x{i}" for i in range(15))  # Jaccard about 0.3
+    b = (
+        " ".join(f"w{i}" for i in range(15))
+        + " "
+        + " ".join(f"x{i}" for i in range(15))
+    )  # Jaccard about 0.3
     assert minhash_clusters([a, b], threshold=0.6) == [0, 1]
     assert minhash_clusters([a, b], threshold=0.25)[1] == 0
 
 
 def test_bands_follow_the_threshold_like_datasketch() -> None:
-    assert optimal_bands(0.7, 128) == (14, 9)  # datasketch's MinHashLSH(threshold=0.7, num_perm=128)
+    assert optimal_bands(0.7, 128) == (
+        14,
+        9,
+    )  # datasketch's MinHashLSH(threshold=0.7, num_perm=128)
     assert optimal_bands(0.5, 128) == (25, 5)
 
 
 def _store_with(tmp_path: Path, name: str, rows: list[dict]) -> Store:
     store = Store(tmp_path / "curate.duckdb")
     src = tmp_path / name
-    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    src.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+        encoding="utf-8",
+    )
     ingest_paths(store, [str(src)])
     return store
 
@@ -74,22 +98,49 @@ def _decisions(store: Store) -> dict[str, tuple[str, str, str]]:
 
 
 def test_the_best_copy_is_kept_and_the_others_name_it(tmp_path) -> None:
-    rows = [{"id": "a", "instruction": "Explain binary search.", "output": EN},
-            {"id": "b", "instruction": "Explain binary search.", "output": EN.replace("middle", "central")},
-            {"id": "c", "instruction": "Explain binary search.", "output": EN.replace("empty", "exhausted")},
-            {"id": "u", "instruction": "What is photosynthesis?", "output": "Plants turn light into sugar."}]
+    rows = [
+        {"id": "a", "instruction": "Explain binary search.", "output": EN},
+        {
+            "id": "b",
+            "instruction": "Explain binary search.",
+            "output": EN.replace("middle", "central"),
+        },
+        {
+            "id": "c",
+            "instruction": "Explain binary search.",
+            "output": EN.replace("empty", "exhausted"),
+        },
+        {
+            "id": "u",
+            "instruction": "What is photosynthesis?",
+            "output": "Plants turn light into sugar.",
+        },
+    ]
     store = _store_with(tmp_path, "near.jsonl", rows)
     # without scores the earliest is kept
     run_pipeline(store, PipelineConfig(steps=[StepConfig(type="near_dedup")]))
     got = _decisions(store)
     assert set(got) == {"b", "c"}
-    assert all(v == "drop" and ref == "a" and "cluster of 3" in why for v, why, ref in got.values())
+    assert all(
+        v == "drop" and ref == "a" and "cluster of 3" in why
+        for v, why, ref in got.values()
+    )
     # with a quality step before it, the copy without a problem wins over an earlier one with one
     rows[0]["output"] = EN + " As an AI language model, I hope this helps"
     (tmp_path / "2").mkdir()
     store2 = _store_with(tmp_path / "2", "near.jsonl", rows)
-    run_pipeline(store2, PipelineConfig(steps=[StepConfig(type="quality", params={"rules": {"boilerplate": {"verdict": "flag"}}}),
-                                               StepConfig(type="near_dedup")]))
+    run_pipeline(
+        store2,
+        PipelineConfig(
+            steps=[
+                StepConfig(
+                    type="quality",
+                    params={"rules": {"boilerplate": {"verdict": "flag"}}},
+                ),
+                StepConfig(type="near_dedup"),
+            ]
+        ),
+    )
     got = _decisions(store2)
     assert got["a"][2] == "b" and "c" in got and "b" not in got
 
@@ -98,29 +149,89 @@ def test_reference_batches_are_never_dropped(tmp_path) -> None:
     store = Store(tmp_path / "curate.duckdb")
     ref = tmp_path / "approved.jsonl"
     new = tmp_path / "new.jsonl"
-    ref.write_text(json.dumps({"id": "r", "instruction": "Explain binary search.", "output": EN}) + "\n", encoding="utf-8")
-    new.write_text(json.dumps({"id": "n", "instruction": "Explain binary search.", "output": EN.replace("middle", "central")}) + "\n"
-                   + json.dumps({"id": "m", "instruction": "Explain it.", "output": "Something else entirely, about cooking rice."}) + "\n",
-                   encoding="utf-8")
+    ref.write_text(
+        json.dumps({"id": "r", "instruction": "Explain binary search.", "output": EN})
+        + "\n",
+        encoding="utf-8",
+    )
+    new.write_text(
+        json.dumps(
+            {
+                "id": "n",
+                "instruction": "Explain binary search.",
+                "output": EN.replace("middle", "central"),
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "id": "m",
+                "instruction": "Explain it.",
+                "output": "Something else entirely, about cooking rice.",
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     ingest_paths(store, [str(ref)])
     ingest_paths(store, [str(new)])
     with store.reader() as con:
-        ref_batch = con.execute("SELECT batch_id FROM batches WHERE source LIKE '%approved.jsonl'").fetchall()[0][0]
-    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="near_dedup", params={"reference_batches": [ref_batch]})]))
+        ref_batch = con.execute(
+            "SELECT batch_id FROM batches WHERE source LIKE '%approved.jsonl'"
+        ).fetchall()[0][0]
+    run_pipeline(
+        store,
+        PipelineConfig(
+            steps=[
+                StepConfig(type="near_dedup", params={"reference_batches": [ref_batch]})
+            ]
+        ),
+    )
     got = _decisions(store)
-    assert list(got) == ["n"] and got["n"][2] == "r" and "reference sample" in got["n"][1]
+    assert (
+        list(got) == ["n"] and got["n"][2] == "r" and "reference sample" in got["n"][1]
+    )
 
 
 def test_same_instruction_with_different_answers_is_flagged(tmp_path) -> None:
-    rows = [{"id": "a", "instruction": "What is the boiling point of water at sea level in degrees Celsius?", "output": "100 degrees Celsius."},
-            {"id": "b", "instruction": "What is the boiling point of water at sea level in degrees Celsius?", "output": "It boils at 90 degrees."},
-            {"id": "c", "instruction": "Name the capital city of France, please, in one word.", "output": "Paris"},
-            {"id": "d", "instruction": "Name the capital city of France, please, in one word.", "output": "Paris"}]
+    rows = [
+        {
+            "id": "a",
+            "instruction": "What is the boiling point of water at sea level in degrees Celsius?",
+            "output": "100 degrees Celsius.",
+        },
+        {
+            "id": "b",
+            "instruction": "What is the boiling point of water at sea level in degrees Celsius?",
+            "output": "It boils at 90 degrees.",
+        },
+        {
+            "id": "c",
+            "instruction": "Name the capital city of France, please, in one word.",
+            "output": "Paris",
+        },
+        {
+            "id": "d",
+            "instruction": "Name the capital city of France, please, in one word.",
+            "output": "Paris",
+        },
+    ]
     store = _store_with(tmp_path, "conflict.jsonl", rows)
-    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="near_dedup", params={"compare": "instruction"})]))
+    run_pipeline(
+        store,
+        PipelineConfig(
+            steps=[StepConfig(type="near_dedup", params={"compare": "instruction"})]
+        ),
+    )
     got = _decisions(store)
-    assert set(got) == {"a", "b"}  # c and d agree: not a conflict (exact / near dedup handle copies)
-    assert all(v == "flag" and why.startswith("conflicting answers") for v, why, _ in got.values())
+    assert set(got) == {
+        "a",
+        "b",
+    }  # c and d agree: not a conflict (exact / near dedup handle copies)
+    assert all(
+        v == "flag" and why.startswith("conflicting answers")
+        for v, why, _ in got.values()
+    )
 
 
 def test_decontamination_drops_overlaps_with_the_evaluation_set(tmp_path) -> None:
@@ -129,23 +240,113 @@ def test_decontamination_drops_overlaps_with_the_evaluation_set(tmp_path) -> Non
 
     eval_file = tmp_path / "gsm_test.jsonl"
     eval_file.write_text(
-        json.dumps({"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
-                                "in May. How many clips did Natalia sell altogether in April and May?", "answer": "72"}) + "\n"
-        + json.dumps({"id": "zh-1", "question": ZH, "answer": "略"}, ensure_ascii=False) + "\n", encoding="utf-8")
-    rows = [{"id": "leak", "instruction": "Solve: Natalia sold clips to 48 of her friends in April, and then she sold half "
-                                          "as many clips in May. How many clips?", "output": "72 clips."},
-            {"id": "leak-zh", "instruction": "请解释：" + ZH[:30], "output": "好的。"},
-            {"id": "clean", "instruction": "Natalia sold clips.", "output": "In April and May."}]
+        json.dumps(
+            {
+                "question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+                "in May. How many clips did Natalia sell altogether in April and May?",
+                "answer": "72",
+            }
+        )
+        + "\n"
+        + json.dumps({"id": "zh-1", "question": ZH, "answer": "略"}, ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
+    rows = [
+        {
+            "id": "leak",
+            "instruction": "Solve: Natalia sold clips to 48 of her friends in April, and then she sold half "
+            "as many clips in May. How many clips?",
+            "output": "72 clips.",
+        },
+        {"id": "leak-zh", "instruction": "请解释：" + ZH[:30], "output": "好的。"},
+        {
+            "id": "clean",
+            "instruction": "Natalia sold clips.",
+            "output": "In April and May.",
+        },
+    ]
     store = _store_with(tmp_path, "train.jsonl", rows)
-    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="decontaminate", params={"eval_paths": [str(eval_file)]})]))
+    run_pipeline(
+        store,
+        PipelineConfig(
+            steps=[
+                StepConfig(
+                    type="decontaminate", params={"eval_paths": [str(eval_file)]}
+                )
+            ]
+        ),
+    )
     with store.reader() as con:
-        got = dict(con.execute("SELECT s.external_id, d.reason FROM decisions d JOIN samples s USING (sample_id)").fetchall())
+        got = dict(
+            con.execute(
+                "SELECT s.external_id, d.reason FROM decisions d JOIN samples s USING (sample_id)"
+            ).fetchall()
+        )
     assert set(got) == {"leak", "leak-zh"}
-    assert "gsm_test.jsonl:1" in got["leak"] and "natalia sold clips to 48" in got["leak"]
+    assert (
+        "gsm_test.jsonl:1" in got["leak"] and "natalia sold clips to 48" in got["leak"]
+    )
     assert "zh-1" in got["leak-zh"]
     try:
-        build_step(StepConfig(type="decontaminate", params={"eval_paths": [str(tmp_path / "missing.jsonl")]}))
+        build_step(
+            StepConfig(
+                type="decontaminate",
+                params={"eval_paths": [str(tmp_path / "missing.jsonl")]},
+            )
+        )
     except UsageError as e:
         assert "missing.jsonl is not a file" in str(e)
     else:
         raise AssertionError("a missing evaluation file must be a usage error")
+
+
+def test_jaccard_matches_python_sets_across_chunks() -> None:
+    import numpy as np
+
+    from curation.dedup.minhash import jaccard
+
+    rng = np.random.default_rng(3)
+    # small vocabularies: duplicates inside a list (counted once) and large overlaps between lists
+    lists = [
+        rng.integers(0, int(rng.integers(2, 60)), int(rng.integers(1, 80))).astype(
+            np.uint64
+        )
+        << np.uint64(40)
+        for _ in range(300)
+    ]
+    col = pa.chunked_array(
+        [
+            pa.array([x.tolist() for x in lists[:100]], pa.list_(pa.uint64())),
+            pa.array([x.tolist() for x in lists[100:]], pa.list_(pa.uint64())),
+        ]
+    )
+    a, b = rng.integers(0, 300, 2000), rng.integers(0, 300, 2000)
+    want = [
+        len(set(lists[i].tolist()) & set(lists[j].tolist()))
+        / len(set(lists[i].tolist()) | set(lists[j].tolist()))
+        for i, j in zip(a, b)
+    ]
+    for chunk in (7, 1 << 16):  # many chunks of pairs and rows, and one
+        assert np.allclose(jaccard(col, a, b, chunk=chunk), want)
+
+
+def test_small_buckets_give_all_pairs_large_ones_a_star() -> None:
+    import numpy as np
+
+    from curation.dedup.minhash import candidate_pairs
+
+    keys = np.arange(200, dtype=np.uint64)[:, None] << np.uint64(
+        32
+    )  # one band, every row its own bucket
+    keys[[5, 17, 90]] = 7 << 40  # a bucket of 3: its 3 pairs
+    keys[100:160] = 9 << 40  # a bucket of 60: 59 pairs to its first member
+    pairs = {tuple(x) for x in candidate_pairs(keys, small=50).tolist()}
+    assert pairs == {(5, 17), (5, 90), (17, 90)} | {(100, j) for j in range(101, 160)}
+
+
+def test_the_estimate_prefilter_keeps_pairs_at_the_threshold() -> None:
+    assert 0.37 < MinHashParams(threshold=0.6).prefilter_floor() < 0.4
+    assert (
+        MinHashParams(threshold=0.6, num_perm=16).prefilter_floor() < 0
+    )  # too few permutations: no prefilter
