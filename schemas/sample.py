@@ -14,6 +14,17 @@ THINK_PATTERN = re.compile(r"^[\t\n\f\r ]*<think>(.*?)</think>[\t\n\f\r ]*(.*)$"
 # The same pattern as DuckDB's RE2 sees it (used by the vectorised ingest, kept beside the Python one
 # so that tests can hold them to the same behaviour).
 THINK_PATTERN_SQL = r"^[\t\n\f\r ]*<think>(.*?)</think>[\t\n\f\r ]*(.*)$"
+# The same split as DuckDB macros made of plain string functions, for the ingest's hot path: a regular
+# expression runs over the whole answer two or three times, where these only test for '</think>'
+# unless a row has one. ``think_end(x)`` is the position of the closing tag in the left-trimmed text
+# (NULL when the pattern does not match); the tag cannot start inside the leading '<think>'.
+THINK_SPLIT_MACROS_SQL = (
+    "CREATE OR REPLACE MACRO think_ws() AS chr(9) || chr(10) || chr(12) || chr(13) || ' '",
+    """CREATE OR REPLACE MACRO think_end(x) AS CASE WHEN contains(x, '</think>') THEN
+        CASE WHEN starts_with(ltrim(x, think_ws()), '<think>') THEN strpos(ltrim(x, think_ws()), '</think>') END END""",
+    "CREATE OR REPLACE MACRO think_reasoning(x) AS substr(ltrim(x, think_ws()), 8, think_end(x) - 8)",
+    "CREATE OR REPLACE MACRO think_answer(x) AS ltrim(substr(ltrim(x, think_ws()), think_end(x) + 8), think_ws())",
+)
 
 
 def split_reasoning(text: str | None) -> tuple[str | None, str | None]:

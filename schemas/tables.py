@@ -46,7 +46,7 @@ TABLES: tuple[Table, ...] = (
             C("format", "VARCHAR", "jsonl, json, csv, tsv, parquet or hf."),
             C("encoding", "VARCHAR", "Text encoding the input was decoded with (utf-8, utf-8-sig, gb18030, ...)."),
             C("options", "JSON", "Ingest options that change what is loaded (field mapping, delimiter, limits)."),
-            C("content_hash", "VARCHAR", "sha256 of the input's bytes; an identical input is not loaded twice."),
+            C("content_hash", "VARCHAR", "XXH3-128 of the input's bytes (`xxh3-128:` + hex); an identical input is not loaded twice."),
             C("options_hash", "VARCHAR", "sha256 of options; re-ingesting with other options makes a new batch."),
             C("bytes", "BIGINT", "Size of the input in bytes."),
             C("status", "VARCHAR", "loading, done or failed."),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas import Message, Sample, split_reasoning
-from schemas.sample import THINK_PATTERN_SQL
+from schemas.sample import THINK_PATTERN_SQL, THINK_SPLIT_MACROS_SQL
 
 
 def test_instruction_pair_and_dialogue_are_exclusive() -> None:
@@ -45,6 +45,13 @@ def test_python_and_sql_reasoning_split_agree(pre: str, r: str, a: str, close: b
         [text, THINK_PATTERN_SQL],
     ).fetchall()[0]
     assert got == expected
+    for macro in THINK_SPLIT_MACROS_SQL:
+        con.execute(macro)
+    fast = con.execute(
+        "SELECT CASE WHEN think_end($1) IS NOT NULL THEN think_reasoning($1) END, "
+        "CASE WHEN think_end($1) IS NOT NULL THEN think_answer($1) ELSE $1 END", [text]
+    ).fetchall()[0]
+    assert fast == expected
 
 
 message = st.builds(Message, role=st.sampled_from(["system", "user", "assistant", "tool"]), content=st.text(),

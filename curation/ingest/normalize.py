@@ -17,7 +17,7 @@ from curation.duck import sql_ident as _ident
 from curation.duck import sql_literal as _q
 from curation.errors import UsageError
 from curation.ingest.mapping import DEFAULT_FIELDS, FieldMapping, json_path
-from schemas.sample import THINK_PATTERN_SQL
+from schemas.sample import THINK_SPLIT_MACROS_SQL
 
 OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
                 "tool": "tool", "function": "tool"}
@@ -30,6 +30,7 @@ MACROS = (
     """CREATE OR REPLACE MACRO jt(t) AS CASE t WHEN 'VARCHAR' THEN 'a string' WHEN 'ARRAY' THEN 'an array'
         WHEN 'OBJECT' THEN 'an object' WHEN 'NULL' THEN 'null' WHEN 'BOOLEAN' THEN 'a boolean'
         ELSE 'a number' END""",
+    *THINK_SPLIT_MACROS_SQL,
 )
 
 
@@ -69,23 +70,24 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
     spec_text = json.dumps([{role_key: "VARCHAR", content_key: "VARCHAR", "reasoning_content": "VARCHAR"}])
     srole = _role_case(f"tr.{r}", roles)
     content = f"tr.{c}"
-    think = _q(THINK_PATTERN_SQL)
-    split = (f"({srole} = 'assistant' AND tr.reasoning_content IS NULL "
-             f"AND contains({content}, '</think>') AND regexp_matches({content}, {think}, 's'))")
+    split = f"({srole} = 'assistant' AND tr.reasoning_content IS NULL AND think_end({content}) IS NOT NULL)"
     structs = f"""list_transform(tv, lambda tr: {{'role': {srole},
-        'content': CASE WHEN {split} THEN regexp_extract({content}, {think}, 2, 's') ELSE {content} END,
-        'reasoning': CASE WHEN {split} THEN regexp_extract({content}, {think}, 1, 's') ELSE tr.reasoning_content END}})"""
+        'content': CASE WHEN {split} THEN think_answer({content}) ELSE {content} END,
+        'reasoning': CASE WHEN {split} THEN think_reasoning({content}) ELSE tr.reasoning_content END}})"""
     return {"spec_json": spec_json, "spec_text": spec_text, "fast": fast, "err": err, "structs": structs}
 
 
 
-def build_sql(mapping: FieldMapping) -> str:
+def build_sql(mapping: FieldMapping, fast_types: bool = True) -> str:
     """The normalising query over ``raw_in(row_number, line, raw, raw_bytes, problem)``.
 
-    Each row's JSON is parsed a fixed number of times, whatever its shape: once for its type, once for
-    the types of all mapped fields and once for their string values (list paths), once more for a
-    dialogue's turns and once for the keys that go to metadata. Per-turn error messages, which need
-    more parsing, are built only for rows that fail the fast checks.
+    A well-formed row's JSON is parsed twice: once for its keys (json_keys: presence, and what goes to
+    metadata) and once for the values of all mapped fields (json_transform into a struct); a dialogue's
+    turns are parsed once more. The types of the mapped fields follow from those two
+    (:func:`_fast_types`); only rows where they cannot (a value that reads like a number, a boolean or
+    JSON text; a nested --map path) pay a third parse, json_type over every path. Per-turn error
+    messages, which need more parsing, are built only for rows that fail the fast checks.
+    ``fast_types=False`` takes the types of every row from json_type (tests hold the two together).
     """
     paths: list[str] = ["$"]  # t[1] is the row's own type
     index: dict[str, list[tuple[int, str]]] = {}
@@ -108,6 +110,7 @@ def build_sql(mapping: FieldMapping) -> str:
     # copying, where list elements would be copied out one by one).
     spec: dict = {}
     access: dict[int, str] = {}
+    leaves: dict[int, tuple[str, str, str]] = {}
     for target, items in index.items():
         leaf = "JSON" if target in ("messages", "conversations") else "VARCHAR"
         for i, src in items:
@@ -122,6 +125,7 @@ def build_sql(mapping: FieldMapping) -> str:
                 raise UsageError(f"--map uses {parts[-1]!r} both as a field and as an object")
             node[parts[-1]] = leaf if node.get(parts[-1]) in (None, leaf) else "JSON"
             access[i] = "st." + ".".join(_ident(p) for p in parts)
+            leaves[i] = (target, src, leaf)
 
     def val(target: str) -> str:
         items = index[target]
@@ -136,7 +140,6 @@ def build_sql(mapping: FieldMapping) -> str:
             return _q(items[0][1])
         return "(CASE " + " ".join(f"WHEN t[{i}] IS NOT NULL THEN {_q(s)}" for i, s in items) + f" ELSE {_q(items[0][1])} END)"
 
-    think = _q(THINK_PATTERN_SQL)
     dialogue = {
         "openai": ("messages", "msg", _turn_sql("role", "content", OPENAI_ROLES, "OpenAI")),
         "sharegpt": ("conversations", "conv", _turn_sql("from", "value", SHAREGPT_ROLES, "ShareGPT")),
@@ -199,18 +202,31 @@ def build_sql(mapping: FieldMapping) -> str:
         for kind, suffix in (("spec_json", "j"), ("spec_text", "v"))
     )
     out = val("output")
-    has_think = f"(contains({out}, '</think>') AND regexp_matches({out}, {think}, 's'))"
+    has_think = f"(think_end({out}) IS NOT NULL)"
     path_list = "[" + ", ".join(_q(p) for p in paths) + "]"
     checks_sql = "\n            ".join(checks)
+    spec_sql = _q(json.dumps(spec))
+    slow_types = f"CASE WHEN problem IS NULL THEN try(json_type(raw, {path_list})) END"
+    fast = _fast_types(spec, leaves) if fast_types else None
+    if fast is None:
+        types_sql = slow_types
+    else:
+        synth, plain = fast
+        types_sql = f"CASE WHEN len(keys) > 0 AND {plain} THEN {synth} ELSE {slow_types} END"
     return f"""
-WITH a AS (
+WITH a0 AS (
     SELECT row_number, line, raw, raw_bytes, problem,
-           CASE WHEN problem IS NULL THEN try(json_type(raw, {path_list})) END AS t
+           CASE WHEN problem IS NULL THEN try(json_keys(raw)) END AS keys
     FROM raw_in
+), a1 AS (
+    SELECT *, CASE WHEN len(keys) > 0 THEN json_transform(raw, {spec_sql}) END AS st0 FROM a0
+), a AS (
+    SELECT *, {types_sql} AS t FROM a1
 ), b AS (
     SELECT *, t[1] AS top_type, CASE WHEN t[1] = 'OBJECT' THEN raw END AS obj FROM a
 ), c AS (
-    SELECT *, json_transform(obj, {_q(json.dumps(spec))}) AS st FROM b
+    SELECT *, CASE WHEN st0 IS NOT NULL THEN st0 WHEN obj IS NOT NULL THEN json_transform(obj, {spec_sql}) END AS st
+    FROM b
 ), d AS (
     SELECT *, CASE
         WHEN {typ('messages')} IS NOT NULL THEN 'openai'
@@ -228,7 +244,9 @@ WITH a AS (
 ), e AS (
     SELECT *, CASE
             {checks_sql}
-        END AS fault
+        END AS fault,
+        -- keys that go to metadata; the map is built only for rows that have any
+        list_filter(keys, lambda k: NOT list_contains({consumed_case}, k)) AS extra_keys
     FROM d3
 )
 SELECT row_number, line, raw, raw_bytes, shape, fault.reason AS reason, fault.field AS field,
@@ -237,21 +255,70 @@ SELECT row_number, line, raw, raw_bytes, shape, fault.reason AS reason, fault.fi
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('instruction')} END AS instruction,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('input')} END AS input,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN
-        CASE WHEN {val('reasoning')} IS NULL AND {has_think} THEN regexp_extract({out}, {think}, 2, 's') ELSE {out} END
+        CASE WHEN {val('reasoning')} IS NULL AND {has_think} THEN think_answer({out}) ELSE {out} END
     END AS output,
     CASE WHEN fault IS NULL THEN {val('system')} END AS system,
     CASE WHEN fault IS NULL AND shape = 'openai' THEN {dialogue['openai'][2]['structs'].replace('tv', 'msg_v')}
          WHEN fault IS NULL AND shape = 'sharegpt' THEN {dialogue['sharegpt'][2]['structs'].replace('tv', 'conv_v')}
     END AS messages,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN
-        coalesce({val('reasoning')}, CASE WHEN {has_think} THEN regexp_extract({out}, {think}, 1, 's') END)
+        coalesce({val('reasoning')}, CASE WHEN {has_think} THEN think_reasoning({out}) END)
     END AS reasoning,
-    CASE WHEN fault IS NULL THEN nullif(to_json(map_from_entries(list_transform(
-        list_filter(json_keys(obj), lambda k: NOT list_contains({consumed_case}, k)),
-        lambda k: {{'key': k, 'value': json_extract(obj, '$."' || replace(k, '"', '\\"') || '"')}}))), '{{}}')
+    CASE WHEN fault IS NULL AND len(extra_keys) > 0 THEN to_json(map_from_entries(list_transform(extra_keys,
+        lambda k: {{'key': k, 'value': json_extract(obj, '$."' || replace(k, '"', '\\"') || '"')}})))
     END AS metadata
 FROM e
 """
+
+
+def _json_kind(x: str) -> str:
+    """The json_type name of a value read as JSON text (``x`` NULL when the key holds null)."""
+    return (f"(CASE WHEN {x} IS NULL THEN 'NULL' WHEN starts_with({x}, '[') THEN 'ARRAY' "
+            f"WHEN starts_with({x}, '{{') THEN 'OBJECT' WHEN starts_with({x}, '\"') THEN 'VARCHAR' "
+            f"WHEN {x} IN ('true', 'false') THEN 'BOOLEAN' ELSE 'DOUBLE' END)")
+
+
+def _maybe_not_string(x: str) -> str:
+    """True when a value read as VARCHAR may not have been a JSON string.
+
+    json_transform reads any value as VARCHAR (a number as its digits, an object as its JSON text), so
+    a value that looks like a number, a boolean, an object or an array cannot be told from a string
+    that reads the same; such rows get their types from json_type instead. Everything else was a string.
+    """
+    # prefix tests and byte-wise comparisons only: ascii() decodes the first character and costs more
+    return (f"(CASE WHEN {x} IS NULL THEN false WHEN starts_with({x}, '[') OR starts_with({x}, '{{') THEN true "
+            f"WHEN {x} IN ('true', 'false') THEN true "
+            f"WHEN starts_with({x}, '-') OR ({x} >= '0' AND {x} < ':') "
+            f"THEN regexp_full_match({x}, '-?[0-9][0-9.eE+-]*') ELSE false END)")
+
+
+def _fast_types(spec: dict, leaves: dict[int, tuple[str, str, str]]) -> tuple[str, str] | None:
+    """The types list ``t`` built from a row's keys and its json_transform struct ``st0``, without a
+    json_type parse, and the condition under which it is exact; None when the mapping reads nested
+    fields or one field for two targets (then json_type gives the types of every row).
+
+    A key's presence comes from ``keys`` (json_keys, also needed for metadata); a JSON leaf's type
+    from its first character; a VARCHAR leaf is a string unless it is null or reads like another
+    type (:func:`_maybe_not_string`). ``id`` is read as text whatever its type, so only its null-ness
+    counts.
+    """
+    if any("." in src for _t, src, _l in leaves.values()):
+        return None
+    if any(spec.get(src) != leaf for _t, src, leaf in leaves.values()):
+        return None
+    items = ["'OBJECT'"]
+    plain = []
+    for i in sorted(leaves):
+        target, src, leaf = leaves[i]
+        v = "st0." + _ident(src)
+        present = f"list_contains(keys, {_q(src)})"
+        if leaf == "JSON":
+            items.append(f"CASE WHEN {present} THEN {_json_kind(v)} END")
+            continue
+        items.append(f"CASE WHEN {present} THEN CASE WHEN {v} IS NULL THEN 'NULL' ELSE 'VARCHAR' END END")
+        if target != "id":
+            plain.append(f"NOT {_maybe_not_string(v)}")
+    return "[" + ", ".join(items) + "]", "(" + (" AND ".join(plain) or "true") + ")"
 
 
 SAMPLE_COLUMNS = ("sample_id", "batch_id", "source", "row_number", "external_id", "shape", "instruction", "input",

@@ -9,6 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation.errors import InputError, UsageError
 from curation.ingest import FieldMapping, IngestOptions, ingest_paths
@@ -284,3 +286,64 @@ def test_gb18030_json_array(store, tmp_path) -> None:
     r = ingest_paths(store, [str(f)])[0]
     assert (r.encoding, r.rows_loaded) == ("gb18030", 1)
     assert rows(store, "SELECT output FROM samples") == [("一种键值数据结构。",)]
+
+
+_line_parts = st.sampled_from(['{"a": "x"}', "", " ", "\r", "中文", "<bad>", "é" * 40, "\t", "{", "z" * 90])
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(st.lists(_line_parts, max_size=4).map("".join), min_size=1, max_size=25),
+       final_newline=st.booleans(), chunk=st.integers(8, 200))
+def test_jsonl_blocks_split_like_one_block(tmp_path_factory, lines: list[str], final_newline: bool, chunk: int) -> None:
+    """Reading in small blocks (lines cut across blocks, rows longer than a block) gives the same rows,
+    line numbers, raw text and blank-line count as reading the file whole."""
+    from curation.ingest.readers import read_jsonl
+
+    path = tmp_path_factory.mktemp("blocks") / "x.jsonl"
+    # "<bad>" stands for bytes that are not UTF-8
+    body = "\n".join(lines).encode("utf-8").replace(b"<bad>", b"\xc3\x28")
+    path.write_bytes(body + (b"\n" if final_newline else b""))
+
+    def read(chunk_bytes: int) -> tuple[list[dict], int]:
+        chunks = list(read_jsonl(path, "utf-8", chunk_bytes=chunk_bytes))
+        table = pa.concat_tables([c.table for c in chunks]) if chunks else None
+        return (table.to_pylist() if table is not None else []), sum(c.blank_lines for c in chunks)
+
+    assert read(chunk) == read(1 << 20)
+    got, blank = read(1 << 20)
+    physical = body.split(b"\n")
+    assert len(got) + blank == len(physical) - (1 if body.endswith(b"\n") and not final_newline else 0) or body == b""
+    for row in got:
+        line = physical[row["line"] - 1].rstrip(b"\r")
+        assert (row["raw"].encode("utf-8") if row["raw"] is not None else row["raw_bytes"]) == line
+
+
+_json_values = st.sampled_from([
+    '"text"', '""', '"42"', '"-1.5e3"', '"true"', '"{\\"a\\": 1}"', '"[1]"', '"1. First"', '"<think>r</think>a"',
+    "42", "-1.5e3", "1e400", "true", "false", "null", '{"a": 1}', "[1, 2]", "[]",
+    '[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]',
+    '[{"from": "human", "value": "q"}, {"from": "gpt", "value": "<think>r</think> a"}]',
+])
+_json_keys = st.sampled_from(["instruction", "input", "output", "system", "id", "reasoning", "reasoning_content",
+                              "messages", "conversations", "extra", "meta"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows_=st.lists(st.dictionaries(_json_keys, _json_values, max_size=6), min_size=1, max_size=20))
+def test_fast_types_agree_with_json_type(rows_: list[dict[str, str]]) -> None:
+    """Types read from keys and json_transform (no json_type parse) give the same samples and the same
+    quarantine reasons as json_type on every path."""
+    from curation.ingest.normalize import Normalizer, build_sql
+
+    raw = ["{" + ", ".join(f'"{k}": {v}' for k, v in r.items()) + "}" for r in rows_]
+    n = len(raw)
+    chunk = pa.table({"row_number": pa.array(range(1, n + 1), pa.int64()), "line": pa.array(range(1, n + 1), pa.int64()),
+                      "raw": pa.array(raw, pa.string()), "raw_bytes": pa.nulls(n, pa.binary()),
+                      "problem": pa.nulls(n, pa.string())})
+    results = []
+    for fast in (True, False):
+        with Normalizer(FieldMapping()) as norm:
+            norm.sql = build_sql(FieldMapping(), fast_types=fast)
+            good, bad = norm.run(chunk, 1, "x.jsonl", "x.jsonl")
+            results.append((good.to_pylist(), bad.to_pylist()))
+    assert results[0] == results[1]
