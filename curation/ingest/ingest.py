@@ -129,14 +129,33 @@ def _options_hash(opts: dict[str, object]) -> str:
 
 @dataclass
 class _Source:
-    """One thing to load as a batch: a file, or one split of a dataset."""
+    """One thing to load as a batch: a file, or one split of a dataset.
+
+    ``identity`` gives (content hash, size); it reads the whole input, so it is called when the
+    batch is opened, while the reader already runs (see :func:`ingest_source`), and only once.
+    """
 
     source: str
     source_name: str
     fmt: str
-    content_hash: str
-    size: int
+    identity: Callable[[], tuple[str, int]]
     chunks: Callable[[ReadState], Iterator[RawChunk]]
+    _identity: tuple[str, int] | None = None
+
+    def _ident(self) -> tuple[str, int]:
+        if self._identity is None:
+            self._identity = self.identity()
+        return self._identity
+
+    @property
+    def content_hash(self) -> str:
+        """The input's content hash (computed on first use)."""
+        return self._ident()[0]
+
+    @property
+    def size(self) -> int:
+        """The input's size in bytes (0 for a hub dataset)."""
+        return self._ident()[1]
 
 
 def _hf_sources(path_or_id: str, opts: IngestOptions) -> list[_Source]:
@@ -150,14 +169,20 @@ def _hf_sources(path_or_id: str, opts: IngestOptions) -> list[_Source]:
             loaded = datasets.load_from_disk(str(path))
         else:
             loaded = datasets.load_dataset(str(path))
-        content_hash, size = _hash_path(path)
+        def identity(path: Path = path) -> tuple[str, int]:
+            return _hash_path(path)
+
         source = str(path.resolve())
         base_name = opts.source_name or path.name
     else:
         # a hub id, for users with hub access
         loaded = datasets.load_dataset(path_or_id)
         parts = sorted(loaded.items()) if isinstance(loaded, datasets.DatasetDict) else [("", loaded)]
-        content_hash, size = "hf:" + "|".join(f"{k}:{v._fingerprint}" for k, v in parts), 0
+        hub_hash = "hf:" + "|".join(f"{k}:{v._fingerprint}" for k, v in parts)
+
+        def identity(hub_hash: str = hub_hash) -> tuple[str, int]:
+            return hub_hash, 0
+
         source = path_or_id
         base_name = opts.source_name or path_or_id
     splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"": loaded}
@@ -177,7 +202,11 @@ def _hf_sources(path_or_id: str, opts: IngestOptions) -> list[_Source]:
             yield from read_arrow_batches(iter(table.to_batches(max_chunksize=opts.chunk_rows)),
                                           opts.chunk_rows, opts.max_row_bytes)
 
-        out.append(_Source(source + suffix, base_name + suffix, "hf", f"{content_hash}{suffix}", size, chunks))
+        def split_identity(suffix: str = suffix) -> tuple[str, int]:
+            content_hash, size = identity()
+            return f"{content_hash}{suffix}", size
+
+        out.append(_Source(source + suffix, base_name + suffix, "hf", split_identity, chunks))
     return out
 
 
@@ -190,7 +219,6 @@ def _sources(raw_path: str, opts: IngestOptions) -> list[_Source]:
     if path.is_dir():
         raise InputError(f"{raw_path}: is a folder; use --format hf for a Hugging Face dataset folder")
     fmt = detect_format(path, opts.format)
-    content_hash, size = _hash_path(path)
     name = opts.source_name or path.name
 
     def chunks(state: ReadState) -> Iterator[RawChunk]:
@@ -205,7 +233,7 @@ def _sources(raw_path: str, opts: IngestOptions) -> list[_Source]:
             return read_parquet(path, opts.chunk_rows, opts.max_row_bytes, state)
         raise InputError(f"{path}: format {fmt!r} is not a file format")
 
-    return [_Source(str(path.resolve()), name, fmt, content_hash, size, chunks)]
+    return [_Source(str(path.resolve()), name, fmt, lambda: _hash_path(path), chunks)]
 
 
 def _begin_batch(store: Store, src: _Source, loading_opts: dict[str, object]) -> tuple[int | None, str | None]:
@@ -281,20 +309,25 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
     started = time.perf_counter()
     loading_opts = opts.loading_options(src.fmt)
     report = IngestFileReport(source=src.source, format=src.fmt)
-    batch_id, skipped = _begin_batch(store, src, loading_opts)
-    may_exist = True
-    if batch_id is not None:
+    state = ReadState()
+    # the reader starts first: its first chunk is read while the input is hashed and the batch opened
+    reader = ReadAhead(src.chunks(state))
+    try:
+        batch_id, skipped = _begin_batch(store, src, loading_opts)
+    except BaseException:
+        reader.close()
+        raise
+    if batch_id is None:
+        reader.close()
+        report.skipped = skipped
+        return report
+    report.batch_id = batch_id
+    reasons: Counter[str] = Counter()
+    try:
         with store.writer() as con:
             may_exist = con.execute(
                 "SELECT count(*) FROM batches WHERE source_name = ? AND batch_id <> ?", [src.source_name, batch_id]
             ).fetchall()[0][0] > 0
-    if batch_id is None:
-        report.skipped = skipped
-        return report
-    report.batch_id = batch_id
-    state = ReadState()
-    reasons: Counter[str] = Counter()
-    try:
         pending_samples: list[pa.Table] = []
         pending_bad: list[pa.Table] = []
         pending_rows = 0
@@ -339,7 +372,7 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
 
         with Normalizer(opts.mapping) as norm, ThreadPoolExecutor(1, thread_name_prefix="curate-write") as writer:
             try:
-                for chunk in prefetch(src.chunks(state)):
+                for chunk in reader:
                     report.blank_lines += chunk.blank_lines
                     report.rows_read += chunk.table.num_rows
                     samples, bad = norm.run(chunk.table, batch_id, src.source, src.source_name)
@@ -362,6 +395,7 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
                 _wait_write(quiet=True)  # the write in flight ends before the batch is marked failed
                 raise
     except BaseException as e:
+        reader.close()
         with store.writer() as con:
             con.execute(
                 "UPDATE batches SET status = 'failed', finished_at = ?, problems = ? WHERE batch_id = ?",
@@ -395,48 +429,59 @@ class _Failed:
         self.exc = exc
 
 
-def prefetch(chunks: Iterator[RawChunk], depth: int = 2) -> Iterator[RawChunk]:
+class ReadAhead:
     """Read ahead in a thread, so that splitting and decoding the next chunk overlaps with DuckDB
-    normalising and writing this one (both release the GIL). Exceptions are re-raised here."""
-    q: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-    done = object()
+    normalising and writing this one (both release the GIL). The thread starts at once, so the first
+    chunk is read while the batch is opened. Iterate once; exceptions are re-raised there; ``close``
+    stops the thread (also when the chunks are never iterated)."""
 
-    def put(item: object) -> bool:
-        while not stop.is_set():
+    _done = object()
+
+    def __init__(self, chunks: Iterator[RawChunk], depth: int = 2) -> None:
+        self._chunks = chunks
+        self._q: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="curate-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
             try:
-                q.put(item, timeout=0.1)
+                self._q.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def work() -> None:
+    def _work(self) -> None:
         try:
-            for chunk in chunks:
-                if not put(chunk):
+            for chunk in self._chunks:
+                if not self._put(chunk):
                     return
-            put(done)
+            self._put(self._done)
         except BaseException as e:  # handed to the consumer
-            put(_Failed(e))
+            self._put(_Failed(e))
         finally:
-            close = getattr(chunks, "close", None)
+            close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
 
-    thread = threading.Thread(target=work, name="curate-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, _Failed):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+    def __iter__(self) -> Iterator[RawChunk]:
+        try:
+            while True:
+                item = self._q.get()
+                if item is self._done:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.exc
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop reading and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=30)
 
 
 def _reason_kind(reason: str) -> str:
