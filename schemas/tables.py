@@ -66,7 +66,7 @@ TABLES: tuple[Table, ...] = (
         "Samples with their text exactly as read (after the input shape is recognised). Later text "
         "versions (cleaning, corrections) never overwrite these columns.",
         (
-            C("sample_id", "VARCHAR", "Stable id: 16 hex digits of md5(source_name, row_number, md5(raw row))."),
+            C("sample_id", "VARCHAR", "Stable id: 16 hex digits of md5(source_name, row_number, raw_hash)."),
             C("batch_id", "INTEGER", "Batch that first loaded the sample."),
             C("source", "VARCHAR", "Input the row came from."),
             C("row_number", "BIGINT", "1-based line (JSONL), element (JSON array), record (CSV) or row (Parquet, HF)."),
@@ -83,7 +83,7 @@ TABLES: tuple[Table, ...] = (
             ),
             C("reasoning", "VARCHAR", "Reasoning trace of an instruction pair's answer (<think> block or reasoning_content)."),
             C("metadata", "JSON", "The row's other fields, as read."),
-            C("raw_hash", "VARCHAR", "md5 of the raw row text."),
+            C("raw_hash", "VARCHAR", "XXH3-128 of the raw row text (32 hex digits); the sample id is built from it."),
         ),
     ),
     Table(

@@ -33,6 +33,7 @@ from curation.ingest.readers import (
     DEFAULT_MAX_ROW_BYTES,
     RawChunk,
     ReadState,
+    add_row_hashes,
     read_arrow_batches,
     read_csv,
     read_json_array,
@@ -456,6 +457,8 @@ class ReadAhead:
     def _work(self) -> None:
         try:
             for chunk in self._chunks:
+                # the rows' hashes are computed here, beside the normalising query
+                chunk.table = add_row_hashes(chunk.table)
                 if not self._put(chunk):
                     return
             self._put(self._done)

@@ -17,6 +17,7 @@ from curation.duck import sql_ident as _ident
 from curation.duck import sql_literal as _q
 from curation.errors import UsageError
 from curation.ingest.mapping import DEFAULT_FIELDS, FieldMapping, json_path
+from curation.ingest.readers import add_row_hashes
 from schemas.sample import THINK_SPLIT_MACROS_SQL
 
 OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
@@ -66,6 +67,10 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
         WHEN json_type(m, {_q(ck)}) <> 'VARCHAR' THEN '''{content_key}'' is ' || jt(json_type(m, {_q(ck)})) || ', expected a string'
         WHEN json_type(m, '$.reasoning_content') NOT IN ('VARCHAR', 'NULL') THEN '''reasoning_content'' is ' || jt(json_type(m, '$.reasoning_content')) || ', expected a string'
         END"""
+    # the same test from the values alone (see _maybe_not_string); rows it does not pass take ``fast``
+    fast_v = f"""coalesce(list_bool_and(list_transform(tv, lambda x: coalesce(lower(x.{r}) IN ({allowed}), false)
+                AND x.{c} IS NOT NULL AND NOT {_maybe_not_string('x.' + c)}
+                AND (x.reasoning_content IS NULL OR NOT {_maybe_not_string('x.reasoning_content')}))), false)"""
     spec_json = json.dumps([{role_key: "JSON", content_key: "JSON", "reasoning_content": "JSON"}])
     spec_text = json.dumps([{role_key: "VARCHAR", content_key: "VARCHAR", "reasoning_content": "VARCHAR"}])
     srole = _role_case(f"tr.{r}", roles)
@@ -74,12 +79,13 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
     structs = f"""list_transform(tv, lambda tr: {{'role': {srole},
         'content': CASE WHEN {split} THEN think_answer({content}) ELSE {content} END,
         'reasoning': CASE WHEN {split} THEN think_reasoning({content}) ELSE tr.reasoning_content END}})"""
-    return {"spec_json": spec_json, "spec_text": spec_text, "fast": fast, "err": err, "structs": structs}
+    return {"spec_json": spec_json, "spec_text": spec_text, "fast": fast, "fast_v": fast_v, "err": err,
+            "structs": structs}
 
 
 
 def build_sql(mapping: FieldMapping, fast_types: bool = True) -> str:
-    """The normalising query over ``raw_in(row_number, line, raw, raw_bytes, problem)``.
+    """The normalising query over ``raw_in(row_number, line, raw, raw_bytes, problem, row_hash)``.
 
     A well-formed row's JSON is parsed twice: once for its keys (json_keys: presence, and what goes to
     metadata) and once for the values of all mapped fields (json_transform into a struct); a dialogue's
@@ -186,8 +192,10 @@ def build_sql(mapping: FieldMapping, fast_types: bool = True) -> str:
         err = parts["err"]
         first_bad = f"list_position(list_transform({turns}, lambda m: ({err}) IS NOT NULL), true)"
         fast = parts["fast"].replace("tj", f"{col}_j").replace("tv", f"{col}_v")
+        if fast_types:
+            fast = f"(coalesce({col}_fv, false) OR {fast})"
         checks.append(f"WHEN shape = {_q(shape)} AND {typ(target)} <> 'ARRAY' THEN {wrong_type(target, 'a list of turns')}")
-        checks.append(f"WHEN shape = {_q(shape)} AND len({col}_j) = 0 THEN {fault(f'{chr(39)}field {chr(39)*3} || {n} || {chr(39)*3} has no turns{chr(39)}', n)}")
+        checks.append(f"WHEN shape = {_q(shape)} AND len({col}_v) = 0 THEN {fault(f'{chr(39)}field {chr(39)*3} || {n} || {chr(39)*3} has no turns{chr(39)}', n)}")
         checks.append(
             f"""WHEN shape = {_q(shape)} AND NOT {fast} THEN {fault(
                 f"coalesce({n} || '[' || ({first_bad} - 1) || '] ' || list_filter(list_transform({turns}, lambda m: {err}), lambda e: e IS NOT NULL)[1], {n} || ': a turn lacks a string role or content')",
@@ -196,10 +204,24 @@ def build_sql(mapping: FieldMapping, fast_types: bool = True) -> str:
     for target in ("input", "system", "reasoning"):
         checks.append(f"WHEN {typ(target)} IS NOT NULL AND {typ(target)} NOT IN ('VARCHAR', 'NULL') THEN {wrong_type(target, 'a string')}")
 
-    turn_columns = ",\n           ".join(
-        f"CASE WHEN shape = {_q(shape)} AND {typ(target)} = 'ARRAY' THEN json_transform(turns, {_q(parts[kind])}) END AS {col}_{suffix}"
+    def is_turns(shape: str, target: str) -> str:
+        return f"shape = {_q(shape)} AND {typ(target)} = 'ARRAY'"
+
+    # a dialogue's turns as text values (one parse); as JSON text (their types, one more parse) only for
+    # rows whose values do not settle the types (all rows with fast_types=False)
+    turn_values = ",\n           ".join(
+        f"CASE WHEN {is_turns(shape, target)} THEN json_transform(turns, {_q(parts['spec_text'])}) END AS {col}_v"
         for shape, (target, col, parts) in dialogue.items()
-        for kind, suffix in (("spec_json", "j"), ("spec_text", "v"))
+    )
+    turn_fast = ",\n           ".join(
+        (f"CASE WHEN {col}_v IS NOT NULL THEN {parts['fast_v'].replace('tv', col + '_v')} END" if fast_types
+         else "false") + f" AS {col}_fv"
+        for shape, (target, col, parts) in dialogue.items()
+    )
+    turn_types = ",\n           ".join(
+        f"CASE WHEN {is_turns(shape, target)} AND NOT coalesce({col}_fv, false) "
+        f"THEN json_transform(turns, {_q(parts['spec_json'])}) END AS {col}_j"
+        for shape, (target, col, parts) in dialogue.items()
     )
     out = val("output")
     has_think = f"(think_end({out}) IS NOT NULL)"
@@ -215,7 +237,7 @@ def build_sql(mapping: FieldMapping, fast_types: bool = True) -> str:
         types_sql = f"CASE WHEN len(keys) > 0 AND {plain} THEN {synth} ELSE {slow_types} END"
     return f"""
 WITH a0 AS (
-    SELECT row_number, line, raw, raw_bytes, problem,
+    SELECT row_number, line, raw, raw_bytes, problem, row_hash,
            CASE WHEN problem IS NULL THEN try(json_keys(raw)) END AS keys
     FROM raw_in
 ), a1 AS (
@@ -239,18 +261,24 @@ WITH a0 AS (
                    WHEN shape = 'sharegpt' THEN {val('conversations')} END AS turns
     FROM d
 ), d3 AS (
-    SELECT *, {turn_columns}
+    SELECT *, {turn_values}
     FROM d2
+), d4 AS (
+    SELECT *, {turn_fast}
+    FROM d3
+), d5 AS (
+    SELECT *, {turn_types}
+    FROM d4
 ), e AS (
     SELECT *, CASE
             {checks_sql}
         END AS fault,
         -- keys that go to metadata; the map is built only for rows that have any
         list_filter(keys, lambda k: NOT list_contains({consumed_case}, k)) AS extra_keys
-    FROM d3
+    FROM d5
 )
 SELECT row_number, line, raw, raw_bytes, shape, fault.reason AS reason, fault.field AS field,
-    CASE WHEN fault IS NULL THEN md5(raw) END AS raw_hash,
+    CASE WHEN fault IS NULL THEN row_hash END AS raw_hash,
     CASE WHEN fault IS NULL AND {typ('id')} <> 'NULL' THEN {val('id')} END AS external_id,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('instruction')} END AS instruction,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('input')} END AS input,
@@ -359,6 +387,8 @@ class Normalizer:
 
     def run(self, chunk: pa.Table, batch_id: int, source: str, source_name: str) -> tuple[pa.Table, pa.Table]:
         """Normalise one chunk: (sample rows, quarantine rows) as Arrow tables in the store's column order."""
+        if "row_hash" not in chunk.schema.names:  # the read-ahead thread adds it; callers of run() may not
+            chunk = add_row_hashes(chunk)
         # many small record batches, so that DuckDB scans them on all threads
         chunk = pa.Table.from_batches(chunk.to_batches(max_chunksize=8192), schema=chunk.schema)
         self.con.register("raw_in", chunk)

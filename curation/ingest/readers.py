@@ -82,6 +82,28 @@ def _bool_array(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(np.packbits(values, bitorder="little"))])
 
 
+def add_row_hashes(table: pa.Table) -> pa.Table:
+    """``table`` with a ``row_hash`` column: XXH3-128 of each row's ``raw`` text, as 32 hex digits.
+
+    The stable sample id is built from it. One C call a row over slices of the Arrow buffer, in the
+    read-ahead thread: 0.2 s for a million rows, where md5 in the normalising query took 1 CPU-second.
+    Rows without text (undecodable bytes) hash as empty; they are quarantined and never get an id.
+    """
+    import xxhash
+
+    raw = table.column("raw").combine_chunks()
+    if not pa.types.is_string(raw.type):
+        raw = raw.cast(pa.string())
+    n = len(raw)
+    _validity, offsets_buf, data_buf = raw.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=n + 1, offset=raw.offset * 4).tolist() if n else [0]
+    data = memoryview(data_buf) if data_buf is not None else memoryview(b"")
+    digest = xxhash.xxh3_128_digest
+    hexed = b"".join([digest(data[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]).hex().encode()
+    hashes = pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(0, 32 * n + 1, 32, dtype=np.int32)), pa.py_buffer(hexed))
+    return table.append_column("row_hash", hashes)
+
+
 def human_bytes(n: int) -> str:
     """1536 -> '1.5 KiB'."""
     size = float(n)

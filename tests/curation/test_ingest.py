@@ -323,6 +323,10 @@ _json_values = st.sampled_from([
     "42", "-1.5e3", "1e400", "true", "false", "null", '{"a": 1}', "[1, 2]", "[]",
     '[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]',
     '[{"from": "human", "value": "q"}, {"from": "gpt", "value": "<think>r</think> a"}]',
+    '[{"role": "user", "content": 42}]', '[{"role": "user", "content": "42"}]', '[{"role": "tool", "content": "{\\"a\\": 1}"}]',
+    '[{"role": 5, "content": "x"}]', '[{"role": "user"}]', '["hi"]', '[{"from": "gpt", "value": true}]',
+    '[{"role": "assistant", "content": "a", "reasoning_content": null}]', '[{"role": "assistant", "content": "a", "reasoning_content": 1}]',
+    '[{"role": "USER", "content": "[1]"}, {"role": "robot", "content": "x"}]',
 ])
 _json_keys = st.sampled_from(["instruction", "input", "output", "system", "id", "reasoning", "reasoning_content",
                               "messages", "conversations", "extra", "meta"])
