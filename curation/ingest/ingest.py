@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import queue
 import threading
 import time
@@ -117,10 +118,12 @@ def _hash_path(path: Path) -> tuple[str, int]:
     for p in files:
         if path.is_dir():
             h.update(str(p.relative_to(path)).encode() + b"\0")
-        with open(p, "rb") as f:
-            while block := f.read(8 << 20):
-                h.update(block)
-                size += len(block)
+        n = p.stat().st_size
+        if not n:
+            continue
+        with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            h.update(m)  # read in place from the page cache, no copy
+            size += n
     return "xxh3-128:" + h.hexdigest(), size
 
 
@@ -374,6 +377,12 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
         with Normalizer(opts.mapping) as norm, ThreadPoolExecutor(1, thread_name_prefix="curate-write") as writer:
             try:
                 for chunk in reader:
+                    # Writes are grouped: each one is a short transaction that opens and closes the store
+                    # (readers get the file in between), and fewer, larger ones cost less. A group is
+                    # written once the next chunk has come, so that the last chunk joins the final write
+                    # instead of making a second write at the end that nothing overlaps.
+                    if pending_rows >= opts.write_rows:
+                        flush(final=False)
                     report.blank_lines += chunk.blank_lines
                     report.rows_read += chunk.table.num_rows
                     samples, bad = norm.run(chunk.table, batch_id, src.source, src.source_name)
@@ -384,10 +393,6 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
                         reasons.update(_reason_kind(r) for r in bad.column("reason").to_pylist())
                     report.rows_quarantined += bad.num_rows
                     pending_rows += chunk.table.num_rows
-                    # Writes are grouped: each one is a short transaction that opens and closes the store
-                    # (readers get the file in between), and fewer, larger ones cost less.
-                    if pending_rows >= opts.write_rows:
-                        flush(final=False)
                     if progress:
                         progress(src.source, chunk.done, state.total, state.unit)
                 flush(final=True)

@@ -351,6 +351,9 @@ def _stream_rows(con, sql: str, params: list, chunk_rows: int, first_row: int = 
 
 def _mark_large(table: pa.Table, max_row_bytes: int) -> pa.Table:
     sizes = pc.binary_length(table.column("raw"))
+    largest = pc.max(sizes).as_py()
+    if largest is None or largest <= max_row_bytes:  # the common case, without a Python scalar (pandas import)
+        return table
     big = pc.fill_null(pc.greater(sizes, max_row_bytes), False)
     if not pc.any(big).as_py():
         return table
