@@ -145,11 +145,13 @@ class _Source:
     identity: Callable[[], tuple[str, int]]
     chunks: Callable[[ReadState], Iterator[RawChunk]]
     _identity: tuple[str, int] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _ident(self) -> tuple[str, int]:
-        if self._identity is None:
-            self._identity = self.identity()
-        return self._identity
+        with self._lock:
+            if self._identity is None:
+                self._identity = self.identity()
+            return self._identity
 
     @property
     def content_hash(self) -> str:
@@ -308,14 +310,36 @@ def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, m
     return int(inserted), n - int(inserted)
 
 
-def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: ProgressFn | None = None) -> IngestFileReport:
-    """Load one source as a batch and return its report."""
-    started = time.perf_counter()
+@dataclass
+class _Started:
+    """A source whose reader (and hash) already run, ahead of the batch being opened."""
+
+    state: ReadState
+    reader: "ReadAhead"
+    hashing: threading.Thread | None = None
+
+    @classmethod
+    def begin(cls, src: _Source, hash_ahead: bool = True) -> "_Started":
+        state = ReadState()
+        reader = ReadAhead(src.chunks(state))
+        hashing = None
+        if hash_ahead:
+            hashing = threading.Thread(target=src._ident, name="curate-hash", daemon=True)
+            hashing.start()
+        return cls(state, reader, hashing)
+
+
+def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: ProgressFn | None = None,
+                  started: _Started | None = None) -> IngestFileReport:
+    """Load one source as a batch and return its report (``started``: its reader already runs)."""
+    t0 = time.perf_counter()
     loading_opts = opts.loading_options(src.fmt)
     report = IngestFileReport(source=src.source, format=src.fmt)
-    state = ReadState()
     # the reader starts first: its first chunk is read while the input is hashed and the batch opened
-    reader = ReadAhead(src.chunks(state))
+    started = started or _Started.begin(src, hash_ahead=False)
+    state, reader = started.state, started.reader
+    if started.hashing is not None:
+        started.hashing.join()
     try:
         batch_id, skipped = _begin_batch(store, src, loading_opts)
     except BaseException:
@@ -426,7 +450,7 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
             [utcnow(), state.encoding, report.rows_read, report.rows_loaded, report.rows_quarantined,
              report.rows_already_present, report.blank_lines, "; ".join(report.problems) or None, batch_id],
         )
-    report.seconds = time.perf_counter() - started
+    report.seconds = time.perf_counter() - t0
     return report
 
 
@@ -514,5 +538,12 @@ def ingest_paths(store: Store, paths: list[str], opts: IngestOptions | None = No
     sources: list[_Source] = []
     for p in paths:
         sources.extend(_sources(p, opts))
-    store.init()
-    return [ingest_source(store, s, opts, progress) for s in sources]
+    # The first input starts reading, and hashing, while the store is opened and migrated.
+    first = _Started.begin(sources[0]) if sources else None
+    try:
+        store.init()
+    except BaseException:
+        if first is not None:
+            first.reader.close()
+        raise
+    return [ingest_source(store, s, opts, progress, first if i == 0 else None) for i, s in enumerate(sources)]
