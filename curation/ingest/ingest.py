@@ -9,6 +9,8 @@ again under the same id by the next ingest of that input.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import mmap
@@ -34,7 +36,6 @@ from curation.ingest.readers import (
     DEFAULT_MAX_ROW_BYTES,
     RawChunk,
     ReadState,
-    add_row_hashes,
     read_arrow_batches,
     read_csv,
     read_json_array,
@@ -175,9 +176,7 @@ def _hf_sources(path_or_id: str, opts: IngestOptions) -> list[_Source]:
             loaded = datasets.load_from_disk(str(path))
         else:
             loaded = datasets.load_dataset(str(path))
-        def identity(path: Path = path) -> tuple[str, int]:
-            return _hash_path(path)
-
+        identity = functools.partial(_hash_path, path)
         source = str(path.resolve())
         base_name = opts.source_name or path.name
     else:
@@ -186,7 +185,7 @@ def _hf_sources(path_or_id: str, opts: IngestOptions) -> list[_Source]:
         parts = sorted(loaded.items()) if isinstance(loaded, datasets.DatasetDict) else [("", loaded)]
         hub_hash = "hf:" + "|".join(f"{k}:{v._fingerprint}" for k, v in parts)
 
-        def identity(hub_hash: str = hub_hash) -> tuple[str, int]:
+        def identity() -> tuple[str, int]:
             return hub_hash, 0
 
         source = path_or_id
@@ -239,7 +238,7 @@ def _sources(raw_path: str, opts: IngestOptions) -> list[_Source]:
             return read_parquet(path, opts.chunk_rows, opts.max_row_bytes, state)
         raise InputError(f"{path}: format {fmt!r} is not a file format")
 
-    return [_Source(str(path.resolve()), name, fmt, lambda: _hash_path(path), chunks)]
+    return [_Source(str(path.resolve()), name, fmt, functools.partial(_hash_path, path), chunks)]
 
 
 def _begin_batch(store: Store, src: _Source, loading_opts: dict[str, object]) -> tuple[int | None, str | None]:
@@ -316,16 +315,19 @@ class _Started:
 
     state: ReadState
     reader: "ReadAhead"
-    hashing: threading.Thread | None = None
+    hashing: threading.Thread
 
     @classmethod
-    def begin(cls, src: _Source, hash_ahead: bool = True) -> "_Started":
+    def begin(cls, src: _Source) -> "_Started":
         state = ReadState()
         reader = ReadAhead(src.chunks(state))
-        hashing = None
-        if hash_ahead:
-            hashing = threading.Thread(target=src._ident, name="curate-hash", daemon=True)
-            hashing.start()
+
+        def hash_quietly() -> None:
+            with contextlib.suppress(Exception):  # an error surfaces when the batch asks for the hash
+                src._ident()
+
+        hashing = threading.Thread(target=hash_quietly, name="curate-hash", daemon=True)
+        hashing.start()
         return cls(state, reader, hashing)
 
 
@@ -336,10 +338,9 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
     loading_opts = opts.loading_options(src.fmt)
     report = IngestFileReport(source=src.source, format=src.fmt)
     # the reader starts first: its first chunk is read while the input is hashed and the batch opened
-    started = started or _Started.begin(src, hash_ahead=False)
+    started = started or _Started.begin(src)
     state, reader = started.state, started.reader
-    if started.hashing is not None:
-        started.hashing.join()
+    started.hashing.join()
     try:
         batch_id, skipped = _begin_batch(store, src, loading_opts)
     except BaseException:
@@ -486,8 +487,6 @@ class ReadAhead:
     def _work(self) -> None:
         try:
             for chunk in self._chunks:
-                # the rows' hashes are computed here, beside the normalising query
-                chunk.table = add_row_hashes(chunk.table)
                 if not self._put(chunk):
                     return
             self._put(self._done)

@@ -17,7 +17,6 @@ from curation.duck import sql_ident as _ident
 from curation.duck import sql_literal as _q
 from curation.errors import UsageError
 from curation.ingest.mapping import DEFAULT_FIELDS, FieldMapping, json_path
-from curation.ingest.readers import add_row_hashes
 from schemas.sample import THINK_SPLIT_MACROS_SQL
 
 OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
@@ -387,8 +386,6 @@ class Normalizer:
 
     def run(self, chunk: pa.Table, batch_id: int, source: str, source_name: str) -> tuple[pa.Table, pa.Table]:
         """Normalise one chunk: (sample rows, quarantine rows) as Arrow tables in the store's column order."""
-        if "row_hash" not in chunk.schema.names:  # the read-ahead thread adds it; callers of run() may not
-            chunk = add_row_hashes(chunk)
         # many small record batches, so that DuckDB scans them on all threads
         chunk = pa.Table.from_batches(chunk.to_batches(max_chunksize=8192), schema=chunk.schema)
         self.con.register("raw_in", chunk)

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 
 from curation.duck import query_reader, sql_ident, sql_literal
 from curation.errors import InputError
 from curation.ingest.encoding import Encoding, detect_file, transcode_to_utf8
 
-RAW_SCHEMA = pa.schema(
+_RAW_FIELDS = pa.schema(
     [
         ("row_number", pa.int64()),
         ("line", pa.int64()),
@@ -38,6 +39,8 @@ RAW_SCHEMA = pa.schema(
         ("problem", pa.string()),
     ]
 )
+# what every reader yields: the fields above and ``row_hash`` (see add_row_hashes)
+RAW_SCHEMA = _RAW_FIELDS.append(pa.field("row_hash", pa.string()))
 
 DEFAULT_CHUNK_BYTES = 48 << 20
 DEFAULT_CHUNK_ROWS = 100_000
@@ -85,12 +88,11 @@ def _bool_array(values: np.ndarray) -> pa.Array:
 def add_row_hashes(table: pa.Table) -> pa.Table:
     """``table`` with a ``row_hash`` column: XXH3-128 of each row's ``raw`` text, as 32 hex digits.
 
-    The stable sample id is built from it. One C call a row over slices of the Arrow buffer, in the
-    read-ahead thread: 0.2 s for a million rows, where md5 in the normalising query took 1 CPU-second.
-    Rows without text (undecodable bytes) hash as empty; they are quarantined and never get an id.
+    The stable sample id is built from it. No hashing library works on a whole Arrow array, so this is
+    one C call a row over slices of the Arrow buffer; readers run in the read-ahead thread, beside the
+    normalising query: 0.2 s for a million rows, where md5 in that query took 1 CPU-second. Rows
+    without text (undecodable bytes) hash as empty; they are quarantined and never get an id.
     """
-    import xxhash
-
     raw = table.column("raw").combine_chunks()
     if not pa.types.is_string(raw.type):
         raw = raw.cast(pa.string())
@@ -130,11 +132,11 @@ def _lines_table(raw: pa.Array, first_line: int, max_row_bytes: int, blank: pa.A
     line_no = _int64_array(np.arange(first_line, first_line + n, dtype=np.int64))
     problem_arr = pa.array(problems, pa.string()) if problems is not None else pa.nulls(n, pa.string())
     bytes_arr = pa.array(raw_bytes, pa.binary()) if raw_bytes is not None else pa.nulls(n, pa.binary())
-    table = _mark_large(pa.table([line_no, line_no, raw, bytes_arr, problem_arr], schema=RAW_SCHEMA), max_row_bytes)
+    table = _mark_large(pa.table([line_no, line_no, raw, bytes_arr, problem_arr], schema=_RAW_FIELDS), max_row_bytes)
     n_blank = pc.sum(blank).as_py() or 0
     if n_blank:
         table = table.filter(pc.invert(blank))
-    return table, n_blank
+    return add_row_hashes(table), n_blank
 
 
 def _tell(f, state: ReadState) -> int:  # noqa: ANN001
@@ -189,10 +191,10 @@ def _fast_lines(data, first_line: int, max_row_bytes: int, ends=None) -> tuple[p
     return table, n, n_blank
 
 
-def _mapped_blocks(path: Path, skip: int, chunk_bytes: int) -> Iterator[tuple[memoryview, np.ndarray, int, bool]]:
+def _mapped_blocks(path: Path, skip: int, chunk_bytes: int) -> Iterator[tuple[memoryview, np.ndarray, int]]:
     """Blocks of whole lines of a plain file, as views of the file mapped into memory.
 
-    Yields ``(data, ends, done, last)``: ``data`` holds whole lines without the newline that ends the
+    Yields ``(data, ends, done)``: ``data`` holds whole lines without the newline that ends the
     block (the last block runs to the end of the file), ``ends`` the positions of the newlines inside
     ``data``, ``done`` the file position reached. Each block is its own mapping, released when the
     Arrow arrays over it are: nothing is copied (the page cache is read in place), and the pages are
@@ -218,14 +220,14 @@ def _mapped_blocks(path: Path, skip: int, chunk_bytes: int) -> Iterator[tuple[me
             if end == size:
                 if view[-1] == 10:  # the file's final newline ends its last line
                     view, ends = view[:-1], ends[:-1]
-                yield view, ends, end, True
+                yield view, ends, end
                 return
             cut = int(ends[-1])
-            yield view[:cut], ends[:-1], pos + cut + 1, False
+            yield view[:cut], ends[:-1], pos + cut + 1
             pos += cut + 1
 
 
-def _read_blocks(f, chunk_bytes: int, state: ReadState) -> Iterator[tuple[memoryview, np.ndarray | None, int, bool]]:  # noqa: ANN001
+def _read_blocks(f, chunk_bytes: int, state: ReadState) -> Iterator[tuple[memoryview, np.ndarray | None, int]]:  # noqa: ANN001
     """Blocks of whole lines read from a file object (gzip, or an encoding to decode); as :func:`_mapped_blocks`."""
     raw_file = getattr(f, "fileobj", None) or f  # compressed position for progress
     carry = b""
@@ -238,7 +240,7 @@ def _read_blocks(f, chunk_bytes: int, state: ReadState) -> Iterator[tuple[memory
         got = f.readinto(view[len(carry) :]) or 0
         if not got:
             if carry:
-                yield memoryview(carry), None, _tell(raw_file, state), True
+                yield memoryview(carry), None, _tell(raw_file, state)
             return
         total = len(carry) + got
         ends = np.flatnonzero(block[:total] == 10)
@@ -247,7 +249,7 @@ def _read_blocks(f, chunk_bytes: int, state: ReadState) -> Iterator[tuple[memory
             continue
         cut = int(ends[-1])
         carry = bytes(view[cut + 1 : total])
-        yield view[:cut], ends[:-1], _tell(raw_file, state), False
+        yield view[:cut], ends[:-1], _tell(raw_file, state)
 
 
 def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -270,7 +272,7 @@ def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int 
         return
     codec = "utf-8" if enc.is_utf8 else enc.name
     next_line = 1
-    any_bytes = False
+    any_rows = False
     with ExitStack() as stack:
         if path.suffix != ".gz" and codec == "utf-8":
             blocks = _mapped_blocks(path, enc.bom_length, chunk_bytes)
@@ -279,8 +281,7 @@ def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int 
             if enc.bom_length:
                 f.read(enc.bom_length)
             blocks = _read_blocks(f, chunk_bytes, state)
-        for data, ends, done, _last in blocks:
-            any_bytes = any_bytes or bool(bytes(data).strip())
+        for data, ends, done in blocks:
             if codec == "utf-8":
                 fast = _fast_lines(data, next_line, max_row_bytes, ends)
             else:
@@ -288,6 +289,7 @@ def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int 
             if fast is not None:
                 table, n_lines, n_blank = fast
                 next_line += n_lines
+                any_rows = any_rows or table.num_rows > 0
                 yield RawChunk(table, done, n_blank)
                 continue
             data = bytes(data)
@@ -310,8 +312,10 @@ def read_jsonl(path: Path, forced_encoding: str | None = None, chunk_bytes: int 
             blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(raw)), 0), False)
             table, n_blank = _lines_table(raw, next_line, max_row_bytes, blank, problems, raw_bytes)
             next_line += len(lines)
+            any_rows = any_rows or table.num_rows > 0
             yield RawChunk(table, done, n_blank)
-    if not any_bytes:
+    # a line with anything but whitespace is a row: no rows means nothing but whitespace
+    if not any_rows:
         state.problems.append(FileProblem("file is empty (no rows)", ""))
 
 
@@ -343,10 +347,10 @@ def _stream_rows(con, sql: str, params: list, chunk_rows: int, first_row: int = 
         rn = _int64_array(np.arange(next_row, next_row + n, dtype=np.int64))
         next_row += n
         raw = rb.column(0)
-        yield pa.table(
+        yield add_row_hashes(pa.table(
             [rn, pa.nulls(n, pa.int64()), raw, pa.nulls(n, pa.binary()), pa.nulls(n, pa.string())],
-            schema=RAW_SCHEMA,
-        )
+            schema=_RAW_FIELDS,
+        ))
 
 
 def _mark_large(table: pa.Table, max_row_bytes: int) -> pa.Table:
@@ -355,8 +359,6 @@ def _mark_large(table: pa.Table, max_row_bytes: int) -> pa.Table:
     if largest is None or largest <= max_row_bytes:  # the common case, without a Python scalar (pandas import)
         return table
     big = pc.fill_null(pc.greater(sizes, max_row_bytes), False)
-    if not pc.any(big).as_py():
-        return table
     msgs = [None if not b else _too_large(s, max_row_bytes) for b, s in zip(big.to_pylist(), sizes.to_pylist())]
     problem = pc.coalesce(table.column("problem"), pa.array(msgs, pa.string()))
     return table.set_column(table.schema.get_field_index("problem"), "problem", problem)
@@ -473,7 +475,7 @@ def _rejects_table(src: Path, rejects: list[tuple]) -> pa.Table:
     n = len(lines)
     return pa.table(
         [pa.nulls(n, pa.int64()), pa.array(lines, pa.int64()), pa.array(raws, pa.string()),
-         pa.array(raw_bytes, pa.binary()), pa.array(problems, pa.string())],
+         pa.array(raw_bytes, pa.binary()), pa.array(problems, pa.string()), pa.nulls(n, pa.string())],
         schema=RAW_SCHEMA,
     )
 

@@ -338,12 +338,14 @@ def test_fast_types_agree_with_json_type(rows_: list[dict[str, str]]) -> None:
     """Types read from keys and json_transform (no json_type parse) give the same samples and the same
     quarantine reasons as json_type on every path."""
     from curation.ingest.normalize import Normalizer, build_sql
+    from curation.ingest.readers import add_row_hashes
 
     raw = ["{" + ", ".join(f'"{k}": {v}' for k, v in r.items()) + "}" for r in rows_]
     n = len(raw)
     chunk = pa.table({"row_number": pa.array(range(1, n + 1), pa.int64()), "line": pa.array(range(1, n + 1), pa.int64()),
                       "raw": pa.array(raw, pa.string()), "raw_bytes": pa.nulls(n, pa.binary()),
                       "problem": pa.nulls(n, pa.string())})
+    chunk = add_row_hashes(chunk)
     results = []
     for fast in (True, False):
         with Normalizer(FieldMapping()) as norm:
