@@ -20,10 +20,15 @@ THINK_PATTERN_SQL = r"^[\t\n\f\r ]*<think>(.*?)</think>[\t\n\f\r ]*(.*)$"
 # (NULL when the pattern does not match); the tag cannot start inside the leading '<think>'.
 THINK_SPLIT_MACROS_SQL = (
     "CREATE OR REPLACE MACRO think_ws() AS chr(9) || chr(10) || chr(12) || chr(13) || ' '",
-    """CREATE OR REPLACE MACRO think_end(x) AS CASE WHEN contains(x, '</think>') THEN
+    # a text can only open with a think block when its first byte is '<' or whitespace (all below
+    # '!'): that byte test settles most texts before contains() scans them
+    """CREATE OR REPLACE MACRO think_end(x) AS CASE WHEN (starts_with(x, '<') OR x < '!') AND contains(x, '</think>') THEN
         CASE WHEN starts_with(ltrim(x, think_ws()), '<think>') THEN strpos(ltrim(x, think_ws()), '</think>') END END""",
-    "CREATE OR REPLACE MACRO think_reasoning(x) AS substr(ltrim(x, think_ws()), 8, think_end(x) - 8)",
-    "CREATE OR REPLACE MACRO think_answer(x) AS ltrim(substr(ltrim(x, think_ws()), think_end(x) + 8), think_ws())",
+    # the two parts given think_end(x) as ``te`` (so that a query computes it once per row)
+    "CREATE OR REPLACE MACRO think_reasoning_at(x, te) AS substr(ltrim(x, think_ws()), 8, te - 8)",
+    "CREATE OR REPLACE MACRO think_answer_at(x, te) AS ltrim(substr(ltrim(x, think_ws()), te + 8), think_ws())",
+    "CREATE OR REPLACE MACRO think_reasoning(x) AS think_reasoning_at(x, think_end(x))",
+    "CREATE OR REPLACE MACRO think_answer(x) AS think_answer_at(x, think_end(x))",
 )
 
 

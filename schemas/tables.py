@@ -83,7 +83,7 @@ TABLES: tuple[Table, ...] = (
             ),
             C("reasoning", "VARCHAR", "Reasoning trace of an instruction pair's answer (<think> block or reasoning_content)."),
             C("metadata", "JSON", "The row's other fields, as read."),
-            C("raw_hash", "VARCHAR", "XXH3-128 of the raw row text (32 hex digits); the sample id is built from it."),
+            C("raw_hash", "UHUGEINT", "XXH3-128 of the raw row text as a 128-bit integer (`printf('%032x', raw_hash)` gives its 32 hex digits, from which the sample id is built)."),
         ),
     ),
     Table(

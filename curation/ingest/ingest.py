@@ -290,14 +290,17 @@ def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, m
             # scanned in parallel into partial row groups that the checkpoint at close must merge.
             samples = samples.combine_chunks()
             con.register("chunk_samples", samples)
+            # raw_hash comes as 32 hex digits and is stored as the integer they spell (Arrow has no
+            # unsigned 128-bit type to carry it as a number)
+            rows = "SELECT c.* REPLACE (('0x' || c.raw_hash)::UHUGEINT AS raw_hash) FROM chunk_samples c"
             try:
                 if may_exist:
                     inserted = con.execute(
-                        "INSERT INTO samples SELECT c.* FROM chunk_samples c "
+                        f"INSERT INTO samples {rows} "
                         "WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = c.sample_id)"
                     ).fetchall()[0][0]
                 else:
-                    inserted = con.execute("INSERT INTO samples SELECT * FROM chunk_samples").fetchall()[0][0]
+                    inserted = con.execute(f"INSERT INTO samples {rows}").fetchall()[0][0]
             finally:
                 con.unregister("chunk_samples")
         if bad is not None and bad.num_rows:

@@ -36,8 +36,13 @@ MACROS = (
 
 
 def _role_case(expr: str, roles: dict[str, str]) -> str:
+    """The canonical role of a turn's role text, NULL when unknown (case-insensitive).
+
+    Names as written are matched first, so that lower() (a new string per turn) runs only for
+    roles in other cases (``Human``, ``USER``).
+    """
     whens = " ".join(f"WHEN {_q(k)} THEN {_q(v)}" for k, v in roles.items())
-    return f"(CASE lower({expr}) {whens} END)"
+    return f"(CASE {expr} {whens} ELSE CASE lower({expr}) {whens} END END)"
 
 
 def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str) -> dict[str, str]:
@@ -67,7 +72,7 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
         WHEN json_type(m, '$.reasoning_content') NOT IN ('VARCHAR', 'NULL') THEN '''reasoning_content'' is ' || jt(json_type(m, '$.reasoning_content')) || ', expected a string'
         END"""
     # the same test from the values alone (see _maybe_not_string); rows it does not pass take ``fast``
-    fast_v = f"""coalesce(list_bool_and(list_transform(tv, lambda x: coalesce(lower(x.{r}) IN ({allowed}), false)
+    fast_v = f"""coalesce(list_bool_and(list_transform(tv, lambda x: coalesce(x.{r} IN ({allowed}) OR lower(x.{r}) IN ({allowed}), false)
                 AND x.{c} IS NOT NULL AND NOT {_maybe_not_string('x.' + c)}
                 AND (x.reasoning_content IS NULL OR NOT {_maybe_not_string('x.reasoning_content')}))), false)"""
     spec_json = json.dumps([{role_key: "JSON", content_key: "JSON", "reasoning_content": "JSON"}])
@@ -75,9 +80,11 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
     srole = _role_case(f"tr.{r}", roles)
     content = f"tr.{c}"
     split = f"({srole} = 'assistant' AND tr.reasoning_content IS NULL AND think_end({content}) IS NOT NULL)"
-    structs = f"""list_transform(tv, lambda tr: {{'role': {srole},
+    # turns are split only in rows whose turns hold '</think>' at all (one scan of the JSON text)
+    structs = f"""CASE WHEN contains(turns, '</think>') THEN list_transform(tv, lambda tr: {{'role': {srole},
         'content': CASE WHEN {split} THEN think_answer({content}) ELSE {content} END,
-        'reasoning': CASE WHEN {split} THEN think_reasoning({content}) ELSE tr.reasoning_content END}})"""
+        'reasoning': CASE WHEN {split} THEN think_reasoning({content}) ELSE tr.reasoning_content END}})
+        ELSE list_transform(tv, lambda tr: {{'role': {srole}, 'content': {content}, 'reasoning': tr.reasoning_content}}) END"""
     return {"spec_json": spec_json, "spec_text": spec_text, "fast": fast, "fast_v": fast_v, "err": err,
             "structs": structs}
 

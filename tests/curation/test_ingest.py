@@ -222,6 +222,17 @@ def test_sample_ids_are_stable_across_stores(tmp_path) -> None:
         ingest_paths(s, [str(SAMPLE_DIR / "dialogues_sharegpt.jsonl")])
         ids.append(rows(s, "SELECT list(sample_id ORDER BY row_number) FROM samples")[0][0])
     assert ids[0] == ids[1] and len(set(ids[0])) == len(ids[0])
+    # the documented formulas: raw_hash is XXH3-128 of the line's text, the id md5(name, row, hash hex)[:16]
+    import hashlib
+
+    import xxhash
+
+    lines = (SAMPLE_DIR / "dialogues_sharegpt.jsonl").read_text(encoding="utf-8").splitlines()
+    got = rows(s, "SELECT row_number, printf('%032x', raw_hash), sample_id FROM samples ORDER BY row_number")
+    for row_number, hex_hash, sample_id in got:
+        assert hex_hash == xxhash.xxh3_128_hexdigest(lines[row_number - 1].encode())
+        key = f"dialogues_sharegpt.jsonl\n{row_number}\n{hex_hash}".encode()
+        assert sample_id == hashlib.md5(key).hexdigest()[:16]
 
 
 def test_interrupted_batch_is_reloaded_whole(store, tmp_path) -> None:

@@ -75,3 +75,31 @@ def test_a_store_held_too_long_is_exit_code_4(store, tmp_path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_migration_5_keeps_row_hashes_as_integers(store) -> None:
+    """A store at schema 4 (raw_hash as hex text) migrates to the integer column without losing a bit."""
+    import duckdb
+
+    from curation.store.migrations import MIGRATIONS
+
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(store.path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)")
+    for m in MIGRATIONS[:4]:
+        for stmt in m.statements:
+            con.execute(stmt)
+        con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [m.version, m.description])
+    hashes = ["ffffffffffffffffffffffffffffffff", "00000000000000000000000000000001", "0123456789abcdef0fedcba987654321"]
+    for i, h in enumerate(hashes):
+        con.execute("INSERT INTO samples (sample_id, batch_id, source, row_number, shape, output, raw_hash) "
+                    "VALUES (?, 1, 'f.jsonl', ?, 'alpaca', 'x', ?)", [f"s{i}", i, h])
+    con.close()
+    assert store.init() == LATEST_VERSION
+    with store.reader() as con:
+        assert con.execute("SELECT typeof(raw_hash) FROM samples LIMIT 1").fetchall()[0][0] == "UHUGEINT"
+        got = [r[0] for r in con.execute("SELECT printf('%032x', raw_hash) FROM samples ORDER BY row_number").fetchall()]
+        assert got == hashes
+        # the views over samples still bind
+        for v in VIEWS:
+            con.execute(f"SELECT count(*) FROM {v.name}").fetchall()
