@@ -369,6 +369,38 @@ def _json_error(raw: str | None) -> str:
     return "malformed JSON"
 
 
+def _name_invalid_text(bad: pa.Table) -> pa.Table:
+    """Quarantined rows whose text is not UTF-8, with that as their reason and their bytes in ``raw_bytes``.
+
+    The JSONL reader leaves the UTF-8 check to the JSON parser, which rejects such a row (so it is
+    quarantined as malformed, or as too large when it was never parsed); this names the bad bytes
+    instead, exactly as a line-by-line decode would, and keeps ``raw`` a valid text column. Bad rows
+    are few: one whole-column check settles the usual case.
+    """
+    raw = bad.column("raw").combine_chunks()
+    try:
+        raw.validate(full=True)
+        return bad
+    except pa.ArrowInvalid:
+        pass
+    texts: list[str | None] = []
+    reasons = bad.column("reason").to_pylist()
+    fields = bad.column("field").to_pylist()
+    raw_bytes = bad.column("raw_bytes").to_pylist()
+    for i, b in enumerate(raw.view(pa.binary()).to_pylist()):
+        try:
+            texts.append(b.decode("utf-8") if b is not None else None)
+        except UnicodeDecodeError as e:
+            texts.append(None)
+            raw_bytes[i] = b
+            reasons[i] = f"invalid utf-8 bytes at byte {e.start + 1} of the line ({e.reason})"
+            fields[i] = None
+    for name, values, typ in (("raw", texts, pa.string()), ("raw_bytes", raw_bytes, pa.binary()),
+                              ("reason", reasons, pa.string()), ("field", fields, pa.string())):
+        bad = bad.set_column(bad.schema.get_field_index(name), name, pa.array(values, typ))
+    return bad
+
+
 class Normalizer:
     """Runs the normalising query on raw chunks in its own in-memory DuckDB."""
 
@@ -424,6 +456,7 @@ class Normalizer:
             names=["batch_id", "source", "row_number", "line", "raw", "raw_bytes", "reason", "field"],
         )
         if bad.num_rows:
+            bad = _name_invalid_text(bad)
             # rows without a row number (CSV rejects) carry a line; keep them in file order
             bad = bad.take(pc.sort_indices(pc.coalesce(bad.column("line"), bad.column("row_number"))))
             reasons = bad.column("reason").to_pylist()

@@ -318,6 +318,9 @@ def test_jsonl_blocks_split_like_one_block(tmp_path_factory, lines: list[str], f
     def read(chunk_bytes: int) -> tuple[list[dict], int]:
         chunks = list(read_jsonl(path, "utf-8", chunk_bytes=chunk_bytes))
         table = pa.concat_tables([c.table for c in chunks]) if chunks else None
+        if table is not None:  # raw is not checked to be UTF-8 by the reader: compare bytes
+            raw = table.column("raw").combine_chunks().view(pa.binary())
+            table = table.set_column(table.schema.get_field_index("raw"), "raw", raw)
         return (table.to_pylist() if table is not None else []), sum(c.blank_lines for c in chunks)
 
     assert read(chunk) == read(1 << 20)
@@ -326,7 +329,34 @@ def test_jsonl_blocks_split_like_one_block(tmp_path_factory, lines: list[str], f
     assert len(got) + blank == len(physical) - (1 if body.endswith(b"\n") and not final_newline else 0) or body == b""
     for row in got:
         line = physical[row["line"] - 1].rstrip(b"\r")
-        assert (row["raw"].encode("utf-8") if row["raw"] is not None else row["raw_bytes"]) == line
+        assert (row["raw"] if row["raw"] is not None else row["raw_bytes"]) == line
+
+
+def test_bytes_that_are_not_utf8_are_named_wherever_they_are(store, tmp_path) -> None:
+    """The JSON parser rejects a row with any byte sequence that is not UTF-8 (in a value, a key, after
+    the object, in a row too large to parse); each is quarantined with its exact bytes and the first
+    bad byte, and no text column receives them."""
+    good = b'{"instruction": "q", "output": "a"}'
+    seqs = [b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80", b"\xe6\x95", b"\xff"]
+    lines = [good]
+    for b in seqs:
+        lines += [b'{"instruction": "q' + b + b'", "output": "a"}', b'{"instr' + b + b'": "q", "output": "a"}',
+                  good + b" " + b, b'{"messages": [{"role": "user", "content": "' + b + b'"}]}']
+    lines.append(b'{"instruction": "q", "output": "' + b"y" * 5000 + b"\xff" + b'"}')  # too large as well
+    f = write_lines(tmp_path / "bytes.jsonl", lines)
+    # so many bad lines would make the file read as GB18030: the encoding is given
+    r = ingest_paths(store, [str(f)], IngestOptions(max_row_bytes=4096, encoding="utf-8"))[0]
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (len(lines), 1, len(lines) - 1)
+    got = rows(store, "SELECT line, reason, raw, raw_bytes, field FROM quarantine ORDER BY line")
+    assert [g[0] for g in got] == list(range(2, len(lines) + 1))
+    for line, reason, raw, raw_bytes, field in got:
+        data = lines[line - 1]
+        with pytest.raises(UnicodeDecodeError) as e:
+            data.decode("utf-8")
+        assert reason == f"invalid utf-8 bytes at byte {e.value.start + 1} of the line ({e.value.reason})"
+        assert (raw, raw_bytes, field) == (None, data, None)
+    assert r.reasons == {"invalid utf-8 bytes": len(lines) - 1}
+    assert_balanced(store)
 
 
 _json_values = st.sampled_from([
