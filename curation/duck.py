@@ -10,6 +10,11 @@ def query_arrow(con, sql: str, params: list | None = None) -> pa.Table:  # noqa:
     rel = con.sql(sql, params=params or None)
     if rel is None:  # a statement without a result
         return pa.table({})
+    return relation_arrow(rel)
+
+
+def relation_arrow(rel) -> pa.Table:  # noqa: ANN001
+    """Run a relation (again: it reads its tables as they are now) and return its result as an Arrow table."""
     fn = getattr(rel, "to_arrow_table", None) or rel.arrow
     return fn()
 
