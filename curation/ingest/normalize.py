@@ -35,13 +35,16 @@ MACROS = (
 
 
 
-def _role_case(expr: str, roles: dict[str, str]) -> str:
+def _role_case(expr: str, roles: dict[str, str], as_written_first: bool = True) -> str:
     """The canonical role of a turn's role text, NULL when unknown (case-insensitive).
 
-    Names as written are matched first, so that lower() (a new string per turn) runs only for
-    roles in other cases (``Human``, ``USER``).
+    With ``as_written_first``, names as written are matched first, so that lower() (a new string per
+    turn) runs only for roles in other cases (``Human``, ``USER``); paths that run only for bad rows
+    leave it out (the query is bound again for every chunk, and its size is part of that cost).
     """
     whens = " ".join(f"WHEN {_q(k)} THEN {_q(v)}" for k, v in roles.items())
+    if not as_written_first:
+        return f"(CASE lower({expr}) {whens} END)"
     return f"(CASE {expr} {whens} ELSE CASE lower({expr}) {whens} END END)"
 
 
@@ -61,7 +64,7 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
                 AND coalesce(starts_with(x.{c}, '"'), false)
                 AND (x.reasoning_content IS NULL OR starts_with(x.reasoning_content, '"'))))
         AND list_bool_and(list_transform(tv, lambda x: lower(x.{r}) IN ({allowed}))))"""
-    role = _role_case(f"(m ->> {_q(rk)})", roles)
+    role = _role_case(f"(m ->> {_q(rk)})", roles, as_written_first=False)
     err = f"""CASE
         WHEN json_type(m) <> 'OBJECT' THEN 'is ' || jt(json_type(m)) || ', expected an object'
         WHEN json_extract(m, {_q(rk)}) IS NULL THEN 'has no ''{role_key}'''
@@ -79,12 +82,15 @@ def _turn_sql(role_key: str, content_key: str, roles: dict[str, str], label: str
     spec_text = json.dumps([{role_key: "VARCHAR", content_key: "VARCHAR", "reasoning_content": "VARCHAR"}])
     srole = _role_case(f"tr.{r}", roles)
     content = f"tr.{c}"
-    split = f"({srole} = 'assistant' AND tr.reasoning_content IS NULL AND think_end({content}) IS NOT NULL)"
-    # turns are split only in rows whose turns hold '</think>' at all (one scan of the JSON text)
-    structs = f"""CASE WHEN contains(turns, '</think>') THEN list_transform(tv, lambda tr: {{'role': {srole},
-        'content': CASE WHEN {split} THEN think_answer({content}) ELSE {content} END,
-        'reasoning': CASE WHEN {split} THEN think_reasoning({content}) ELSE tr.reasoning_content END}})
-        ELSE list_transform(tv, lambda tr: {{'role': {srole}, 'content': {content}, 'reasoning': tr.reasoning_content}}) END"""
+    turn = f"{{'role': {srole}, 'content': {content}, 'reasoning': tr.reasoning_content}}"
+    # Turns are split only in rows whose turns hold '</think>' at all (one scan of the JSON text): an
+    # assistant turn without reasoning_content whose content opens with a think block; the position
+    # of its end (``te``) is found once per turn.
+    structs = f"""CASE WHEN contains(turns, '</think>') THEN list_transform(list_transform(tv, lambda tr: {{'t': {turn},
+            'te': CASE WHEN {srole} = 'assistant' AND tr.reasoning_content IS NULL THEN think_end({content}) END}}),
+        lambda x: CASE WHEN x.te IS NULL THEN x.t ELSE {{'role': x.t.role, 'content': think_answer_at(x.t.content, x.te),
+            'reasoning': think_reasoning_at(x.t.content, x.te)}} END)
+        ELSE list_transform(tv, lambda tr: {turn}) END"""
     return {"spec_json": spec_json, "spec_text": spec_text, "fast": fast, "fast_v": fast_v, "err": err,
             "structs": structs}
 
@@ -196,7 +202,11 @@ def build_sql(mapping: FieldMapping, fast_types: bool = True) -> str:
         n = name(target)
         turns = "CAST(turns AS JSON[])"
         err = parts["err"]
-        first_bad = f"list_position(list_transform({turns}, lambda m: ({err}) IS NOT NULL), true)"
+        # the first turn's error with its index ("[i] has no 'content'"); the error expression is
+        # written once, since every copy is parsed and bound again for each chunk
+        first_bad = (f"list_filter(list_transform(list_transform({turns}, lambda m: {err}), "
+                     f"lambda e, i: CASE WHEN e IS NOT NULL THEN '[' || (i - 1) || '] ' || e END), "
+                     f"lambda e: e IS NOT NULL)[1]")
         fast = parts["fast"].replace("tj", f"{col}_j").replace("tv", f"{col}_v")
         if fast_types:
             fast = f"(coalesce({col}_fv, false) OR {fast})"
@@ -204,7 +214,7 @@ def build_sql(mapping: FieldMapping, fast_types: bool = True) -> str:
         checks.append(f"WHEN shape = {_q(shape)} AND len({col}_v) = 0 THEN {fault(f'{chr(39)}field {chr(39)*3} || {n} || {chr(39)*3} has no turns{chr(39)}', n)}")
         checks.append(
             f"""WHEN shape = {_q(shape)} AND NOT {fast} THEN {fault(
-                f"coalesce({n} || '[' || ({first_bad} - 1) || '] ' || list_filter(list_transform({turns}, lambda m: {err}), lambda e: e IS NOT NULL)[1], {n} || ': a turn lacks a string role or content')",
+                f"coalesce({n} || {first_bad}, {n} || ': a turn lacks a string role or content')",
                 n)}"""
         )
     for target in ("input", "system", "reasoning"):
@@ -230,7 +240,8 @@ def build_sql(mapping: FieldMapping, fast_types: bool = True) -> str:
         for shape, (target, col, parts) in dialogue.items()
     )
     out = val("output")
-    has_think = f"(think_end({out}) IS NOT NULL)"
+    # where a think block at the start of the answer ends (NULL without one), found once per row
+    out_te = f"CASE WHEN shape = 'alpaca' THEN think_end({out}) END AS out_te"
     path_list = "[" + ", ".join(_q(p) for p in paths) + "]"
     checks_sql = "\n            ".join(checks)
     spec_sql = _q(json.dumps(spec))
@@ -280,7 +291,8 @@ WITH a0 AS (
             {checks_sql}
         END AS fault,
         -- keys that go to metadata; the map is built only for rows that have any
-        list_filter(keys, lambda k: NOT list_contains({consumed_case}, k)) AS extra_keys
+        list_filter(keys, lambda k: NOT list_contains({consumed_case}, k)) AS extra_keys,
+        {out_te}
     FROM d5
 )
 SELECT row_number, line, raw, raw_bytes, shape, fault.reason AS reason, fault.field AS field,
@@ -289,14 +301,14 @@ SELECT row_number, line, raw, raw_bytes, shape, fault.reason AS reason, fault.fi
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('instruction')} END AS instruction,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN {val('input')} END AS input,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN
-        CASE WHEN {val('reasoning')} IS NULL AND {has_think} THEN think_answer({out}) ELSE {out} END
+        CASE WHEN {val('reasoning')} IS NULL AND out_te IS NOT NULL THEN think_answer_at({out}, out_te) ELSE {out} END
     END AS output,
     CASE WHEN fault IS NULL THEN {val('system')} END AS system,
     CASE WHEN fault IS NULL AND shape = 'openai' THEN {dialogue['openai'][2]['structs'].replace('tv', 'msg_v')}
          WHEN fault IS NULL AND shape = 'sharegpt' THEN {dialogue['sharegpt'][2]['structs'].replace('tv', 'conv_v')}
     END AS messages,
     CASE WHEN fault IS NULL AND shape = 'alpaca' THEN
-        coalesce({val('reasoning')}, CASE WHEN {has_think} THEN think_reasoning({out}) END)
+        coalesce({val('reasoning')}, CASE WHEN out_te IS NOT NULL THEN think_reasoning_at({out}, out_te) END)
     END AS reasoning,
     CASE WHEN fault IS NULL AND len(extra_keys) > 0 THEN to_json(map_from_entries(list_transform(extra_keys,
         lambda k: {{'key': k, 'value': json_extract(obj, '$."' || replace(k, '"', '\\"') || '"')}})))

@@ -394,3 +394,43 @@ def test_fast_types_agree_with_json_type(rows_: list[dict[str, str]]) -> None:
             good, bad = norm.run(chunk, 1, "x.jsonl", "x.jsonl")
             results.append((good.to_pylist(), bad.to_pylist()))
     assert results[0] == results[1]
+
+
+_role_names = st.sampled_from(["user", "assistant", "system", "tool", "developer", "function", "Assistant", "USER",
+                               "human", "gpt", "GPT", "Human", "model", "observation", "robot"])
+_contents = st.sampled_from(["a", "", "<think>r</think>a", "  <think>\nr\n</think>\n\n a", "<think>open", "x </think>",
+                             "<think></think>", "中文<think>r</think>", "\t<think>多</think>答"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(turns=st.lists(st.tuples(_role_names, _contents, st.sampled_from([None, "rc"])), min_size=1, max_size=5),
+       shape=st.sampled_from(["openai", "sharegpt"]))
+def test_dialogue_turns_match_the_python_reference(turns: list[tuple[str, str, str | None]], shape: str) -> None:
+    """Roles are mapped case-insensitively per shape, an unknown role quarantines the row, and an
+    assistant turn without reasoning_content has its leading think block split off exactly as
+    ``split_reasoning`` does; other turns are kept as written."""
+    from curation.ingest.normalize import OPENAI_ROLES, SHAREGPT_ROLES, Normalizer
+    from curation.ingest.readers import add_row_hashes
+    from schemas.sample import split_reasoning
+
+    roles, (rk, ck, field) = ((OPENAI_ROLES, ("role", "content", "messages")) if shape == "openai"
+                              else (SHAREGPT_ROLES, ("from", "value", "conversations")))
+    row = {field: [{rk: r, ck: c, **({"reasoning_content": rc} if rc else {})} for r, c, rc in turns]}
+    chunk = pa.table({"row_number": pa.array([1], pa.int64()), "line": pa.array([1], pa.int64()),
+                      "raw": pa.array([json.dumps(row, ensure_ascii=False)], pa.string()),
+                      "raw_bytes": pa.nulls(1, pa.binary()), "problem": pa.nulls(1, pa.string())})
+    with Normalizer(FieldMapping()) as norm:
+        good, bad = norm.run(add_row_hashes(chunk), 1, "x.jsonl", "x.jsonl")
+    canonical = [roles.get(r.lower()) for r, _c, _rc in turns]
+    if None in canonical:
+        assert good.num_rows == 0 and "has unknown" in bad.column("reason")[0].as_py()
+        return
+    expected = []
+    for role, (_r, content, rc) in zip(canonical, turns, strict=True):
+        if role == "assistant" and rc is None:
+            reasoning, answer = split_reasoning(content)
+            expected.append({"role": role, "content": answer, "reasoning": reasoning})
+        else:
+            expected.append({"role": role, "content": content, "reasoning": rc})
+    assert bad.num_rows == 0
+    assert good.column("messages").to_pylist() == [expected]
