@@ -296,7 +296,7 @@ def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, m
             if alone:
                 samples = samples.combine_chunks()
             else:
-                con.execute("SET threads = 1")
+                con.execute("SET threads = 1")  # reset below: settings belong to the database instance
             con.register("chunk_samples", samples)
             # DuckDB tries each compression method on each segment of a column and keeps the best;
             # for every text column of samples that is DICT_FSST (checked on 1M generated rows with
@@ -318,6 +318,8 @@ def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, m
                 con.unregister("chunk_samples")
                 if forced:
                     con.execute("RESET force_compression")
+                if not alone:
+                    con.execute("RESET threads")
         if bad is not None and bad.num_rows:
             con.register("chunk_bad", bad)
             try:

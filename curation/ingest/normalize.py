@@ -430,8 +430,9 @@ class Normalizer:
     def _relation(self, source_name: str, batch_id: int, source: str):  # noqa: ANN202
         """The normalising query over the registered ``raw_in``, made once per batch.
 
-        Making a relation parses and binds the query (40 ms for this one); running it again reads
-        whatever ``raw_in`` then names, so each further chunk of the batch pays only for the run.
+        Making a relation parses and binds the query, and running it binds it again (about 40 ms
+        each for this one); a relation run again reads whatever ``raw_in`` then names, so each
+        further chunk of the batch pays for one binding instead of two.
         """
         key = (source_name, batch_id, source)
         if self._rel is None or self._rel_key != key:
