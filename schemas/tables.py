@@ -201,6 +201,15 @@ TABLES: tuple[Table, ...] = (
         ),
     ),
     Table(
+        "store_info",
+        "One row: the store's own identity. Review projects carry it, so two stores sharing one review server "
+        "never share a project.",
+        (
+            C("store_id", "VARCHAR", "A uuid made when the store was created (or migrated to schema 6)."),
+            C("created_at", "TIMESTAMP", "When it was made (UTC)."),
+        ),
+    ),
+    Table(
         "snapshots",
         "Immutable sets of kept samples (pinned text versions) that people review, approve and export. "
         "State: draft -> in_review -> approved | rejected.",

@@ -287,4 +287,16 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        6,
+        "store_info: the store's own id (a uuid made once), so that two stores sharing one review server never "
+        "share its projects",
+        (
+            "CREATE TABLE store_info (store_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL)",
+            "INSERT INTO store_info SELECT CAST(uuid() AS VARCHAR), CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP)",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -87,6 +87,12 @@ class Store:
         with self.writer() as con:
             return self._schema_version(con)
 
+    @property
+    def store_id(self) -> str:
+        """The store's own id: a uuid made when the store was created (or migrated to schema 6)."""
+        with self.reader() as con:
+            return str(con.execute("SELECT store_id FROM store_info").fetchall()[0][0])
+
     @contextmanager
     def writer(self) -> Iterator["duckdb.DuckDBPyConnection"]:
         """A read-write connection for one short transaction; committed on success, rolled back on error."""
