@@ -8,6 +8,8 @@ Exit codes (the same for every ``curate`` command):
 2     bad usage, or input that cannot be read at all (missing file, unknown format)
 3     refused by a rule (a write through ``curate sql``, an unapproved snapshot)
 4     an external service failed (a review server down, a bad token), or the store stayed busy
+70    internal error: a bug, not a problem with the input (the traceback is written to a log file
+      whose path the message gives; please report it)
 ====  ==========================================================================================
 """
 
@@ -18,6 +20,7 @@ EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_EXTERNAL = 4
+EXIT_INTERNAL = 70  # EX_SOFTWARE in sysexits.h
 
 
 class CurateError(Exception):
@@ -64,3 +67,11 @@ class StoreError(CurateError):
     """The store file is missing, damaged, or of a newer schema than this code."""
 
     exit_code = EXIT_USAGE
+
+
+class MissingExtraError(UsageError):
+    """A command needs an optional extra that is not installed; the message names it."""
+
+    def __init__(self, extra: str, what: str) -> None:
+        super().__init__(f"{what} needs the '{extra}' extra: pip install 'llm-curate[{extra}]'")
+        self.extra = extra

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from curation.errors import UsageError
+
 DEFAULT_DATA_DIR = Path("data") / "store"
 DEFAULT_DB_NAME = "curate.duckdb"
 
@@ -31,7 +33,7 @@ class Settings:
         try:
             timeout = float(raw_timeout)
         except ValueError as e:
-            raise ValueError(f"CURATE_LOCK_TIMEOUT must be a number of seconds, got {raw_timeout!r}") from e
+            raise UsageError(f"CURATE_LOCK_TIMEOUT must be a number of seconds, got {raw_timeout!r}") from e
         if timeout < 0:
-            raise ValueError(f"CURATE_LOCK_TIMEOUT must be >= 0, got {timeout}")
+            raise UsageError(f"CURATE_LOCK_TIMEOUT must be >= 0, got {timeout}")
         return cls(db_path=Path(path), lock_timeout=timeout)

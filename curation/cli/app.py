@@ -5,7 +5,6 @@ Exit codes are the same for every command; see ``curation.errors``.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -13,49 +12,35 @@ from typing import Annotated, Optional
 
 import typer
 
-from curation.errors import EXIT_PROBLEMS, CurateError, UsageError
+from curation.cli.common import FormatOpt, JsonOpt, handle_errors, open_cli_store, state
+from curation.errors import EXIT_PROBLEMS, UsageError
+
+HELP = """Curate LLM fine-tuning data: ingest raw files into one DuckDB store, curate them with recorded
+decisions, review a statistically chosen sample, certify, and export an approved snapshot.
+
+\b
+Data:       init, ingest, batches, quarantine, samples, sql
+Pipeline:   run, stats, report, export (a run's kept samples), demo
+Snapshots:  snapshot create | list | show | approve | export
+Review:     review plan | certify | push | pull | status | apply | serve
+
+\b
+Example:    curate demo && curate sql "SELECT shape, count(*) FROM samples GROUP BY 1"
+Exit codes: 0 done, 1 problems found (--strict), 2 bad usage or unreadable input, 3 refused by a rule,
+            4 external service failed or store busy, 70 internal error (a bug; traceback in a log file)."""
 
 app = typer.Typer(
     name="curate",
-    help="Curate LLM fine-tuning data: ingest into a DuckDB store, inspect, query with read-only SQL.",
+    help=HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
-class State:
-    """Options shared by every command (set by the global callback)."""
-
-    db: Optional[str] = None
-
-
-state = State()
-
-
-def handle_errors(fn):  # noqa: ANN001, ANN201
-    """Turn a CurateError into a message on stderr and its exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        from curation.cli.render import err
-
-        try:
-            return fn(*args, **kwargs)
-        except CurateError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
-            raise typer.Exit(e.exit_code) from e
-        except ValueError as e:  # config validation from pydantic/dataclasses
-            err.print(f"[bold red]error:[/] {e}", highlight=False)
-            raise typer.Exit(2) from e
-
-    return wrapper
-
-
 def _store():  # noqa: ANN202
-    from curation.store import open_store
-
-    return open_store(state.db)
+    return open_cli_store()
 
 
 @app.callback()
@@ -65,7 +50,6 @@ def main_callback(
         typer.Option("--db", envvar="CURATE_DB", help="Store file (default: $CURATE_DATA_DIR/curate.duckdb, ./data/store)."),
     ] = None,
 ) -> None:
-    """Curate LLM fine-tuning data: ingest, inspect and query one DuckDB store."""
     state.db = db
 
 
@@ -150,16 +134,10 @@ def batches(
 ) -> None:
     """List ingested batches with their row accounting (read = loaded + quarantined)."""
     from curation.cli.render import arrow_table, out
-    from curation.sql import run_query, to_json_lines
+    from curation.inspect import list_batches
+    from curation.sql import to_json_lines
 
-    table = run_query(
-        _store(),
-        """SELECT batch_id, source_name AS source, format, encoding, status, rows_read, rows_loaded,
-                  rows_already_present, rows_quarantined, blank_lines,
-                  rows_read = rows_loaded + rows_quarantined AS balanced, problems,
-                  strftime(ingested_at, '%Y-%m-%d %H:%M:%S') AS ingested_at
-           FROM batches ORDER BY batch_id""",
-    )
+    table = list_batches(_store())
     if as_json:
         out.file.write(to_json_lines(table))
     else:
@@ -172,25 +150,12 @@ def quarantine(
     batch: Annotated[Optional[int], typer.Option("--batch", "-b", help="Only this batch.")] = None,
     reason: Annotated[Optional[str], typer.Option(help="Only reasons containing this text.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
-    fmt: Annotated[str, typer.Option("--format", help="table|csv|json.")] = "table",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Show quarantined rows: file, line, reason and the row verbatim."""
-    from curation.sql import run_query
+    from curation.inspect import list_quarantine
 
-    where, params = ["1=1"], []
-    if batch is not None:
-        where.append("batch_id = ?")
-        params.append(batch)
-    if reason:
-        where.append("contains(reason, ?)")
-        params.append(reason)
-    table = run_query(
-        _store(),
-        f"""SELECT batch_id, regexp_extract(source, '[^/]+$') AS file, row_number, line, reason, field, raw
-            FROM quarantine WHERE {' AND '.join(where)}
-            ORDER BY batch_id, coalesce(line, row_number, 0) LIMIT {int(limit)}""",
-        params,
-    )
+    table = list_quarantine(_store(), batch=batch, reason=reason, limit=limit)
     _emit(table, fmt, "quarantine")
 
 
@@ -217,33 +182,13 @@ def samples(
     contains: Annotated[Optional[str], typer.Option(help="Only samples whose text contains this.")] = None,
     with_reasoning: Annotated[bool, typer.Option("--with-reasoning", help="Only samples with a reasoning trace.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many samples.")] = 20,
-    fmt: Annotated[str, typer.Option("--format", help="table|csv|json.")] = "table",
+    fmt: FormatOpt = "table",
 ) -> None:
     """Show samples, filtered by batch, shape, text or reasoning; --id shows one in full."""
-    from curation.sql import run_query
+    from curation.inspect import find_samples
 
-    where, params = ["1=1"], []
-    if sample_id:
-        where.append("sample_id = ?")
-        params.append(sample_id)
-    if batch is not None:
-        where.append("batch_id = ?")
-        params.append(batch)
-    if shape:
-        where.append("shape = ?")
-        params.append(shape)
-    if contains:
-        where.append("(contains(coalesce(instruction, '') || coalesce(input, '') || coalesce(output, ''), ?)"
-                     " OR contains(coalesce(CAST(messages AS VARCHAR), ''), ?))")
-        params += [contains, contains]
-    if with_reasoning:
-        where.append("(reasoning IS NOT NULL OR list_bool_or(list_transform(messages, lambda m: m.reasoning IS NOT NULL)))")
-    cols = ("sample_id, batch_id, source, row_number, external_id, shape, instruction, input, output, system, "
-            "messages, reasoning, metadata")
-    table = run_query(
-        _store(), f"SELECT {cols} FROM samples WHERE {' AND '.join(where)} ORDER BY batch_id, row_number LIMIT {int(limit)}",
-        params,
-    )
+    table = find_samples(_store(), sample_id=sample_id, batch=batch, shape=shape, contains=contains,
+                         with_reasoning=with_reasoning, limit=limit)
     if sample_id and fmt == "table":
         if table.num_rows == 0:
             raise UsageError(f"no sample with id {sample_id!r}")
@@ -316,7 +261,7 @@ def run(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run even if this config already ran on this input.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run result as JSON.")] = False,
     reference_snapshot: Annotated[Optional[int], typer.Option(
-        help="An approved snapshot whose samples are the near-dedup reference: never dropped; new copies of them are.")] = None,
+        help="An approved snapshot whose samples are every dedup step's reference: never dropped; new copies of them are.")] = None,
 ) -> None:
     """Run the pipeline over the ingested samples (or resume an interrupted run), then print the funnel."""
     from curation.cli.render import err, out
@@ -326,7 +271,7 @@ def run(
     cfg = load_config(config)
     store = _store()
     if reference_snapshot is not None:
-        from curation.review.snapshots import with_reference_snapshot
+        from curation.snapshots.reference import with_reference_snapshot
 
         cfg = with_reference_snapshot(store, cfg, reference_snapshot)
     with _step_progress() as update:
@@ -339,7 +284,7 @@ def run(
     else:
         err.print(f"run {result.run_id} done in {result.seconds:.1f} s" + (" (resumed)" if result.resumed else ""))
         _print_steps(result.steps)
-    stats(as_json=False)
+    stats(as_json=False, run_id=None)
 
 
 def _print_steps(steps: list[dict]) -> None:
@@ -378,7 +323,7 @@ def export(
 ) -> None:
     """Write the kept samples of the latest run, with their current text, to JSONL or Parquet."""
     from curation.cli.render import err
-    from curation.export import export_kept
+    from curation.run_export import export_kept
 
     n = export_kept(_store(), output, fmt)
     err.print(f"wrote {n} kept samples to {output}")
@@ -388,12 +333,13 @@ def export(
 @handle_errors
 def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the funnel as JSON.")] = False,
+    run_id: Annotated[Optional[int], typer.Option("--run", help="Run (default: the latest done run).")] = None,
 ) -> None:
     """Print the funnel: rows read, quarantined, loaded, and each step's drops and flags in the latest run."""
     from curation.cli.render import arrow_table, out
-    from curation.sql import run_query
+    from curation.inspect import funnel
 
-    table = run_query(_store(), "SELECT stage, rows FROM funnel ORDER BY position")
+    table = funnel(_store(), run_id)
     if as_json:
         out.file.write(json.dumps({r["stage"]: r["rows"] for r in table.to_pylist()}) + "\n")
     else:
@@ -417,223 +363,11 @@ def report(
     out.file.write(f"{path}\n")
 
 
-snapshot_app = typer.Typer(help="Snapshots: freeze a run's kept samples, list, show, approve.", no_args_is_help=True)
-review_app = typer.Typer(help="The review gate: plan, push a sample to reviewers, pull verdicts, certify, apply.", no_args_is_help=True)
+from curation.cli.review import review_app  # noqa: E402  (the sub-apps register on the root app)
+from curation.cli.snapshots import snapshot_app  # noqa: E402
+
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(review_app, name="review")
-
-
-def _snapshot_dict(s) -> dict:  # noqa: ANN001
-    return {"snapshot": s.snapshot_id, "parent": s.parent_id, "run": s.run_id, "state": s.state,
-            "samples": s.n_samples, "new": s.n_new, "content_hash": s.content_hash[:16], "forced": s.forced,
-            "note": s.note}
-
-
-@snapshot_app.command("create")
-@handle_errors
-def snapshot_create(
-    run_id: Annotated[Optional[int], typer.Option("--run", help="Run whose kept samples to freeze (default: the latest done run).")] = None,
-    parent: Annotated[Optional[int], typer.Option(help="An approved snapshot this one extends: its samples need no new review.")] = None,
-    note: Annotated[Optional[str], typer.Option(help="Free text kept with the snapshot.")] = None,
-) -> None:
-    """Freeze the kept samples of a run, with their current text versions, as an immutable draft snapshot."""
-    from curation.cli.render import out
-    from curation.review.snapshots import create_snapshot
-
-    snap = create_snapshot(_store(), run_id, parent, note)
-    out.print_json(data=_snapshot_dict(snap))
-
-
-@snapshot_app.command("list")
-@handle_errors
-def snapshot_list() -> None:
-    """List snapshots, newest first."""
-    from curation.cli.render import out
-    from curation.review.snapshots import list_snapshots
-
-    out.print_json(data=[_snapshot_dict(s) for s in list_snapshots(_store())])
-
-
-@snapshot_app.command("show")
-@handle_errors
-def snapshot_show(snapshot_id: Annotated[int, typer.Argument(help="Snapshot id.")],
-                  target: Annotated[Optional[float], typer.Option(help="Accuracy to certify (default: the review plan's, else 0.98).")] = None,
-                  confidence: Annotated[Optional[float], typer.Option(help="Confidence of the bound (default: the plan's, else 0.95).")] = None) -> None:
-    """Show a snapshot, its certification from the reviews so far and, for an incremental one, its parent's."""
-    from curation.cli.render import out
-    from curation.review.snapshots import get_snapshot, snapshot_certification
-
-    store = _store()
-    snap = get_snapshot(store, snapshot_id)
-    data = _snapshot_dict(snap)
-    # an incremental snapshot: the approved parent's certification, and the new part's from its own reviews
-    if snap.parent_id is not None:
-        data["parent_certification"] = get_snapshot(store, snap.parent_id).certification
-    data["certification"] = snapshot_certification(store, snapshot_id, target, confidence)
-    data["review_plan"] = snap.review_plan
-    out.print_json(data=data)
-
-
-@snapshot_app.command("approve")
-@handle_errors
-def snapshot_approve(snapshot_id: Annotated[int, typer.Argument(help="Snapshot id.")],
-                     force: Annotated[bool, typer.Option("--force", help="Approve without certification (recorded).")] = False,
-                     target: Annotated[Optional[float], typer.Option(help="Accuracy to certify (default: the review plan's, else 0.98).")] = None,
-                     confidence: Annotated[Optional[float], typer.Option(help="Confidence of the bound (default: the plan's, else 0.95).")] = None) -> None:
-    """Approve a snapshot; refused (exit 3) unless its reviews certify it, or with --force."""
-    from curation.cli.render import out
-    from curation.review.snapshots import approve, snapshot_certification
-
-    store = _store()
-    cert = snapshot_certification(store, snapshot_id, target, confidence)
-    out.print_json(data=_snapshot_dict(approve(store, snapshot_id, cert, force)))
-
-
-@snapshot_app.command("export")
-@handle_errors
-def snapshot_export(snapshot_id: Annotated[int, typer.Argument(help="Snapshot id.")],
-                    to: Annotated[Optional[Path], typer.Option("--to", help="Folder (default: <store folder>/exports/snapshot-<id>).")] = None,
-                    eval_share: Annotated[float, typer.Option(help="Share of samples in the eval split.")] = 0.05,
-                    seed: Annotated[int, typer.Option(help="Seed of the train / eval split.")] = 0,
-                    force: Annotated[bool, typer.Option("--force", help="Export an unapproved snapshot (recorded).")] = False,
-                    hf: Annotated[bool, typer.Option("--hf/--no-hf", help="Also write a Hugging Face dataset folder.")] = True) -> None:
-    """Export an approved snapshot: Parquet, JSONL, a Hugging Face dataset folder, train / eval split, manifest.json."""
-    from curation.cli.render import out
-    from curation.review.export import export_snapshot
-
-    path = export_snapshot(_store(), snapshot_id, to, eval_share, seed, force, hf)
-    out.file.write(f"{path}\n")
-
-
-@review_app.command("plan")
-@handle_errors
-def review_plan(target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
-                confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95,
-                power: Annotated[float, typer.Option(help="Chance to certify at the expected accuracy.")] = 0.95,
-                expected: Annotated[float, typer.Option(help="Accuracy the data is expected to have.")] = 0.995,
-                rounds: Annotated[int, typer.Option(help="Looks at the results (the loop's error is spent over them).")] = 1) -> None:
-    """How many reviews a snapshot needs for the target at the confidence, with the stated power."""
-    from curation.cli.render import out
-    from curation.review.stats import plan, plan_sequential
-
-    n = plan(target, confidence, power, expected) if rounds == 1 else plan_sequential(target, confidence, power, expected, rounds)
-    out.print_json(data={"reviews": n, "rounds": rounds, "per_round": -(-n // rounds), "target": target,
-                         "confidence": confidence, "power": power, "expected": expected})
-
-
-@review_app.command("certify")
-@handle_errors
-def review_certify(reviewed: Annotated[int, typer.Argument(help="Samples reviewed.")],
-                   correct: Annotated[int, typer.Argument(help="Of those, judged correct.")],
-                   population: Annotated[Optional[int], typer.Option(help="Samples the reviewed ones were drawn from.")] = None,
-                   target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
-                   confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95) -> None:
-    """One look: estimate, exact bounds, verdict and further reviews needed for given counts."""
-    from curation.cli.render import out
-    from curation.review.stats import certify
-
-    try:
-        result = certify(reviewed, correct, population, target, confidence)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
-    out.print_json(data=result.as_dict())
-
-
-def _backend(name: str, url: Optional[str]):  # noqa: ANN202
-    from curation.review.backends import get_backend
-
-    return get_backend(name, url=url)
-
-
-BackendOpt = Annotated[str, typer.Option("--backend", help="Review tool: labelstudio.")]
-UrlOpt = Annotated[Optional[str], typer.Option("--url", help="The review server (default: env CURATE_LABEL_STUDIO_URL, "
-                                                "else http://127.0.0.1:8080). The API token comes from the environment: "
-                                                "CURATE_LABEL_STUDIO_TOKEN (or LABEL_STUDIO_API_KEY).")]
-
-
-@review_app.command("push")
-@handle_errors
-def review_push(snapshot_id: Annotated[int, typer.Argument(help="Snapshot to review.")],
-                backend: BackendOpt = "labelstudio",
-                url: UrlOpt = None,
-                reviews: Annotated[Optional[int], typer.Option(help="Samples to review (default: planned from target, confidence, power, expected).")] = None,
-                rounds: Annotated[int, typer.Option(help="Looks at the results; the error is spent over them.")] = 1,
-                overlap: Annotated[int, typer.Option(help="Reviewers per sample.")] = 1,
-                target: Annotated[float, typer.Option(help="Accuracy to certify.")] = 0.98,
-                confidence: Annotated[float, typer.Option(help="Confidence of the bound.")] = 0.95,
-                power: Annotated[float, typer.Option(help="Chance to certify at the expected accuracy.")] = 0.95,
-                expected: Annotated[float, typer.Option(help="Accuracy the data is expected to have.")] = 0.995,
-                seed: Annotated[int, typer.Option(help="Seed of the stratified draw.")] = 0) -> None:
-    """Draw the review sample of a snapshot (first time: stratified by source and language, flagged samples all)
-    and push it to the review tool. Repeatable: nothing is pushed twice. Exit 4 when the tool is unreachable or
-    refuses the token (the store is left unchanged)."""
-    from curation.cli.render import out, progress_bar
-    from curation.review.loop import push_review
-
-    with progress_bar() as progress:
-        res = push_review(_store(), snapshot_id, _backend(backend, url), progress=progress, reviews=reviews,
-                          rounds=rounds, overlap=overlap, target=target, confidence=confidence, power=power,
-                          expected=expected, seed=seed)
-    out.print_json(data=res)
-
-
-@review_app.command("pull")
-@handle_errors
-def review_pull(snapshot_id: Annotated[int, typer.Argument(help="Snapshot under review.")],
-                backend: BackendOpt = "labelstudio",
-                url: UrlOpt = None) -> None:
-    """Pull the verdicts given so far, store the new ones, and print the certification and the agreement."""
-    from curation.cli.render import out
-    from curation.review.loop import pull_review
-
-    out.print_json(data=pull_review(_store(), snapshot_id, _backend(backend, url)))
-
-
-@review_app.command("status")
-@handle_errors
-def review_status(snapshot_id: Annotated[int, typer.Argument(help="Snapshot under review.")]) -> None:
-    """Certification, agreement between reviewers (with the items they disagree on) and errors by source,
-    language and filter, from the verdicts stored so far."""
-    from curation.cli.render import out
-    from curation.review.loop import agreement, error_summary
-    from curation.review.snapshots import get_snapshot, snapshot_certification
-
-    store = _store()
-    snap = get_snapshot(store, snapshot_id)
-    out.print_json(data={"snapshot": snapshot_id, "state": snap.state, "plan": snap.review_plan,
-                         "certification": snapshot_certification(store, snapshot_id),
-                         "agreement": agreement(store, snapshot_id), "errors": error_summary(store, snapshot_id)})
-
-
-@review_app.command("apply")
-@handle_errors
-def review_apply(snapshot_id: Annotated[int, typer.Argument(help="Reviewed snapshot.")]) -> None:
-    """Make a child snapshot with the reviews applied: rejected samples left out, corrected ones pinned to the
-    correction (a new text version; the original stays in history)."""
-    from curation.cli.render import out
-    from curation.review.loop import apply_reviews
-    from curation.review.snapshots import get_snapshot
-
-    store = _store()
-    out.print_json(data=_snapshot_dict(get_snapshot(store, apply_reviews(store, snapshot_id))))
-
-
-@review_app.command("serve")
-@handle_errors
-def review_serve(tool: Annotated[str, typer.Argument(help="Review tool to start: labelstudio.")],
-                 host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
-                 port: Annotated[int, typer.Option(help="Port.")] = 8080,
-                 data_dir: Annotated[Optional[Path], typer.Option(help="Label Studio's data (SQLite, uploads); default: <store folder>/labelstudio.")] = None,
-                 venv: Annotated[Optional[Path], typer.Option(help="Label Studio's own virtual environment (made when missing); default: env CURATE_LABEL_STUDIO_VENV, else .venv-labelstudio.")] = None) -> None:
-    """Start a local review server in the foreground and print its URL and login. The admin user and API token
-    come from the environment: LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER_TOKEN."""
-    from curation.cli.render import err
-    from curation.review.labelstudio_server import serve
-
-    if tool != "labelstudio":
-        raise UsageError(f"unknown review tool {tool!r}; known: labelstudio")
-    store_dir = Path(_store().path).parent
-    serve(host=host, port=port, data_dir=data_dir or store_dir / "labelstudio", venv=venv, console=err)
 
 
 @app.command()
@@ -655,7 +389,7 @@ def demo(
         err.print(f"run {result.run.run_id}: nothing to do, {result.run.skipped}")
     else:
         _print_steps(result.run.steps)
-    stats(as_json=False)
+    stats(as_json=False, run_id=None)
     report_path = write_report(store, result.run.run_id, None)
     err.print(f"report: {report_path}")
     err.print(f"store: {store.path}  (try: curate --db {store.path} sql \"SELECT shape, count(*) FROM samples GROUP BY 1\")")

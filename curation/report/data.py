@@ -24,26 +24,9 @@ TOP_LANGUAGE_PAIRS = 30
 # sample ids (16 hex digits) replaced, so that "exact duplicate of 3fa4...": one group, not one per keeper.
 REASON_HEAD_SQL = r"trim(regexp_replace(split_part(coalesce(reason, '(no reason)'), ':', 1), '\b[0-9a-f]{16}\b', '<sample>', 'g'))"
 
-# The run's input samples with their current text: the run's latest sample_texts version, else as read
-# (the definition of the `kept` view, for any run). Parameter: run_id.
+# The run's input samples with their current text: the store's one definition (run_texts). Parameter: run_id.
 RUN_TEXTS_SQL = """
-    r AS (SELECT run_id, max_batch_id FROM runs WHERE run_id = ?),
-    cur AS (
-        SELECT t.* FROM sample_texts t JOIN r USING (run_id)
-        QUALIFY row_number() OVER (PARTITION BY t.sample_id ORDER BY t.version DESC) = 1
-    ),
-    txt AS (
-        SELECT s.sample_id, s.shape,
-               CASE WHEN cur.sample_id IS NULL THEN s.instruction ELSE cur.instruction END AS instruction,
-               CASE WHEN cur.sample_id IS NULL THEN s.input ELSE cur.input END AS input,
-               CASE WHEN cur.sample_id IS NULL THEN s.output ELSE cur.output END AS output,
-               CASE WHEN cur.sample_id IS NULL THEN s.messages ELSE cur.messages END AS messages,
-               CASE WHEN cur.sample_id IS NULL THEN s.reasoning ELSE cur.reasoning END AS reasoning
-        FROM samples s
-        JOIN batches b ON b.batch_id = s.batch_id AND b.status = 'done'
-        JOIN r ON s.batch_id <= r.max_batch_id
-        LEFT JOIN cur ON cur.sample_id = s.sample_id
-    )"""
+    txt AS (SELECT * FROM run_texts(?))"""
 
 # Characters per sample: dialogue user turns count as instruction, assistant turns as output.
 LENGTHS_SQL = f"""
@@ -145,27 +128,10 @@ def resolve_run(con, run_id: int | None) -> dict[str, Any]:  # noqa: ANN001
     return rows[0]
 
 
-def _funnel(con, run: dict[str, Any], latest: int | None) -> list[tuple[str, int]]:  # noqa: ANN001
-    if run["run_id"] == latest:  # the view answers for the latest run
-        return [(s, int(n)) for s, n in con.execute("SELECT stage, rows FROM funnel ORDER BY position").fetchall()]
-    # the same stages for an earlier (or unfinished) run, over the batches it read
-    rid, mb = run["run_id"], run["max_batch_id"]
-    sql = """
-        SELECT 1 AS position, 'read' AS stage,
-               COALESCE((SELECT sum(rows_read) FROM batches WHERE status = 'done' AND batch_id <= $mb), 0)::BIGINT AS rows
-        UNION ALL SELECT 2, 'quarantined',
-               COALESCE((SELECT sum(rows_quarantined) FROM batches WHERE status = 'done' AND batch_id <= $mb), 0)::BIGINT
-        UNION ALL SELECT 3, 'loaded', (SELECT count(*) FROM samples s JOIN batches b USING (batch_id)
-                                       WHERE b.status = 'done' AND b.batch_id <= $mb)::BIGINT
-        UNION ALL SELECT 4, 'run input', samples_in FROM runs WHERE run_id = $rid
-        UNION ALL SELECT 10 + 2 * position, step || ': dropped', dropped FROM run_steps WHERE run_id = $rid
-        UNION ALL SELECT 11 + 2 * position, step || ': flagged', flagged FROM run_steps WHERE run_id = $rid
-        UNION ALL SELECT 100000, 'kept', (
-            SELECT count(*) FROM samples s JOIN batches b ON b.batch_id = s.batch_id AND b.status = 'done'
-            WHERE s.batch_id <= $mb AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.run_id = $rid
-                                                    AND d.sample_id = s.sample_id AND d.verdict = 'drop'))
-        ORDER BY position"""
-    return [(s, int(n)) for _, s, n in con.execute(sql, {"rid": rid, "mb": mb}).fetchall()]
+def _funnel(con, run: dict[str, Any]) -> list[tuple[str, int]]:  # noqa: ANN001
+    """The run's funnel: the store's funnel_for macro (what the `funnel` view answers for the latest run)."""
+    return [(s, int(n)) for s, n in con.execute("SELECT stage, rows FROM funnel_for(?) ORDER BY position",
+                                                [run["run_id"]]).fetchall()]
 
 
 def _histogram_from_bins(row: dict[str, Any], clip: float | None) -> Histogram:
@@ -184,7 +150,7 @@ def gather(store: Store, run_id: int | None = None) -> ReportData:
         run = resolve_run(con, run_id)
         rid = run["run_id"]
         latest = con.execute("SELECT max(run_id) FROM latest_run").fetchall()[0][0]
-        funnel = _funnel(con, run, latest)
+        funnel = _funnel(con, run)
         kept = next((n for s, n in funnel if s == "kept"), None)
         run["kept"] = kept
         steps = _dicts(con, """SELECT position, step, kind, status, rows_in, dropped, flagged, changed, counters

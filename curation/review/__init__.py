@@ -1,7 +1,12 @@
-"""The review gate: acceptance statistics (and, next, snapshots and review backends)."""
+"""The review gate: sampling, verdicts, certification, applying reviews, and the review tools' backends.
 
-from __future__ import annotations
+* :mod:`curation.review.sampling` — plan and draw a stratified sample of a snapshot.
+* :mod:`curation.review.verdicts` — verdicts from any backend into ``reviews``; majority and agreement.
+* :mod:`curation.review.certification` — the certified figure from the stored reviews (every stratum).
+* :mod:`curation.review.apply` — a child snapshot with the reviews applied.
+* :mod:`curation.review.status` — what a lead reads: one summary.
+* :mod:`curation.review.loop` — push to and pull from a review tool (:mod:`curation.review.backends`).
+* :mod:`curation.review.stats` — the acceptance statistics (scipy; the ``review`` or ``dedup`` extra).
 
-from curation.review.stats import Certification, certify, plan, plan_sequential
-
-__all__ = ["Certification", "certify", "plan", "plan_sequential"]
+Nothing is imported here, so ``import curation.review.<module>`` costs only what that module needs.
+"""

@@ -55,7 +55,7 @@ class ReviewItem:
 
 def sample_items(store: Store, snapshot_id: int, item_ids: list[str] | None = None) -> list[ReviewItem]:
     """The pending sample items of a snapshot (or the given ones), with the text at their pinned version."""
-    from curation.review.snapshots import get_snapshot
+    from curation.snapshots.core import get_snapshot
 
     snap = get_snapshot(store, snapshot_id)
     with store.reader() as con:
@@ -63,16 +63,9 @@ def sample_items(store: Store, snapshot_id: int, item_ids: list[str] | None = No
             """WITH it AS (SELECT item_id, sample_id, version, stratum FROM reviews
                            WHERE snapshot_id = $snap AND item_kind = 'sample' AND status = 'pending'
                              AND ($ids IS NULL OR item_id IN (SELECT unnest($ids))))
-               SELECT it.item_id, it.sample_id, it.version, it.stratum, s.source,
-                      CASE WHEN t.sample_id IS NULL THEN s.instruction ELSE t.instruction END,
-                      CASE WHEN t.sample_id IS NULL THEN s.input ELSE t.input END,
-                      CASE WHEN t.sample_id IS NULL THEN s.output ELSE t.output END,
-                      CASE WHEN t.sample_id IS NULL THEN s.system ELSE t.system END,
-                      CASE WHEN t.sample_id IS NULL THEN s.reasoning ELSE t.reasoning END,
-                      to_json(CASE WHEN t.sample_id IS NULL THEN s.messages ELSE t.messages END),
-                      g.lang, g.quality, f.flags
-               FROM it JOIN samples s USING (sample_id)
-               LEFT JOIN sample_texts t ON t.sample_id = it.sample_id AND t.version = it.version
+               SELECT it.item_id, it.sample_id, it.version, it.stratum, t.source, t.instruction, t.input, t.output,
+                      t.system, t.reasoning, to_json(t.messages), g.lang, g.quality, f.flags
+               FROM it JOIN snapshot_texts($snap) t ON t.sample_id = it.sample_id AND t.version = it.version
                LEFT JOIN (SELECT sample_id, any_value(text) FILTER (WHERE name = 'lang') AS lang,
                                  max(value) FILTER (WHERE name = 'quality_score') AS quality
                           FROM signals WHERE run_id = $run AND name IN ('lang', 'quality_score')
@@ -89,7 +82,7 @@ def sample_items(store: Store, snapshot_id: int, item_ids: list[str] | None = No
 
 
 def answer_items(store: Store, round_name: str) -> list[ReviewItem]:
-    """The pending answer items of a rating round (added by :func:`curation.review.loop.add_answer_items`)."""
+    """The pending answer items of a rating round (added by :func:`curation.review.verdicts.add_answer_items`)."""
     with store.reader() as con:
         rows = con.execute("""SELECT item_id, payload FROM reviews WHERE item_kind = 'answer' AND status = 'pending'
                               AND stratum = ? ORDER BY item_id""", [round_name]).fetchall()

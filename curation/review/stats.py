@@ -21,7 +21,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from scipy.stats import beta, binom, hypergeom
+try:
+    from scipy.stats import beta, binom, hypergeom
+except ImportError as e:  # the base install has no scipy
+    from curation.errors import MissingExtraError
+
+    raise MissingExtraError("review", "certifying a snapshot (exact binomial and hypergeometric bounds)") from e
 
 Verdict = Literal["certified", "not_certified", "undecided"]
 HYPERGEOMETRIC_FRACTION = 0.05  # sample / population above which the finite-population bound is used

@@ -299,4 +299,100 @@ MIGRATIONS += (
     ),
 )
 
+# "The current text of a sample" is defined once, here: every module reads these macros and views.
+# The text columns in the order every reader uses them.
+_TEXT = "instruction, input, output, system, messages, reasoning"
+# a sample's text at a version: from a joined sample_texts row ``t`` when there is one, else as read in ``s``
+_PICK = ", ".join(f"CASE WHEN t.sample_id IS NULL THEN s.{c} ELSE t.{c} END AS {c}" for c in _TEXT.split(", "))
+
+MIGRATIONS += (
+    Migration(
+        7,
+        "one definition of a sample's text: sample_texts records what made a version (a run's step, or a snapshot's "
+        "review: snapshot_id, run_id NULL), snapshots.applied_from; the view sample_versions and the table macros "
+        "run_texts(run), run_kept(run), snapshot_texts(snapshot), funnel_for(run), snapshot_strata(snapshot); "
+        "kept and funnel rebuilt on them",
+        (
+            "ALTER TABLE sample_texts ADD COLUMN snapshot_id INTEGER",
+            "ALTER TABLE sample_texts ALTER COLUMN run_id DROP NOT NULL",
+            # corrections written before this migration carried the reviewed snapshot's run: give them to the
+            # snapshot whose reviews made them (the parent of the child that pins them), and out of the run
+            """UPDATE sample_texts t SET snapshot_id = (
+                   SELECT min(c.parent_id) FROM snapshot_samples cs JOIN snapshots c USING (snapshot_id)
+                   WHERE cs.sample_id = t.sample_id AND cs.version = t.version), run_id = NULL
+               WHERE t.step = 'review'""",
+            "ALTER TABLE snapshots ADD COLUMN applied_from INTEGER",
+            """UPDATE snapshots SET applied_from = parent_id
+               WHERE certification IS NOT NULL AND json_extract(certification, '$.from_reviews_of') IS NOT NULL""",
+            f"""CREATE VIEW sample_versions AS
+                SELECT sample_id, 0 AS version, CAST(NULL AS INTEGER) AS run_id, CAST(NULL AS INTEGER) AS snapshot_id,
+                       'ingest' AS step, shape, {_TEXT} FROM samples
+                UNION ALL
+                SELECT t.sample_id, t.version, t.run_id, t.snapshot_id, t.step, s.shape,
+                       t.instruction, t.input, t.output, t.system, t.messages, t.reasoning
+                FROM sample_texts t JOIN samples s USING (sample_id)""",
+            # a run's input with the text the run made: the run's latest version, else as read (reviews never
+            # write a run's versions, so a finished run's texts never change)
+            f"""CREATE MACRO run_texts(run) AS TABLE
+                WITH r AS (SELECT run_id, max_batch_id FROM runs WHERE run_id = run),
+                cur AS (
+                    SELECT t.* FROM sample_texts t WHERE t.run_id = run
+                    QUALIFY row_number() OVER (PARTITION BY t.sample_id ORDER BY t.version DESC) = 1
+                )
+                SELECT r.run_id, s.sample_id, coalesce(t.version, 0) AS version, s.batch_id, s.source, s.row_number,
+                       s.external_id, s.shape, {_PICK}, s.metadata
+                FROM samples s
+                JOIN batches b ON b.batch_id = s.batch_id AND b.status = 'done'
+                JOIN r ON s.batch_id <= r.max_batch_id
+                LEFT JOIN cur t ON t.sample_id = s.sample_id""",
+            """CREATE MACRO run_kept(run) AS TABLE
+                SELECT k.* FROM run_texts(run) k
+                WHERE NOT EXISTS (SELECT 1 FROM decisions d WHERE d.run_id = k.run_id AND d.sample_id = k.sample_id
+                                  AND d.verdict = 'drop')""",
+            f"""CREATE MACRO snapshot_texts(snapshot) AS TABLE
+                SELECT ss.snapshot_id, ss.sample_id, ss.version, ss.content_hash, ss.is_new, s.batch_id, s.source,
+                       s.row_number, s.external_id, s.shape, {_PICK}, s.metadata
+                FROM snapshot_samples ss JOIN samples s USING (sample_id)
+                LEFT JOIN sample_texts t ON t.sample_id = ss.sample_id AND t.version = ss.version
+                WHERE ss.snapshot_id = snapshot""",
+            # the review strata of a snapshot's new samples: every sample a step of its run flagged is one
+            # stratum (reviewed in full); the others by source file and language
+            """CREATE MACRO snapshot_strata(snapshot) AS TABLE
+                WITH sn AS (SELECT snapshot_id, run_id FROM snapshots WHERE snapshot_id = snapshot),
+                lang AS (SELECT g.sample_id, any_value(g.text) AS lang FROM signals g JOIN sn USING (run_id)
+                         WHERE g.name = 'lang' GROUP BY g.sample_id),
+                fl AS (SELECT DISTINCT d.sample_id FROM decisions d JOIN sn USING (run_id) WHERE d.verdict = 'flag')
+                SELECT ss.sample_id, ss.version, s.source, coalesce(lang.lang, 'und') AS lang,
+                       fl.sample_id IS NOT NULL AS flagged,
+                       CASE WHEN fl.sample_id IS NOT NULL THEN 'flagged'
+                            ELSE split_part(s.source, '/', -1) || '|' || coalesce(lang.lang, 'und') END AS stratum
+                FROM snapshot_samples ss JOIN sn USING (snapshot_id) JOIN samples s USING (sample_id)
+                LEFT JOIN lang ON lang.sample_id = ss.sample_id
+                LEFT JOIN fl ON fl.sample_id = ss.sample_id
+                WHERE ss.is_new""",
+            """CREATE MACRO funnel_for(run) AS TABLE
+                WITH r AS (SELECT * FROM runs WHERE run_id = run),
+                b AS (SELECT * FROM batches WHERE status = 'done'
+                      AND (run IS NULL OR batch_id <= (SELECT max_batch_id FROM r)))
+                SELECT 1 AS position, 'read' AS stage, coalesce((SELECT sum(rows_read) FROM b), 0)::BIGINT AS rows
+                UNION ALL
+                SELECT 2, 'quarantined', coalesce((SELECT sum(rows_quarantined) FROM b), 0)::BIGINT
+                UNION ALL
+                SELECT 3, 'loaded', (SELECT count(*) FROM samples s JOIN b USING (batch_id))::BIGINT
+                UNION ALL
+                SELECT 4, 'run input', samples_in FROM r
+                UNION ALL
+                SELECT 10 + 2 * rs.position, rs.step || ': dropped', rs.dropped FROM run_steps rs JOIN r USING (run_id)
+                UNION ALL
+                SELECT 11 + 2 * rs.position, rs.step || ': flagged', rs.flagged FROM run_steps rs JOIN r USING (run_id)
+                UNION ALL
+                SELECT 100000, 'kept', (SELECT count(*) FROM run_kept(run)) WHERE EXISTS (SELECT 1 FROM r)""",
+            "DROP VIEW funnel",
+            "DROP VIEW kept",
+            "CREATE VIEW kept AS SELECT * FROM run_kept((SELECT run_id FROM latest_run))",
+            """CREATE VIEW funnel AS SELECT * FROM funnel_for((SELECT run_id FROM latest_run)) ORDER BY position""",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version

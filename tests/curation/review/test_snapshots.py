@@ -11,7 +11,8 @@ import pytest
 from curation.errors import RefusedError, UsageError
 from curation.ingest import ingest_paths
 from curation.pipeline.executor import run_pipeline
-from curation.review.snapshots import approve, create_snapshot, get_snapshot, snapshot_certification
+from curation.review.certification import snapshot_certification
+from curation.snapshots import approve, create_snapshot, get_snapshot
 from curation.store import Store
 from schemas.pipeline import PipelineConfig, StepConfig
 from tests.conftest import SAMPLE_DIR
@@ -53,17 +54,17 @@ def test_a_snapshot_pins_the_kept_samples_and_their_versions(store) -> None:
 def test_approval_needs_certification_or_force(store, tmp_path) -> None:
     snap = create_snapshot(store)
     cert = snapshot_certification(store, snap.snapshot_id)
-    assert cert["verdict"] == "undecided" and cert["reviewed"] == 0
-    with pytest.raises(RefusedError, match="not certified"):
-        approve(store, snap.snapshot_id, cert)
-    done = approve(store, snap.snapshot_id, cert, force=True)
-    assert done.state == "approved" and done.forced
+    assert cert["verdict"] == "undecided" and cert["counts"]["reviewed"] == 0
+    with pytest.raises(RefusedError, match="no reviews yet"):
+        approve(store, snap.snapshot_id)
+    done = approve(store, snap.snapshot_id, force=True)
+    assert done.state == "approved" and done.forced and done.certification["verdict"] == "undecided"
     with pytest.raises(RefusedError, match="already approved"):
-        approve(store, snap.snapshot_id, cert, force=True)
+        approve(store, snap.snapshot_id, force=True)
 
 
 def test_an_incremental_snapshot_only_needs_its_new_samples_reviewed(store, tmp_path) -> None:
-    parent = approve(store, create_snapshot(store).snapshot_id, None, force=True)
+    parent = approve(store, create_snapshot(store).snapshot_id, force=True)
     extra = tmp_path / "more.jsonl"
     extra.write_text(json.dumps({"instruction": "New question?", "output": "A new, complete answer."}) + "\n", encoding="utf-8")
     ingest_paths(store, [str(extra)])
@@ -91,7 +92,7 @@ def test_cli(cli, store) -> None:
 def test_an_incremental_round_dedups_new_batches_against_the_approved_parent(store, tmp_path, runner) -> None:
     from curation.cli.app import app
 
-    parent = approve(store, create_snapshot(store).snapshot_id, None, force=True)
+    parent = approve(store, create_snapshot(store).snapshot_id, force=True)
     with store.reader() as con:
         sid, instruction, output = con.execute(
             """SELECT s.sample_id, s.instruction, s.output FROM snapshot_samples ss JOIN samples s USING (sample_id)

@@ -1,0 +1,70 @@
+"""Looking at what is in the store: batches with their accounting, quarantined rows, samples.
+
+Each function takes keyword arguments that mirror the CLI's flags and returns an Arrow table, so the CLI
+and the HTTP API show the same rows.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from curation.errors import UsageError
+from curation.sql import run_query
+from curation.store.store import Store
+
+SAMPLE_COLUMNS = ("sample_id, batch_id, source, row_number, external_id, shape, instruction, input, output, system, "
+                  "messages, reasoning, metadata")
+SHAPES = ("alpaca", "sharegpt", "openai")
+
+
+def list_batches(store: Store) -> pa.Table:
+    """Every batch with its row accounting (``balanced``: read = loaded + quarantined)."""
+    return run_query(
+        store,
+        """SELECT batch_id, source_name AS source, format, encoding, status, rows_read, rows_loaded,
+                  rows_already_present, rows_quarantined, blank_lines,
+                  rows_read = rows_loaded + rows_quarantined AS balanced, problems,
+                  strftime(ingested_at, '%Y-%m-%d %H:%M:%S') AS ingested_at
+           FROM batches ORDER BY batch_id""")
+
+
+def list_quarantine(store: Store, batch: int | None = None, reason: str | None = None, limit: int = 100) -> pa.Table:
+    """Quarantined rows (file, row, line, reason, field, the row verbatim), optionally of one batch or reason."""
+    if limit < 1:
+        raise UsageError(f"limit must be at least 1, not {limit}")
+    return run_query(
+        store,
+        """SELECT batch_id, regexp_extract(source, '[^/]+$') AS file, row_number, line, reason, field, raw
+           FROM quarantine
+           WHERE ($batch IS NULL OR batch_id = $batch) AND ($reason IS NULL OR contains(reason, $reason))
+           ORDER BY batch_id, coalesce(line, row_number, 0) LIMIT $limit""",
+        {"batch": batch, "reason": reason, "limit": limit})
+
+
+def find_samples(store: Store, sample_id: str | None = None, batch: int | None = None, shape: str | None = None,
+                 contains: str | None = None, with_reasoning: bool = False, limit: int = 20) -> pa.Table:
+    """Samples as read, filtered by id, batch, shape, text or the presence of a reasoning trace."""
+    if shape is not None and shape not in SHAPES:
+        raise UsageError(f"unknown shape {shape!r}: one of {', '.join(SHAPES)}")
+    if limit < 1:
+        raise UsageError(f"limit must be at least 1, not {limit}")
+    return run_query(
+        store,
+        f"""SELECT {SAMPLE_COLUMNS} FROM samples
+            WHERE ($id IS NULL OR sample_id = $id) AND ($batch IS NULL OR batch_id = $batch)
+              AND ($shape IS NULL OR shape = $shape)
+              AND ($contains IS NULL
+                   OR contains(coalesce(instruction, '') || coalesce(input, '') || coalesce(output, ''), $contains)
+                   OR contains(coalesce(CAST(messages AS VARCHAR), ''), $contains))
+              AND (NOT $reasoning OR reasoning IS NOT NULL
+                   OR list_bool_or(list_transform(messages, lambda m: m.reasoning IS NOT NULL)))
+            ORDER BY batch_id, row_number LIMIT $limit""",
+        {"id": sample_id, "batch": batch, "shape": shape, "contains": contains, "reasoning": with_reasoning,
+         "limit": limit})
+
+
+def funnel(store: Store, run_id: int | None = None) -> pa.Table:
+    """Rows at each stage: read, quarantined, loaded, then the run's input, each step's drops and flags, kept."""
+    if run_id is None:
+        return run_query(store, "SELECT stage, rows FROM funnel ORDER BY position")
+    return run_query(store, "SELECT stage, rows FROM funnel_for($run) ORDER BY position", {"run": run_id})
