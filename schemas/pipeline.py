@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 
 class StepConfig(BaseModel):
@@ -15,6 +15,20 @@ class StepConfig(BaseModel):
     type: str = Field(description="Registered step type, e.g. clean or exact_dedup.")
     name: str | None = Field(default=None, description="Name in decisions and the funnel; defaults to the type.")
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters, checked by the step type.")
+    inputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the step read besides its parameters, e.g. the content hash of each evaluation file of "
+        "decontaminate. Filled in by the step when a run starts (not from the pipeline file); stored with the "
+        "run and part of its identity.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_inputs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a step without inputs serialises as before the field existed: the same config keeps its hash
+        d = handler(self)
+        if isinstance(d, dict) and not d.get("inputs"):
+            d.pop("inputs", None)
+        return d
 
     @model_validator(mode="after")
     def _default_name(self) -> "StepConfig":

@@ -12,8 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, ValidationError
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 TEXT_FIELDS = ("instruction", "input", "output", "system", "reasoning")
 MESSAGE_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())]))
@@ -33,6 +35,32 @@ class NoParams(BaseModel):
     """A step without parameters."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ReferenceParams(BaseModel):
+    """The reference set of a dedup step (the same parameter, with the same meaning, in every dedup step).
+
+    Samples of ``reference_batches`` (an approved snapshot's batches, for an incremental round; `curate run
+    --reference-snapshot` fills it in) are never dropped by the step and are kept in preference to any
+    copy of them, whatever its score; a new sample that duplicates one is dropped, naming the reference
+    sample.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference_batches: list[int] = Field(
+        default_factory=list,
+        description="Batches whose samples are a reference: never dropped, kept in preference; new copies of them are dropped.",
+    )
+
+
+def reference_mask(batch_ids: pa.Array | pa.ChunkedArray, reference_batches: list[int]) -> pa.BooleanArray:
+    """True where a sample (by its ``batch_id``) belongs to the reference set."""
+    if not reference_batches:
+        return pa.array(np.zeros(len(batch_ids), dtype=bool))
+    if isinstance(batch_ids, pa.ChunkedArray):
+        batch_ids = batch_ids.combine_chunks()
+    return pc.fill_null(pc.is_in(batch_ids, pa.array(reference_batches, batch_ids.type)), False)
 
 
 @dataclass
@@ -67,9 +95,21 @@ class Step(ABC):
         except ValidationError as e:
             raise ValueError(f"step {self.name!r} ({self.type_name}): bad parameters: {e}") from e
 
+    def identity(self) -> dict[str, Any]:
+        """What the step's decisions depend on besides its parameters (e.g. the content of files it reads).
+
+        Empty for most steps. The executor stores it with the run's config (``inputs`` of the step) and it
+        is part of the run's identity: when it changes, the same config is a new run, not "nothing to do".
+        """
+        return {}
+
     def describe(self) -> dict[str, Any]:
-        """The resolved config of this step."""
-        return {"type": self.type_name, "name": self.name, "params": self.params.model_dump()}
+        """The resolved config of this step (with ``inputs``, its identity, when it has one)."""
+        d = {"type": self.type_name, "name": self.name, "params": self.params.model_dump()}
+        ident = self.identity()
+        if ident:
+            d["inputs"] = ident
+        return d
 
 
 class RowStep(Step):

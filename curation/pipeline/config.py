@@ -32,3 +32,16 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
         step = build_step(s)  # checks the type and its parameters now, not half way through a run
         s.params = step.params.model_dump()
     return cfg
+
+
+def with_step_inputs(cfg: PipelineConfig, steps: list) -> PipelineConfig:  # list[Step]
+    """``cfg`` with each step's ``inputs`` set to what that step declares (:meth:`Step.identity`).
+
+    A run's identity and stored config are this resolved config, so a run records which evaluation files
+    (by content hash) it was checked against, and a changed file makes the same config a new run. What a
+    pipeline file wrote in ``inputs`` is replaced.
+    """
+    if len(steps) != len(cfg.steps):
+        raise ValueError("with_step_inputs: one built step per configured step")
+    resolved = [s.model_copy(update={"inputs": step.identity()}) for s, step in zip(cfg.steps, steps)]
+    return cfg.model_copy(update={"steps": resolved})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from curation.errors import UsageError
-from curation.pipeline.base import Step
+from curation.pipeline.base import ReferenceParams, Step
 from curation.pipeline.steps.clean import CleanStep
 from curation.pipeline.steps.decontaminate import DecontaminateStep
 from curation.pipeline.steps.exact_dedup import ExactDedupStep
@@ -15,6 +15,10 @@ from curation.pipeline.steps.semantic_dedup import SemanticDedupStep
 from schemas.pipeline import StepConfig
 
 STEP_TYPES: dict[str, type[Step]] = {cls.type_name: cls for cls in (CleanStep, LanguageStep, QualityStep, RedactStep, ExactDedupStep, NearDedupStep, SemanticDedupStep, DecontaminateStep)}
+
+REFERENCE_STEP_TYPES: frozenset[str] = frozenset(
+    name for name, cls in STEP_TYPES.items() if issubclass(cls.Params, ReferenceParams))
+"""Step types that take ``reference_batches`` (the dedup steps): what `curate run --reference-snapshot` sets."""
 
 
 def build_step(cfg: StepConfig) -> Step:

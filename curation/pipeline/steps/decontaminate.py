@@ -6,14 +6,23 @@ included) lower-cased and tokenised as in near dedup: 13-grams of words by defau
 of characters for Chinese / Japanese / Korean text (20 by default, about 13 words). A training sample
 (instruction, input, answer, turns; reasoning too unless ``include_reasoning = false``) sharing any of
 them is dropped, naming the evaluation sample (``file:row``, or its ``id`` field) and the shared text.
+
+The step's identity (:meth:`DecontaminateStep.identity`) is the XXH3-128 content hash of each evaluation
+file, taken when the step is built, before the files are read: it is stored with the run's config
+(``inputs.eval_files``) and is part of the run's identity, so a changed evaluation file makes the next
+``curate run`` a new run instead of "nothing to do".
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import xxhash
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curation.dedup.minhash import ngrams_query
@@ -50,6 +59,17 @@ class DecontaminateParams(BaseModel):
         return v
 
 
+def file_hash(path: str | Path) -> tuple[str, int]:
+    """``xxh3-128:<hex>`` of a file's bytes (as ingest hashes its input files) and its size in bytes."""
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                h.update(m)
+    return "xxh3-128:" + h.hexdigest(), size
+
+
 def _text_of(columns: list[tuple[str, str]], fields: list[str] | None) -> str:
     """SQL joining the text of an evaluation row: string columns, and contents of lists of turns."""
     parts = []
@@ -76,7 +96,16 @@ class DecontaminateStep(RowStep):
 
     def __init__(self, name: str | None = None, params: dict | None = None) -> None:
         super().__init__(name, params)
+        # hashed before they are read: a file changed in between gives a hash no later run matches
+        self._eval_files = []
+        for p in self.params.eval_paths:
+            digest, size = file_hash(p)
+            self._eval_files.append({"path": p, "hash": digest, "bytes": size})
         self._eval = self._load_eval()
+
+    def identity(self) -> dict[str, Any]:
+        """The content hash of each evaluation file: a changed file is a new run."""
+        return {"eval_files": [dict(f) for f in self._eval_files]}
 
     def _grams(self, source: str, text: str, hashed: bool) -> str:
         p = self.params

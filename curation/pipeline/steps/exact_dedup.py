@@ -1,23 +1,30 @@
-"""Exact dedup on the content hash of the cleaned text: GROUP BY in DuckDB, keep the best copy."""
+"""Exact dedup on the content hash of the cleaned text: GROUP BY in DuckDB, keep the best copy.
+
+``reference_batches`` (see :class:`curation.pipeline.base.ReferenceParams`): samples of these batches are
+never dropped and are kept in preference to any copy, whatever its score; new copies of them are dropped,
+naming the reference sample.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from curation.duck import query_arrow
 from curation.pipeline.base import (
     DECISION_SCHEMA,
     SIGNAL_SCHEMA,
     GlobalStep,
+    ReferenceParams,
     StepOutput,
+    reference_mask,
 )
 from curation.pipeline.text import content_hashes
 
 
-class ExactDedupParams(BaseModel):
+class ExactDedupParams(ReferenceParams):
     """Exact dedup parameters."""
 
     model_config = ConfigDict(extra="forbid")
@@ -26,7 +33,8 @@ class ExactDedupParams(BaseModel):
 
 
 class ExactDedupStep(GlobalStep):
-    """Drop every copy of a content hash but the best one: highest quality score, else the earliest."""
+    """Drop every copy of a content hash but the best one: a reference sample, else the highest quality score,
+    else the earliest. Reference samples are never dropped."""
 
     type_name = "exact_dedup"
     Params = ExactDedupParams
@@ -45,23 +53,27 @@ class ExactDedupStep(GlobalStep):
         })
 
     def decide(self, signatures: pa.Table) -> StepOutput:
-        """Stage 2: group by content hash; every copy but the keeper is dropped, naming it."""
+        """Stage 2: group by content hash; every copy but the keeper (and reference samples) is dropped, naming it."""
         import duckdb
 
+        sig = signatures.append_column(
+            "is_ref", reference_mask(signatures.column("batch_id"), self.params.reference_batches))
         con = duckdb.connect()
         try:
-            con.register("sig", signatures)
+            con.register("sig", sig)
             con.execute("""
                 CREATE TEMP TABLE groups AS
-                SELECT content_hash, count(*) AS copies,
-                       arg_min(sample_id, (-coalesce(score, -1e308), batch_id, row_number)) AS keeper
+                SELECT content_hash, count(*) AS copies, count(*) FILTER (WHERE is_ref) AS refs,
+                       arg_min(sample_id, (NOT is_ref, -coalesce(score, -1e308), batch_id, row_number)) AS keeper
                 FROM sig GROUP BY content_hash""")
             decisions = query_arrow(con, """
                 SELECT s.sample_id, 'drop' AS verdict,
-                       'exact duplicate of ' || g.keeper || ' (same text after cleaning; ' || g.copies || ' copies, one kept)' AS reason,
+                       'exact duplicate of ' || CASE WHEN g.refs > 0 THEN 'reference sample ' ELSE '' END || g.keeper
+                       || ' (same text after cleaning; ' || g.copies || ' copies, '
+                       || CASE WHEN g.refs > 1 THEN g.refs || ' reference copies kept)' ELSE 'one kept)' END AS reason,
                        g.keeper AS ref_sample_id, CAST(NULL AS DOUBLE) AS score
                 FROM sig s JOIN groups g USING (content_hash)
-                WHERE g.copies > 1 AND s.sample_id <> g.keeper
+                WHERE g.copies > 1 AND s.sample_id <> g.keeper AND NOT s.is_ref
                 ORDER BY s.batch_id, s.row_number""")
             signals = query_arrow(con, """
                 SELECT sample_id, 'content_hash' AS name, CAST(NULL AS DOUBLE) AS value, content_hash AS text FROM sig

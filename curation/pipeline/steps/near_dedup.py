@@ -5,8 +5,9 @@
 earliest) and the others are dropped, naming the kept sample and their Jaccard similarity to it.
 ``compare = "instruction"``: the same question asked more than once; members of a cluster whose answers
 differ are flagged (conflicting answers), not dropped.
-``reference_batches``: samples of these batches (an approved snapshot's, for incremental batches) are
-never dropped and are kept in preference; new samples that duplicate them are dropped.
+``reference_batches`` (see :class:`curation.pipeline.base.ReferenceParams`, the same in every dedup step):
+samples of these batches (an approved snapshot's, for incremental batches) are never dropped and are kept
+in preference; new samples that duplicate them are dropped, naming the reference sample.
 Signals: ``near_dup_cluster`` (text = the cluster's kept sample, value = cluster size).
 """
 
@@ -18,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from curation.dedup.minhash import (
     MinHashParams,
@@ -32,11 +33,13 @@ from curation.pipeline.base import (
     DECISION_SCHEMA,
     SIGNAL_SCHEMA,
     GlobalStep,
+    ReferenceParams,
     StepOutput,
+    reference_mask,
 )
 
 
-class NearDedupParams(BaseModel):
+class NearDedupParams(ReferenceParams):
     """MinHash near-dedup parameters."""
 
     model_config = ConfigDict(extra="forbid")
@@ -70,10 +73,6 @@ class NearDedupParams(BaseModel):
     )
     include_reasoning: bool = Field(
         default=False, description="Compare reasoning traces too."
-    )
-    reference_batches: list[int] = Field(
-        default_factory=list,
-        description="Batches whose samples are a reference: never dropped.",
     )
     score_signal: str = Field(
         default="quality_score",
@@ -192,16 +191,7 @@ class NearDedupStep(GlobalStep):
         counters: Counter[str] = Counter(candidates_verified=edges.num_rows)
         if found.num_rows == 0:
             return StepOutput(counters=counters)
-        ref = (
-            pc.is_in(
-                signatures.column("batch_id"),
-                pa.array(
-                    self.params.reference_batches, signatures.column("batch_id").type
-                ),
-            )
-            if self.params.reference_batches
-            else pa.array(np.zeros(n, dtype=bool))
-        )
+        ref = reference_mask(signatures.column("batch_id"), self.params.reference_batches)
         meta = (
             signatures.select(
                 ["sample_id", "batch_id", "row_number", "score", "answer_hash"]

@@ -1,5 +1,8 @@
 """Semantic dedup step (see :mod:`curation.dedup.semantic`): samples whose embeddings are closer than a
 cosine threshold form clusters; each keeps its best sample (``quality_score``, then the earliest).
+``reference_batches`` (see :class:`curation.pipeline.base.ReferenceParams`, the same in every dedup step):
+samples of these batches are never dropped and are kept in preference; new samples in their cluster are
+dropped, naming the reference sample.
 
 Embeddings are cached in the store's ``embeddings`` table, keyed by the content hash of the current text
 and the model (and what is compared), so a re-run, or a run with another threshold, encodes nothing
@@ -15,7 +18,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from curation.dedup.minhash import components
 from curation.dedup.semantic import embedding_dim, encode, model_key, neighbour_pairs
@@ -24,12 +27,14 @@ from curation.pipeline.base import (
     DECISION_SCHEMA,
     SIGNAL_SCHEMA,
     GlobalStep,
+    ReferenceParams,
     StepOutput,
+    reference_mask,
 )
 from curation.pipeline.steps.near_dedup import compared_text_sql
 
 
-class SemanticDedupParams(BaseModel):
+class SemanticDedupParams(ReferenceParams):
     """Semantic dedup parameters."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,7 +51,7 @@ class SemanticDedupParams(BaseModel):
 
 
 class SemanticDedupStep(GlobalStep):
-    """Embedding neighbours above a cosine threshold; keep the best of each cluster."""
+    """Embedding neighbours above a cosine threshold; keep the best of each cluster (a reference sample first)."""
 
     type_name = "semantic_dedup"
     Params = SemanticDedupParams
@@ -109,7 +114,10 @@ class SemanticDedupStep(GlobalStep):
         if not len(members):
             return StepOutput(counters=counters)
         score = np.nan_to_num(signatures.column("score").to_numpy(zero_copy_only=False).astype(float), nan=-1e308)
-        order_key = np.lexsort((signatures.column("row_number").to_numpy(), signatures.column("batch_id").to_numpy(), -score))
+        is_ref = reference_mask(signatures.column("batch_id"), self.params.reference_batches).to_numpy(zero_copy_only=False)
+        # the keeper of a cluster: a reference sample, then the highest score, then the earliest
+        order_key = np.lexsort((signatures.column("row_number").to_numpy(), signatures.column("batch_id").to_numpy(), -score,
+                                ~is_ref))
         rank = np.empty(n, dtype=np.int64)
         rank[order_key] = np.arange(n)
         keeper: dict[int, int] = {}
@@ -121,13 +129,14 @@ class SemanticDedupStep(GlobalStep):
         d_ids, d_reasons, d_refs, d_scores = [], [], [], []
         for m, c in zip(members.tolist(), cluster.tolist()):
             k = keeper[c]
-            if m == k:
+            if m == k or is_ref[m]:  # a reference sample is never dropped
                 continue
             cos = float(x[m] @ x[k])
             d_ids.append(ids[m])
             d_refs.append(ids[k])
             d_scores.append(round(cos, 4))
-            d_reasons.append(f"semantic duplicate of {ids[k]} (cosine {cos:.3f}; cluster of {size[c]}, one kept)")
+            what = "reference sample" if is_ref[k] else "sample"
+            d_reasons.append(f"semantic duplicate of {what} {ids[k]} (cosine {cos:.3f}; cluster of {size[c]}, one kept)")
         counters.update(clusters=len(keeper), in_clusters=len(members), dropped=len(d_ids))
         decisions = pa.table([pa.array(d_ids, pa.string()), pa.array(["drop"] * len(d_ids), pa.string()),
                               pa.array(d_reasons, pa.string()), pa.array(d_refs, pa.string()),
