@@ -226,8 +226,10 @@ class LinguaBackend:
     def __init__(self, low_accuracy: bool = False, relatives: bool = True) -> None:
         try:
             import lingua
-        except ImportError as e:  # pragma: no cover - depends on the install
-            raise ImportError("language detection needs lingua-language-detector: pip install 'llm-curate[filters]'") from e
+        except ImportError as e:  # depends on the install
+            from curation.errors import MissingExtraError
+
+            raise MissingExtraError("filters", "language detection (lingua-language-detector)") from e
         self._lingua = lingua
         self.low_accuracy = low_accuracy
         self.relatives = relatives

@@ -56,7 +56,10 @@ def main_callback(
 @app.command()
 @handle_errors
 def init() -> None:
-    """Create the store (or migrate it to the current schema) and print where it is."""
+    """Create the store (or migrate it to the current schema) and print where it is.
+
+    Example: curate --db data/store/curate.duckdb init
+    """
     from curation.cli.render import out
 
     store = _store()
@@ -80,7 +83,10 @@ def ingest(
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any row was quarantined or an input had a problem.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the per-batch reports as JSON.")] = False,
 ) -> None:
-    """Load inputs into the store; bad rows go to quarantine with file, line and reason."""
+    """Load inputs into the store; bad rows go to quarantine with file, line and reason.
+
+    Example: curate ingest data/sample/instructions.jsonl --map output=answer
+    """
     from curation.cli.render import err, out, progress_bar
     from curation.ingest import FieldMapping, IngestOptions, ingest_paths
 
@@ -132,7 +138,10 @@ def _print_reports(reports) -> None:  # noqa: ANN001
 def batches(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
 ) -> None:
-    """List ingested batches with their row accounting (read = loaded + quarantined)."""
+    """List ingested batches with their row accounting (read = loaded + quarantined).
+
+    Example: curate batches --json
+    """
     from curation.cli.render import arrow_table, out
     from curation.inspect import list_batches
     from curation.sql import to_json_lines
@@ -152,7 +161,10 @@ def quarantine(
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Show quarantined rows: file, line, reason and the row verbatim."""
+    """Show quarantined rows: file, line, reason and the row verbatim.
+
+    Example: curate quarantine --batch 1 --reason "malformed JSON"
+    """
     from curation.inspect import list_quarantine
 
     table = list_quarantine(_store(), batch=batch, reason=reason, limit=limit)
@@ -184,7 +196,10 @@ def samples(
     limit: Annotated[int, typer.Option(help="At most this many samples.")] = 20,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Show samples, filtered by batch, shape, text or reasoning; --id shows one in full."""
+    """Show samples, filtered by batch, shape, text or reasoning; --id shows one in full.
+
+    Example: curate samples --shape sharegpt --with-reasoning --limit 5
+    """
     from curation.inspect import find_samples
 
     table = find_samples(_store(), sample_id=sample_id, batch=batch, shape=shape, contains=contains,
@@ -228,7 +243,10 @@ def sql(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file.")] = None,
     max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
 ) -> None:
-    """Run read-only SQL on the store. Writes, COPY, ATTACH, INSTALL/LOAD and file reads are refused (exit 3)."""
+    """Run read-only SQL on the store. Writes, COPY, ATTACH, INSTALL/LOAD and file reads are refused (exit 3).
+
+    Example: curate sql "SELECT step, count(*) FROM dropped GROUP BY 1" --format csv
+    """
     from curation.cli.render import arrow_table, err, out
     from curation.sql import (
         OUTPUT_FORMATS,
@@ -263,7 +281,10 @@ def run(
     reference_snapshot: Annotated[Optional[int], typer.Option(
         help="An approved snapshot whose samples are every dedup step's reference: never dropped; new copies of them are.")] = None,
 ) -> None:
-    """Run the pipeline over the ingested samples (or resume an interrupted run), then print the funnel."""
+    """Run the pipeline over the ingested samples (or resume an interrupted run), then print the funnel.
+
+    Example: curate run --config pipeline.toml
+    """
     from curation.cli.render import err, out
     from curation.pipeline import load_config
     from curation.pipeline.executor import run_pipeline
@@ -321,7 +342,10 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.jsonl or .parquet).")],
     fmt: Annotated[Optional[str], typer.Option("--format", help="jsonl|parquet (default: from the file name).")] = None,
 ) -> None:
-    """Write the kept samples of the latest run, with their current text, to JSONL or Parquet."""
+    """Write the kept samples of the latest run, with their current text, to JSONL or Parquet.
+
+    Example: curate export -o kept.parquet
+    """
     from curation.cli.render import err
     from curation.run_export import export_kept
 
@@ -335,7 +359,10 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the funnel as JSON.")] = False,
     run_id: Annotated[Optional[int], typer.Option("--run", help="Run (default: the latest done run).")] = None,
 ) -> None:
-    """Print the funnel: rows read, quarantined, loaded, and each step's drops and flags in the latest run."""
+    """Print the funnel: rows read, quarantined, loaded, and each step's drops and flags in the latest run.
+
+    Example: curate stats --json
+    """
     from curation.cli.render import arrow_table, out
     from curation.inspect import funnel
 
@@ -355,7 +382,10 @@ def report(
         typer.Option("--out", "-o", help="HTML file to write (default: <store folder>/reports/run-<id>.html)."),
     ] = None,
 ) -> None:
-    """Write a self-contained HTML report of a run (funnel, drops and flags, languages, lengths, quality, examples)."""
+    """Write a self-contained HTML report of a run (funnel, drops and flags, languages, lengths, quality, examples).
+
+    Example: curate report --run 1 -o run-1.html
+    """
     from curation.cli.render import out
     from curation.report import write_report
 
@@ -376,7 +406,10 @@ def demo(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of input files (default: the bundled sample).")] = None,
 ) -> None:
     """Run the main job end to end on the bundled sample data: ingest, run the default pipeline, print the funnel,
-    write the HTML report."""
+    write the HTML report.
+
+    Example: curate --db data/demo/curate.duckdb demo
+    """
     from curation.cli.render import err, progress_bar
     from curation.demo import run_demo
     from curation.report import write_report

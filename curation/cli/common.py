@@ -40,18 +40,20 @@ def handle_errors(fn):  # noqa: ANN001, ANN201
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        from rich.markup import escape
+
         from curation.cli.render import err
 
         try:
             return fn(*args, **kwargs)
         except CurateError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True)
             raise typer.Exit(e.exit_code) from e
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as e:  # noqa: BLE001 - a bug: say so, keep the traceback, exit with its own code
             log = internal_error_log(e)
-            err.print(f"[bold red]internal error:[/] {type(e).__name__}: {e}\n(a bug, not a problem with your input; "
+            err.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}\n(a bug, not a problem with your input; "
                       f"the traceback is in {log}; please report it)", highlight=False, markup=True)
             raise typer.Exit(EXIT_INTERNAL) from e
 

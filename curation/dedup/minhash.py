@@ -527,8 +527,13 @@ def components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
 
     Returns (members, cluster) for the nodes that have an edge, ``cluster`` being the smallest member.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    try:
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+    except ImportError as e:  # the base install has no scipy
+        from curation.errors import MissingExtraError
+
+        raise MissingExtraError("dedup", "near-duplicate clusters (scipy)") from e
 
     if len(a) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)

@@ -43,12 +43,11 @@ class ExportResult:
 
 def unapplied_review_warning(store: Store, snapshot_id: int) -> str | None:
     """A warning when the snapshot's reviews rejected or corrected samples that this snapshot still holds as they were."""
-    from curation.review.certification import lineage_counts
-
     try:
-        found = lineage_counts(store, snapshot_id)
-    except MissingExtraError:
+        from curation.review.certification import lineage_counts
+    except MissingExtraError:  # a base install has no reviews to have found anything
         return None
+    found = lineage_counts(store, snapshot_id)
     n = found["rejected_removed"] + found["corrected"] + found["edited"]
     if not n:
         return None

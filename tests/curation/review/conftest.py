@@ -1,4 +1,4 @@
-"""Fixtures of the review tests: the bundled sample ingested and curated once per module, a copy per test."""
+"""Fixtures of the review tests: the bundled sample ingested and curated once per test session, a copy per test."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.conftest import SAMPLE_DIR
 FILES = ["instructions.jsonl", "dialogues_sharegpt.jsonl", "messages_openai.json", "instructions_gb18030.csv"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def curated(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("loop") / "curate.duckdb"
     store = Store(path)
