@@ -74,29 +74,20 @@ def _input_sql(step: Step) -> str:
               AND sample_id IN (SELECT sample_id FROM page)
             GROUP BY sample_id
         )"""
+    # the run's current text comes from the store's one definition (run_texts); the page is one batch's
+    # row-number range, read through the column zonemaps
     sql = f"""
         WITH page AS (
-            SELECT s.* FROM samples s
-            JOIN batches b ON b.batch_id = s.batch_id AND b.status = 'done' AND b.batch_id <= $maxb
-            WHERE s.batch_id = $cb AND s.row_number > $cr AND s.row_number <= $hi
+            SELECT k.sample_id, k.batch_id, k.row_number, k.shape, {TEXT_COLUMNS}
+            FROM run_texts($run) k
+            WHERE k.batch_id = $cb AND k.row_number > $cr AND k.row_number <= $hi
               AND NOT EXISTS (
                   SELECT 1 FROM decisions d JOIN run_steps rs ON rs.run_id = d.run_id AND rs.step = d.step
-                  WHERE d.run_id = $run AND d.sample_id = s.sample_id AND d.verdict = 'drop' AND rs.position < $pos)
-        ), cur AS (
-            SELECT t.* FROM sample_texts t
-            WHERE t.run_id = $run AND t.sample_id IN (SELECT sample_id FROM page)
-            QUALIFY row_number() OVER (PARTITION BY t.sample_id ORDER BY t.version DESC) = 1
+                  WHERE d.run_id = $run AND d.sample_id = k.sample_id AND d.verdict = 'drop' AND rs.position < $pos)
         ){signal_cte}
-        SELECT s.sample_id, s.batch_id, s.row_number, s.shape,
-               CASE WHEN cur.sample_id IS NULL THEN s.instruction ELSE cur.instruction END AS instruction,
-               CASE WHEN cur.sample_id IS NULL THEN s.input ELSE cur.input END AS input,
-               CASE WHEN cur.sample_id IS NULL THEN s.output ELSE cur.output END AS output,
-               CASE WHEN cur.sample_id IS NULL THEN s.system ELSE cur.system END AS system,
-               CASE WHEN cur.sample_id IS NULL THEN s.messages ELSE cur.messages END AS messages,
-               CASE WHEN cur.sample_id IS NULL THEN s.reasoning ELSE cur.reasoning END AS reasoning
+        SELECT s.sample_id, s.batch_id, s.row_number, s.shape, {', '.join('s.' + c for c in TEXT_COLUMNS.split(', '))}
                {signal_cols}
         FROM page s
-        LEFT JOIN cur ON cur.sample_id = s.sample_id
         {"LEFT JOIN sig ON sig.sample_id = s.sample_id" if names else ""}
         ORDER BY s.batch_id, s.row_number"""
     model = getattr(step, "embedding_model", None)
@@ -164,7 +155,7 @@ class LocalExecutor:
         cb, cr = cursor
         with self.store.reader(safe=True) as con:
             while True:
-                params = {"run": run_id, "pos": position, "maxb": max_batch, "cb": cb, "cr": cr, "hi": cr + limit}
+                params = {"run": run_id, "pos": position, "cb": cb, "cr": cr, "hi": cr + limit}
                 page = query_arrow(con, sql, params)  # type: ignore[arg-type]
                 if page.num_rows:
                     last = (int(page.column("batch_id")[-1].as_py()), int(page.column("row_number")[-1].as_py()))
@@ -202,7 +193,8 @@ class LocalExecutor:
         if out.texts is not None and out.texts.num_rows:
             con.register("out_texts", out.texts)
             con.execute(
-                """INSERT INTO sample_texts
+                """INSERT INTO sample_texts (sample_id, version, run_id, step, instruction, input, output, system,
+                                            messages, reasoning, content_hash)
                     SELECT t.sample_id, coalesce(v.last, 0) + 1, ?, ?, t.instruction, t.input, t.output, t.system,
                            t.messages, t.reasoning, t.content_hash
                     FROM out_texts t
