@@ -178,8 +178,8 @@ TABLES: tuple[Table, ...] = (
         (
             C("sample_id", "VARCHAR", "Sample."),
             C("version", "INTEGER", "1, 2, ... per sample, in the order written."),
-            C("run_id", "INTEGER", "Run that wrote it."),
-            C("step", "VARCHAR", "Step that wrote it."),
+            C("run_id", "INTEGER", "Run whose step wrote it; NULL for a version a snapshot's review made (a correction)."),
+            C("step", "VARCHAR", "Step that wrote it ('review' for a reviewer's correction)."),
             C("instruction", "VARCHAR", "Instruction."),
             C("input", "VARCHAR", "Input."),
             C("output", "VARCHAR", "Output."),
@@ -187,6 +187,7 @@ TABLES: tuple[Table, ...] = (
             C("messages", "STRUCT(role VARCHAR, content VARCHAR, reasoning VARCHAR)[]", "Dialogue turns."),
             C("reasoning", "VARCHAR", "Reasoning trace."),
             C("content_hash", "VARCHAR", "md5 of the text with whitespace runs collapsed: exact duplicates share it."),
+            C("snapshot_id", "INTEGER", "The reviewed snapshot whose review made it (a correction), else NULL."),
         ),
     ),
     Table(
@@ -228,6 +229,7 @@ TABLES: tuple[Table, ...] = (
             C("forced", "BOOLEAN", "Approved without certification (--force); the manifest says so."),
             C("certification", "JSON", "The certification the approval rests on (estimate, bounds, reviews)."),
             C("review_plan", "JSON", "The review loop's plan: reviews, rounds (looks), per round, target, confidence, overlap, seed, strata."),
+            C("applied_from", "INTEGER", "The snapshot whose reviews this one applies (`curate review apply`), else NULL."),
         ),
     ),
     Table(
@@ -288,6 +290,20 @@ VIEWS: tuple[Table, ...] = (
     ),
     Table("latest_run", "The most recent run with status done (one row, or none).", _columns("runs")),
     Table(
+        "sample_versions",
+        "Every text version of every sample: version 0 as read (from samples), then each version in sample_texts "
+        "with what made it (a run's step, or a snapshot's review).",
+        (
+            C("sample_id", "VARCHAR", "Sample."),
+            C("version", "INTEGER", "0 = as read."),
+            C("run_id", "INTEGER", "Run whose step made it, or NULL."),
+            C("snapshot_id", "INTEGER", "Reviewed snapshot whose correction made it, or NULL."),
+            C("step", "VARCHAR", "ingest, a step name, or review."),
+            C("shape", "VARCHAR", "alpaca, sharegpt or openai."),
+            *_columns("samples", ("instruction", "input", "output", "system", "messages", "reasoning")),
+        ),
+    ),
+    Table(
         "dropped",
         "Samples the latest run dropped, with step and reason.",
         (
@@ -301,7 +317,8 @@ VIEWS: tuple[Table, ...] = (
     ),
     Table(
         "kept",
-        "Samples the latest run kept, with their current text (the run's latest version, else as read).",
+        "Samples the latest run kept, with their current text (the run's latest version, else as read): "
+        "`run_kept(<latest run>)`.",
         (
             C("run_id", "INTEGER", "Run."),
             C("sample_id", "VARCHAR", "Sample."),
@@ -321,8 +338,9 @@ VIEWS: tuple[Table, ...] = (
     ),
     Table(
         "funnel",
-        "Rows at each stage, in order: read, quarantined, loaded; then for the latest run its input, each "
-        "step's drops and flags, and what it kept.",
+        "Rows at each stage, in order: read, quarantined, loaded (the batches the latest run read, or all when "
+        "there is no run); then the run's input, each step's drops and flags, and what it kept: "
+        "`funnel_for(<latest run>)`.",
         (
             C("position", "INTEGER", "Order of the stage."),
             C("stage", "VARCHAR", "Stage name."),
@@ -332,10 +350,53 @@ VIEWS: tuple[Table, ...] = (
 )
 
 
+_TEXT_OF = ("batch_id", "source", "row_number", "external_id", "shape", "instruction", "input", "output", "system",
+            "messages", "reasoning", "metadata")
+
+# Table macros: the store's one definition of a sample's text, for any run or snapshot. Call them in SQL:
+# ``SELECT * FROM run_kept(3)``.
+MACROS: tuple[Table, ...] = (
+    Table(
+        "run_texts",
+        "`run_texts(run)`: the run's input samples with the text the run made (the run's latest version, else as "
+        "read). Reviews never write a run's versions, so a finished run's texts never change.",
+        (C("run_id", "INTEGER", "Run."), C("sample_id", "VARCHAR", "Sample."),
+         C("version", "INTEGER", "Text version (0 = as read)."), *_columns("samples", _TEXT_OF)),
+    ),
+    Table(
+        "run_kept",
+        "`run_kept(run)`: run_texts(run) without the samples the run dropped (the `kept` view, for any run).",
+        (C("run_id", "INTEGER", "Run."), C("sample_id", "VARCHAR", "Sample."),
+         C("version", "INTEGER", "Text version (0 = as read)."), *_columns("samples", _TEXT_OF)),
+    ),
+    Table(
+        "snapshot_texts",
+        "`snapshot_texts(snapshot)`: a snapshot's samples with the text of their pinned versions.",
+        (C("snapshot_id", "INTEGER", "Snapshot."), C("sample_id", "VARCHAR", "Sample."),
+         C("version", "INTEGER", "Pinned text version."), C("content_hash", "VARCHAR", "Its content hash."),
+         C("is_new", "BOOLEAN", "Needs review (not in an approved parent)."), *_columns("samples", _TEXT_OF)),
+    ),
+    Table(
+        "snapshot_strata",
+        "`snapshot_strata(snapshot)`: the review strata of a snapshot's new samples: 'flagged' (a step of its run "
+        "flagged the sample; reviewed in full), else source file | language.",
+        (C("sample_id", "VARCHAR", "Sample."), C("version", "INTEGER", "Pinned version."),
+         C("source", "VARCHAR", "Input path."), C("lang", "VARCHAR", "Language code ('und' when none)."),
+         C("flagged", "BOOLEAN", "A step flagged it."), C("stratum", "VARCHAR", "Review stratum.")),
+    ),
+    Table(
+        "funnel_for",
+        "`funnel_for(run)`: the funnel of any run (the `funnel` view is the latest run's).",
+        (C("position", "INTEGER", "Order of the stage."), C("stage", "VARCHAR", "Stage name."),
+         C("rows", "BIGINT", "Rows at or removed by the stage.")),
+    ),
+)
+
+
 def markdown_reference() -> str:
     """The table reference as Markdown, as it appears in the README."""
     out: list[str] = []
-    for kind, items in (("Table", TABLES), ("View", VIEWS)):
+    for kind, items in (("Table", TABLES), ("View", VIEWS), ("Macro", MACROS)):
         for t in items:
             out.append(f"#### {kind} `{t.name}`\n\n{t.doc}\n\n| column | type | meaning |\n|---|---|---|")
             for c in t.columns:

@@ -8,7 +8,7 @@ import pytest
 
 from curation.errors import StoreError
 from curation.store.migrations import LATEST_VERSION
-from schemas.tables import TABLES, VIEWS, markdown_reference
+from schemas.tables import MACROS, TABLES, VIEWS, markdown_reference
 from tests.conftest import REPO
 
 
@@ -31,6 +31,45 @@ def test_every_column_is_documented_and_exists(store) -> None:
             for (name, dtype), doc in zip(cols, t.columns):
                 norm = lambda s: re.sub(r'[\s"]', "", s).upper()  # noqa: E731
                 assert norm(dtype) == norm(doc.type), (t.name, name, dtype, doc.type)
+
+
+def test_every_macro_is_documented_and_gives_its_columns(store) -> None:
+    store.init()
+    with store.reader() as con:
+        for m in MACROS:
+            cols = con.execute(f"DESCRIBE SELECT * FROM {m.name}(NULL)").fetchall()
+            assert [c[0] for c in cols] == m.column_names(), m.name
+            norm = lambda s: re.sub(r'[\s"]', "", s).upper()  # noqa: E731
+            assert [norm(c[1]) for c in cols] == [norm(c.type) for c in m.columns], m.name
+
+
+def test_a_store_at_schema_6_migrates_its_corrections_out_of_the_run_and_keeps_its_id(store) -> None:
+    import duckdb
+
+    from curation.store.migrations import MIGRATIONS
+
+    store.path.parent.mkdir(parents=True)
+    con = duckdb.connect(str(store.path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)")
+    for m in MIGRATIONS[:6]:
+        for stmt in m.statements:
+            con.execute(stmt)
+        con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [m.version, m.description])
+    old_id = con.execute("SELECT store_id FROM store_info").fetchall()[0][0]
+    # snapshot 1 reviewed; its child 2 pins a correction that the old code wrote under run 1
+    con.execute("INSERT INTO sample_texts VALUES ('s1', 1, 1, 'clean', 'q', NULL, 'a', NULL, NULL, NULL, 'h1')")
+    con.execute("INSERT INTO sample_texts VALUES ('s1', 2, 1, 'review', 'q', NULL, 'fixed', NULL, NULL, NULL, 'h2')")
+    for sid, parent, cert in ((1, None, None), (2, 1, '{"from_reviews_of": 1}')):
+        con.execute("INSERT INTO snapshots (snapshot_id, parent_id, run_id, state, content_hash, n_samples, n_new, config, "
+                    "created_at, certification) VALUES (?, ?, 1, 'draft', '', 1, 1, '{}', now(), ?)", [sid, parent, cert])
+    con.execute("INSERT INTO snapshot_samples VALUES (1, 's1', 1, 'h1', true), (2, 's1', 2, 'h2', false)")
+    con.close()
+    assert store.init() == LATEST_VERSION
+    with store.reader() as con:
+        rows = con.execute("SELECT version, run_id, snapshot_id, step FROM sample_texts ORDER BY version").fetchall()
+        assert rows == [(1, 1, None, "clean"), (2, None, 1, "review")]
+        assert con.execute("SELECT snapshot_id, applied_from FROM snapshots ORDER BY 1").fetchall() == [(1, None), (2, 1)]
+    assert store.store_id == old_id and len(old_id) == 36
 
 
 def test_readme_table_reference_is_current() -> None:
@@ -63,9 +102,11 @@ def test_a_store_held_too_long_is_exit_code_4(store, tmp_path) -> None:
     from curation.cli.app import app
 
     store.init()
+    # the holder keeps the store open until its stdin is closed, however long the CLI takes to give up
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(store.path)!r}); print('held', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c",
+         f"import duckdb, sys; c = duckdb.connect({str(store.path)!r}); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -73,7 +114,7 @@ def test_a_store_held_too_long_is_exit_code_4(store, tmp_path) -> None:
         assert res.exit_code == 4, res.output
         assert "locked by another process" in res.output and "CURATE_LOCK_TIMEOUT" in res.output
     finally:
-        holder.kill()
+        holder.stdin.close()
         holder.wait()
 
 
