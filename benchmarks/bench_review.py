@@ -77,8 +77,9 @@ def main() -> int:
     from curation.review.backends.labelstudio_config import task_of
     from curation.review.items import sample_items
     from curation.review.labelstudio_server import start
-    from curation.review.loop import draw_sample, pull_review, push_review
-    from curation.review.snapshots import create_snapshot
+    from curation.review.loop import pull_review, push_review
+    from curation.review.sampling import draw_sample
+    from curation.snapshots import create_snapshot
     from curation.store import Store
     from schemas.pipeline import PipelineConfig, StepConfig
 
