@@ -126,3 +126,19 @@ def test_an_incremental_round_dedups_new_batches_against_the_approved_parent(sto
     new = q(store, """SELECT s.source FROM snapshot_samples ss JOIN samples s USING (sample_id)
                       WHERE ss.snapshot_id = ? AND ss.is_new""", [child.snapshot_id])
     assert any(src.endswith("round2.jsonl") for (src,) in new) and sid not in {r[0] for r in new}
+
+
+def test_the_reference_snapshot_reaches_every_dedup_step(store) -> None:
+    from curation.snapshots import with_reference_snapshot
+
+    cfg = PipelineConfig(steps=[StepConfig(type="clean"), StepConfig(type="exact_dedup"), StepConfig(type="near_dedup"),
+                                StepConfig(type="semantic_dedup")])
+    with pytest.raises(UsageError, match="only an approved snapshot"):
+        with_reference_snapshot(store, cfg, create_snapshot(store).snapshot_id)
+    parent = approve(store, create_snapshot(store).snapshot_id, force=True)
+    got = with_reference_snapshot(store, cfg, parent.snapshot_id)
+    batches = sorted({r[0] for r in q(store, """SELECT s.batch_id FROM snapshot_samples ss JOIN samples s USING (sample_id)
+                                                WHERE ss.snapshot_id = ?""", [parent.snapshot_id])})
+    assert [s.params.get("reference_batches") for s in got.steps] == [None, batches, batches, batches]
+    with pytest.raises(UsageError, match="no dedup step"):
+        with_reference_snapshot(store, PipelineConfig(steps=[StepConfig(type="clean")]), parent.snapshot_id)
