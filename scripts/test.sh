@@ -1,9 +1,49 @@
 #!/usr/bin/env bash
-# Set up a virtual environment (if needed) and run the test suite. Extra arguments go to pytest.
+# Install what the tests need and run them; this is what CI runs (.ci/run). Extra arguments go to pytest.
+#   - headless Chromium for the report's browser test (tests/curation/test_report.py), through apt-get when
+#     missing: as root, or with sudo; without either the script says what to install and stops;
+#   - the virtual environment with the test extras (scripts/_venv.sh);
+#   - Label Studio, for the review tests, in its own virtual environment (it pins many packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+have_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+
+install_chromium() {
+  have_chromium && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo="sudo"
+    else
+      echo "scripts/test.sh: the report's browser test needs Chromium, which is not installed; installing it needs" >&2
+      echo "root (this user is not root, and there is no sudo). Install it, then run this again:" >&2
+      echo "    apt-get install -y chromium    (as root on Debian; elsewhere your system's chromium package)" >&2
+      return 1
+    fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: the report's browser test needs Chromium, which is not installed, and there is no" >&2
+    echo "apt-get here. Install Chromium with your system's package manager (a 'chromium' or 'chromium-browser'" >&2
+    echo "command on PATH), then run this again." >&2
+    return 1
+  fi
+  echo "scripts/test.sh: installing Chromium with ${sudo:+$sudo }apt-get, for the report's browser test" >&2
+  if ! $sudo apt-get update -qq || \
+     ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; then
+    echo "scripts/test.sh: installing Chromium failed (see apt-get's message above)" >&2
+    return 1
+  fi
+  if ! have_chromium; then
+    echo "scripts/test.sh: apt-get installed the chromium package, but no chromium command is on PATH" >&2
+    return 1
+  fi
+}
+
+install_chromium
 source scripts/_venv.sh test
-# Label Studio, for the review tests, in its own virtual environment (it pins many packages); made once
 "$VENV/bin/python" -c "from curation.review.labelstudio_server import ensure_venv; ensure_venv()"
 export OMP_NUM_THREADS=1
 exec "$VENV/bin/python" -m pytest -q "$@"

@@ -29,7 +29,7 @@ def test_ingest_then_inspect(cli, tmp_path) -> None:
     f = write_lines(tmp_path / "a.jsonl", ['{"instruction": "q", "output": "<think>r</think>a", "id": "x1"}', "{oops"])
     res = cli("ingest", str(f))
     assert res.exit_code == 0 and "1 problem" in res.output
-    assert cli("ingest", str(f)).output.count("nothing to do") == 1
+    assert "a.jsonl: skipped" in cli("ingest", str(f)).output  # the note's start: the path after it may wrap
     assert cli("ingest", "--strict", str(f)).exit_code == 0  # a no-op has no new problems
     g = write_lines(tmp_path / "b.jsonl", ["{oops"])
     assert cli("ingest", "--strict", str(g)).exit_code == 1
@@ -55,10 +55,34 @@ def test_exit_codes_for_bad_usage(cli, tmp_path) -> None:
     assert cli("samples", "--id", "nope").exit_code == 2
 
 
-def test_demo_runs_end_to_end(cli) -> None:
+def test_demo_runs_end_to_end(cli, store) -> None:
+    """The README's demo, twice: the second time nothing is loaded or run. Checked on the store and on short
+    facts of the output: the messages that name an input's path wrap with the length of that path."""
+    from curation.demo import DEMO_INPUTS
+
+    def state() -> dict[str, list[tuple]]:
+        queries = {
+            "batches": "SELECT batch_id, source_name, status, rows_read, rows_loaded, finished_at FROM batches ORDER BY ALL",
+            "runs": "SELECT run_id, status, finished_at FROM runs ORDER BY ALL",
+            "samples": "SELECT count(*) FROM samples",
+            "decisions": "SELECT count(*) FROM decisions",
+        }
+        with store.reader() as con:
+            return {name: con.execute(q).fetchall() for name, q in queries.items()}
+
     res = cli("demo")
     assert res.exit_code == 0, res.output
-    assert "funnel" in res.output and "instructions_gb18030.csv" in res.output
-    assert "exact_dedup: dropped" in res.output and "kept" in res.output
+    assert "funnel" in res.output and all(name in res.output for name in DEMO_INPUTS)
+    funnel = json.loads(cli("stats", "--json").output)
+    assert funnel["exact_dedup: dropped"] > 0 and 0 < funnel["kept"] < funnel["loaded"]
+    assert (store.path.parent / "reports" / "run-1.html").is_file()
+    before = state()
+    assert [b[2] for b in before["batches"]] == ["done"] * len(DEMO_INPUTS)
+    assert [r[1] for r in before["runs"]] == ["done"]
+
     again = cli("demo")
-    assert again.output.count("nothing to do") == 5  # four inputs and the run
+    assert again.exit_code == 0, again.output
+    assert state() == before  # no batch, sample, run or decision added or changed
+    # each note starts its table cell and the run's line starts a line, so neither is cut by wrapping
+    assert all(f"{name}: skipped" in again.output for name in DEMO_INPUTS), again.output
+    assert "run 1: nothing to do" in again.output

@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -66,37 +65,69 @@ def test_output_formats(cli, loaded, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "nope" in bad.output
 
 
+# An ingest in another process that stops at a quarter, half and three quarters of its input (each time
+# after the chunk that crosses the mark), says "paused" and waits for "go" on stdin: reads made while it
+# waits are made in the middle of the load, whatever the speed of the machine.
+PAUSING_INGEST = """
+import sys
+from curation.ingest import IngestOptions, ingest_paths
+from curation.store import Store
+
+marks = [0.25, 0.5, 0.75]
+
+def progress(source, done, total, unit):
+    while marks and total and done >= marks[0] * total:
+        marks.pop(0)
+        print("paused", flush=True)
+        if sys.stdin.readline() != "go\\n":
+            sys.exit("stopped: no go")
+
+store_path, path = sys.argv[1:]
+ingest_paths(Store(store_path), [path], IngestOptions(chunk_bytes=64 * 1024, write_rows=1000), progress=progress)
+print("done", flush=True)
+"""
+
+
+def _sql(store_path: Path, query: str) -> list[dict]:
+    """`curate sql` in its own process, as a person would run it while the ingest goes on."""
+    res = subprocess.run([sys.executable, "-m", "curation.cli.app", "--db", str(store_path), "sql", query, "--format", "json"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return [json.loads(line) for line in res.stdout.splitlines()]
+
+
 def test_sql_answers_while_another_process_writes(store, tmp_path: Path) -> None:
-    """`curate sql` gets answers while a long ingest in another process holds short write transactions."""
+    """`curate sql` gets answers while an ingest in another process is part way through its input, writing
+    it in short transactions: the reads are made while that ingest waits at three marks of its input (its
+    batch open, its last write possibly still in flight), and one more while it runs on."""
+    n = 20_000
     big = tmp_path / "big.jsonl"
     with open(big, "w", encoding="utf-8") as f:
-        for i in range(60_000):
+        for i in range(n):
             f.write(json.dumps({"instruction": f"question {i}", "output": "answer " * 20}) + "\n")
     store.init()
-    writer = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from curation.store import Store; from curation.ingest import ingest_paths, IngestOptions;"
-         f"ingest_paths(Store({str(store.path)!r}), [{str(big)!r}], IngestOptions(chunk_bytes=64 * 1024, write_rows=1000))"],
-        cwd=REPO, stderr=subprocess.PIPE, text=True,
-    )
-    counts, during = [], 0
+    query = "SELECT (SELECT count(*) FROM samples) AS n, (SELECT list(status ORDER BY batch_id) FROM batches) AS status"
+    with open(tmp_path / "writer.err", "w") as err:
+        writer = subprocess.Popen([sys.executable, "-c", PAUSING_INGEST, str(store.path), str(big)], cwd=REPO,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+    seen = []
     try:
-        deadline = time.monotonic() + 120
-        while writer.poll() is None and time.monotonic() < deadline:
-            res = subprocess.run(
-                [sys.executable, "-m", "curation.cli.app", "--db", str(store.path), "sql",
-                 "SELECT count(*) AS n FROM samples", "--format", "json"],
-                cwd=REPO, capture_output=True, text=True, timeout=60,
-            )
-            assert res.returncode == 0, res.stderr
-            counts.append(json.loads(res.stdout)["n"])
-            if writer.poll() is None:
-                during += 1
+        for _ in range(3):
+            line = writer.stdout.readline()
+            if line != "paused\n":
+                writer.stdin.close()
+                writer.wait()
+                pytest.fail(f"the ingest did not pause ({line!r}): {(tmp_path / 'writer.err').read_text()}")
+            seen.append(_sql(store.path, query)[0])
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+        _sql(store.path, query)  # and while it runs: answered whether it overlaps a write or not
+        assert writer.stdout.readline() == "done\n", (tmp_path / "writer.err").read_text()
     finally:
-        writer.wait(timeout=120)
-    assert writer.returncode == 0, writer.stderr.read()
-    assert during >= 2, "the writer finished before any read could overlap it"
-    assert counts == sorted(counts) and counts[0] < 60_000  # reads saw the load progress
-    res = subprocess.run([sys.executable, "-m", "curation.cli.app", "--db", str(store.path), "sql",
-                          "SELECT count(*) AS n FROM samples", "--format", "json"], cwd=REPO, capture_output=True, text=True)
-    assert json.loads(res.stdout)["n"] == 60_000
+        writer.stdin.close()  # a writer still waiting for "go" stops
+        writer.wait()
+    assert writer.returncode == 0, (tmp_path / "writer.err").read_text()
+    assert [s["status"] for s in seen] == [["loading"]] * 3, seen  # every read was made in the middle of the load
+    counts = [s["n"] for s in seen]
+    assert 0 < counts[0] < counts[1] < counts[2] < n, counts  # and saw it progress
+    assert _sql(store.path, query) == [{"n": n, "status": ["done"]}]

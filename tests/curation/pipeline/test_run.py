@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -93,36 +91,79 @@ def test_same_config_same_input_is_a_no_op_and_fresh_repeats_it(store) -> None:
     assert d1 == d2
 
 
-def test_sigkill_mid_run_resumes_to_the_same_decisions(store, tmp_path) -> None:
-    reference = Store(tmp_path / "reference.duckdb")
-    shutil.copy(store.path, reference.path)
-    cfg_path = tmp_path / "small.toml"
-    cfg_path.write_text((REPO / "curation/pipeline/default.toml").read_text().replace("batch_rows = 50000", "batch_rows = 100"))
-    cfg = load_config(cfg_path)
-    run_pipeline(reference, cfg)
+# A run in another process that stops once 1000 rows are done in all, says "paused" and waits to be killed:
+# "between" stops it after the transaction that got there committed (in the progress callback), "inside"
+# stops it inside that transaction, before its COMMIT (Store.writer wrapped), so the kill loses that write.
+KILLABLE_RUN = """
+import signal, sys
+from contextlib import contextmanager
+from curation.pipeline import load_config
+from curation.pipeline.executor import run_pipeline
+from curation.store import Store
 
-    proc = subprocess.Popen(
-        [sys.executable, "-c",
-         "from curation.store import Store; from curation.pipeline import load_config;"
-         "from curation.pipeline.executor import run_pipeline;"
-         f"run_pipeline(Store({str(store.path)!r}), load_config({str(cfg_path)!r}))"],
-        cwd=REPO, env={**os.environ, "CURATE_LOCK_TIMEOUT": "60"},
-    )
-    killed_at = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            done = rows(store, "SELECT coalesce(sum(rows_done), 0) FROM run_steps")[0][0]
-        except Exception:  # the store may be mid-migration or held: try again
-            done = 0
-        if done >= 300:
-            proc.send_signal(signal.SIGKILL)
-            killed_at = done
-            break
-        time.sleep(0.005)
-    proc.wait(timeout=60)
-    assert killed_at is not None, "the run finished before it could be killed"
+store_path, config_path, where = sys.argv[1:]
+STOP_AT = 1000
+
+def wait_to_be_killed():
+    print("paused", flush=True)
+    while True:
+        signal.pause()
+
+def progress(step, done, total):
+    if where == "between" and done >= STOP_AT:
+        wait_to_be_killed()
+
+if where == "inside":
+    plain_writer = Store.writer
+
+    @contextmanager
+    def writer(self):
+        with plain_writer(self) as con:
+            yield con
+            if con.execute("SELECT coalesce(sum(rows_done), 0) FROM run_steps").fetchall()[0][0] >= STOP_AT:
+                wait_to_be_killed()
+
+    Store.writer = writer
+
+run_pipeline(Store(store_path), load_config(config_path), progress=progress)
+print("finished", flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def small_batches(ingested, tmp_path_factory) -> tuple[Path, Store]:
+    """The default pipeline in pages of 500 rows, and a store where it ran to the end undisturbed."""
+    folder = tmp_path_factory.mktemp("small_batches")
+    cfg_path = folder / "small.toml"
+    default = (REPO / "curation/pipeline/default.toml").read_text()
+    assert "batch_rows = 50000" in default
+    cfg_path.write_text(default.replace("batch_rows = 50000", "batch_rows = 500"))
+    reference = Store(folder / "reference.duckdb")
+    shutil.copy(ingested, reference.path)
+    assert run_pipeline(reference, load_config(cfg_path)).status == "done"
+    return cfg_path, reference
+
+
+@pytest.mark.parametrize("where", ["between", "inside"])
+def test_sigkill_mid_run_resumes_to_the_same_decisions(store, small_batches, where) -> None:
+    """A run killed part way through its first step (after a committed write, or inside a write's
+    transaction) resumes to the decisions, texts and counts of a run that was never interrupted."""
+    cfg_path, reference = small_batches
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE_RUN, str(store.path), str(cfg_path), where],
+                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line == "paused\n", f"the run did not stop part way ({line!r})"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     assert rows(store, "SELECT status FROM runs") == [("running",)]
+    (done, total), = rows(store, "SELECT sum(rows_done), (SELECT samples_in FROM runs) FROM run_steps")
+    # "between": the write that reached 1000 rows was committed; "inside": it was lost with the process
+    assert (1000 <= done < total) if where == "between" else (0 < done < 1000), (done, total)
+    cfg = load_config(cfg_path)
     resumed = run_pipeline(store, cfg)
     assert resumed.resumed and resumed.status == "done"
     q = "SELECT sample_id, step, verdict, reason, ref_sample_id FROM decisions ORDER BY ALL"
