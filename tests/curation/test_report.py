@@ -114,11 +114,11 @@ def number(cell: str) -> int:
 
 
 def find_chromium() -> str:
-    """The chromium binary; a missing one fails the test (never skips it): CI installs it in .ci/run."""
+    """The chromium binary; a missing one fails the test (never skips it): scripts/test.sh installs it."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
         pytest.fail("chromium is not installed, so the report cannot be checked in a browser: "
-                    "apt-get install -y chromium (Debian), as .ci/run does", pytrace=False)
+                    "apt-get install -y chromium (Debian), as scripts/test.sh does", pytrace=False)
     return path
 
 
