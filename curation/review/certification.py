@@ -46,8 +46,15 @@ class StratumCounts:
 
 
 def certify_strata(strata: list[StratumCounts], target: float = 0.98, confidence: float = 0.95, rounds: int = 1,
-                   per_round: int = 0) -> dict:
-    """Certification from per-stratum counts (see the module docstring for the method)."""
+                   per_round: int = 0, sampled: int | None = None) -> dict:
+    """Certification from per-stratum counts (see the module docstring for the method).
+
+    With a plan (``per_round``: sampled reviews per round; ``sampled``: all the sampled reviews drawn), the
+    loop looks only when a round is complete (a one-round plan: when its whole sample is judged), at the
+    alpha spent at that look; the last look comes once every drawn review is in. Without a plan, every call
+    is one look at ``1 - confidence``.
+    """
+    drawn = sampled
     sampled = [s for s in strata if not s.full and s.population > 0]
     full = [s for s in strata if s.full and s.population > 0]
     n_total = sum(s.population for s in sampled) + sum(s.population for s in full)
@@ -72,13 +79,13 @@ def certify_strata(strata: list[StratumCounts], target: float = 0.98, confidence
     n_blank = sum(s.population for s in sampled) - n_cov  # sampled strata nobody has judged yet
     n_sampled_reviewed = counts["sampled_reviewed"]
     look = 1
-    if rounds > 1 and per_round:
-        look = min(rounds, n_sampled_reviewed // per_round)
+    if per_round:
+        look = rounds if drawn and n_sampled_reviewed >= drawn else min(rounds, n_sampled_reviewed // per_round)
     alpha = spending(1 - confidence, rounds)[look - 1] if rounds > 1 and look >= 1 else 1 - confidence
     if judged:
         est_s = sum(s.population / n_cov * s.accepted / s.reviewed for s in judged)
         n_eff = 1.0 / sum((s.population / n_cov) ** 2 / s.reviewed for s in judged)
-        n_int = max(1, int(n_eff))
+        n_int = max(1, round(n_eff))  # n_eff never exceeds the reviews; truncating 522.997 would cost an error
         k = int(round(est_s * n_int))
         lo_s, up_s, method = bounds(k, n_int, n_cov, alpha)
     else:
@@ -92,14 +99,14 @@ def certify_strata(strata: list[StratumCounts], target: float = 0.98, confidence
     upper = (n_cov * up_s + full_correct_up + n_blank) / n_total
     estimate = None
     if est_s is not None or full_est:
-        base = est_s if est_s is not None else (full_est / max(1, counts["full_reviewed"]))
+        base = est_s if est_s is not None else counts["full_accepted"] / counts["full_reviewed"]
         estimate = (n_cov * (est_s or 0.0) + full_est + (n_blank + full_unknown) * base) / n_total
-    if rounds > 1 and look == 0:  # a loop of several rounds looks first when its first round is complete
+    if per_round and look == 0:  # a planned loop looks first when its first round is complete
         verdict, lower, upper = "undecided", 0.0, 1.0
     else:
         verdict = "certified" if lower >= target else "not_certified" if upper < target else "undecided"
     full_pending = sum(s.population - s.reviewed for s in full)
-    if rounds > 1 and look == 0:
+    if per_round and look == 0:
         more = max(0, per_round - n_sampled_reviewed) + full_pending
     else:
         more = _more_needed(verdict, target, n_total, n_cov, full_correct_lo, n_int, k, alpha, est_s, full_pending,
@@ -145,7 +152,7 @@ def strata_counts(store: Store, snapshot_id: int) -> list[StratumCounts]:
 def _own_certification(store: Store, snap: Snapshot, target: float, confidence: float) -> dict:
     plan = snap.review_plan or {}
     cert = certify_strata(strata_counts(store, snap.snapshot_id), target, confidence, int(plan.get("rounds", 1)),
-                          int(plan.get("per_round", 0)))
+                          int(plan.get("per_round", 0)), plan.get("sampled"))
     return cert | {"snapshot": snap.snapshot_id, "basis": "reviews"}
 
 

@@ -106,6 +106,15 @@ def start_review(store: Store, snapshot_id: int, reviews: int | None = None, rou
     if reviews is not None and reviews < 1:
         raise UsageError(f"reviews must be at least 1, not {reviews}")
     planned = review_plan(target, confidence, power, expected, rounds)
+    with store.reader() as con:
+        sizes = dict(con.execute("SELECT flagged, count(*) FROM snapshot_strata(?) GROUP BY ALL", [snapshot_id]).fetchall())
+    if not reviews:
+        from curation.review.stats import plan_for_strata
+
+        # the flagged samples are all reviewed and their errors count exactly: the sampled part is sized for it
+        planned["reviews"] = plan_for_strata(sizes.get(False, 0), sizes.get(True, 0), target, confidence, power,
+                                             expected, rounds)
+        planned["flagged_in_plan"] = sizes.get(True, 0)
     n = reviews or planned["reviews"]
     drawn = draw_sample(store, snapshot_id, n, seed, backend)
     sampled = sum(v["sampled"] for k, v in drawn.strata.items() if k != FLAGGED)

@@ -192,3 +192,45 @@ def plan_sequential(target: float = 0.98, confidence: float = 0.95, power: float
     last_alpha = spending(1 - confidence, rounds, rho)[-1]
     n = plan(target, 1 - last_alpha, power, expected)
     return int(math.ceil(n / rounds) * rounds)
+
+
+def plan_for_strata(sampled_population: int, full_population: int, target: float = 0.98, confidence: float = 0.95,
+                    power: float = 0.95, expected: float = 0.995, rounds: int = 1, rho: float = 3.0,
+                    max_splits: int = 400) -> int:
+    """Sampled reviews for a snapshot whose flagged samples (``full_population``) are all reviewed.
+
+    The flagged stratum's errors count one for one in the certified figure, so the sampled part must reach a
+    bound that depends on how the expected errors split between the two. The plan is the smallest n (a
+    multiple of ``rounds``) for which a snapshot of true accuracy ``expected`` certifies with probability
+    ``power`` at the last look's alpha, for every split of its errors (flagged e, sampled E - e; at most
+    ``max_splits`` splits checked, evenly spaced, ends included). Without a flagged stratum it is
+    :func:`plan` / :func:`plan_sequential`.
+    """
+    base = plan(target, confidence, power, expected) if rounds == 1 else plan_sequential(
+        target, confidence, power, expected, rounds, rho)
+    if not full_population or not sampled_population:
+        return base
+    alpha = (1 - confidence) if rounds == 1 else spending(1 - confidence, rounds, rho)[-1]
+    total = sampled_population + full_population
+    errors = int(round((1 - expected) * total))
+    top = min(full_population, errors)
+    splits = sorted({int(round(i * top / max(1, max_splits - 1))) for i in range(max_splits)} | {0, top})
+    worst = splits[0]
+
+    def certifies_often(n: int, e_full: int) -> bool:
+        need = (target * total - (full_population - e_full)) / sampled_population
+        if need <= 0:
+            return True
+        k = _critical(n, need, alpha)
+        if k is None:
+            return False
+        return binom.sf(k - 1, n, 1 - (errors - e_full) / sampled_population) >= power
+
+    for n in range(base, sampled_population + 1):
+        if not certifies_often(n, worst):
+            continue
+        bad = next((e for e in splits if not certifies_often(n, e)), None)
+        if bad is None:
+            return int(math.ceil(n / rounds) * rounds)
+        worst = bad
+    return sampled_population

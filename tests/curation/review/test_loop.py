@@ -114,7 +114,7 @@ def test_the_certified_path_exports_what_was_certified(store, truth, cli, tmp_pa
     assert child_cert["lower"] >= cert["lower"]
     # the bundled sample keeps planted problems that the filters flag: counted exactly, they keep the parent
     # below the gate; the child, without them, certifies through its lineage and is approved without --force
-    assert flagged["rejected"] > 0 and cert["verdict"] == "not_certified", cert
+    assert flagged["rejected"] > 0 and cert["verdict"] != "certified", cert
     assert cli("snapshot", "approve", str(snap.snapshot_id)).exit_code == 3
     assert child_cert["verdict"] == "certified", child_cert
     res = cli("snapshot", "approve", str(child))
