@@ -296,6 +296,27 @@ def profile_rules(src: Path, full_seconds: float) -> None:
     console.print(table)
 
 
+BIG_ANSWER_SECONDS = 10
+
+
+def one_megabyte_answer_seconds() -> float:
+    """Seconds for the quality step to judge one answer of about 1 MB (no rule may go quadratic on it)."""
+    import pyarrow as pa
+
+    from curation.pipeline.base import MESSAGE_TYPE
+    from curation.pipeline.steps.quality import QualityStep
+
+    big = " ".join(f"word{i % 5000}" for i in range(150_000))
+    text = {"instruction": "Write a lot.", "input": None, "output": big, "system": None, "reasoning": None}
+    batch = pa.table({"sample_id": pa.array(["big"]), "batch_id": pa.array([1], pa.int64()),
+                      "row_number": pa.array([1], pa.int64()), "shape": pa.array(["alpaca"]),
+                      **{k: pa.array([v], pa.string()) for k, v in text.items()},
+                      "messages": pa.array([None], MESSAGE_TYPE)})
+    started = time.perf_counter()
+    QualityStep().process(batch)
+    return time.perf_counter() - started
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
@@ -337,8 +358,12 @@ def main() -> int:
         print(f"ours / datatrove throughput: {ratio:.2f}x (target >= {TARGET_RATIO}x)")
         if args.profile_rules:
             profile_rules(src, ours["seconds"])
+        big_seconds = one_megabyte_answer_seconds()
+        print(f"one answer of 1 MB (150,000 words) judged by every rule in {big_seconds:.2f} s (target < {BIG_ANSWER_SECONDS} s)")
         targets = Targets()
         targets.check(ratio >= TARGET_RATIO, f"ours is {ratio:.2f}x datatrove's throughput (target >= {TARGET_RATIO}x)")
+        targets.check(big_seconds < BIG_ANSWER_SECONDS,
+                      f"a 1 MB answer took {big_seconds:.2f} s (target < {BIG_ANSWER_SECONDS} s)")
         return targets.finish()
 
 

@@ -257,13 +257,12 @@ def test_tool_turns_alternate_and_whitespace_only_answers_are_empty() -> None:
     assert "s0" not in reasons and reasons["s1"].startswith("empty answer")
 
 
-def test_a_one_megabyte_answer_is_judged_in_seconds() -> None:
-    import time
-
+def test_a_one_megabyte_answer_is_judged() -> None:
+    # its time is a target of benchmarks/bench_quality.py (one_megabyte_answer_seconds), not of a test
     big = " ".join(f"word{i % 5000}" for i in range(150_000))
-    started = time.perf_counter()
-    QualityStep().process(_batch([{"instruction": "Write a lot.", "output": big}]))
-    assert time.perf_counter() - started < 10
+    out = QualityStep().process(_batch([{"instruction": "Write a lot.", "output": big}]))
+    reasons = out.decisions.filter(pa.compute.equal(out.decisions.column("verdict"), "drop")).column("reason").to_pylist()
+    assert any("repeat" in r for r in reasons), reasons
 
 
 def test_redaction_next_to_chinese_text() -> None:
