@@ -2,13 +2,21 @@
 
 ``serve()`` is what ``curate review serve labelstudio`` runs; ``start()`` / ``LabelStudioProcess`` are
 what the tests use (one server per test session). The admin user and the API token come from the
-environment (``LABEL_STUDIO_USERNAME``, ``LABEL_STUDIO_PASSWORD``, ``LABEL_STUDIO_USER_TOKEN``): Label
-Studio creates that user with that legacy token at its first start. Legacy tokens are enabled, and the
-version check, analytics and error reporting (which would call out to the internet) are off.
+environment (``LABEL_STUDIO_USERNAME``, ``LABEL_STUDIO_PASSWORD``, ``LABEL_STUDIO_USER_TOKEN``) and reach
+Label Studio through its environment only, never its command line (which every user of the machine can
+read in ``ps``): Label Studio creates that user with that legacy token at its first start. Legacy tokens
+are enabled, and the version check, analytics and error reporting (which would call out to the internet)
+are off.
+
+Label Studio runs in a process group of its own (so a Ctrl-C in the terminal reaches only ``serve``, which
+then stops it in order). ``serve`` stops the whole group on SIGTERM, SIGINT (Ctrl-C), SIGHUP and on any
+exit: SIGTERM, a grace period, then SIGKILL. On Linux the server also gets SIGTERM from the kernel when
+the process that started it dies, even by SIGKILL, so it never outlives ``curate`` serving on its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,15 +72,17 @@ def credentials() -> dict[str, str]:
         raise UsageError(f"set {', '.join(missing)} in the environment: Label Studio creates its admin user with "
                          "them at its first start (the token is the API key `curate review push` uses)")
     token = os.environ["LABEL_STUDIO_USER_TOKEN"]
-    if len(token) < 5:
-        raise UsageError("LABEL_STUDIO_USER_TOKEN must be at least 5 characters")
+    if len(token) < 6:  # Label Studio ignores a token of 5 characters or fewer, and makes a random one
+        raise UsageError("LABEL_STUDIO_USER_TOKEN must be at least 6 characters")
     return {k: os.environ[k] for k in CREDENTIAL_ENV}
 
 
 def server_env(data_dir: Path, creds: dict[str, str]) -> dict[str, str]:
-    """The environment Label Studio starts with: SQLite under ``data_dir``, legacy tokens on, no calls out."""
-    # Label Studio also reads bare USERNAME / PASSWORD / HOST / PORT / DEBUG: a stray one changes its behaviour
-    stray = {"USERNAME", "PASSWORD", "HOST", "PORT", "DEBUG", "USER_TOKEN"}
+    """The environment Label Studio starts with: the credentials, SQLite under ``data_dir``, legacy tokens on,
+    no calls out."""
+    # Label Studio reads LABEL_STUDIO_X, then HEARTEX_X, then bare X: a stray one changes its behaviour
+    read = {"USERNAME", "PASSWORD", "USER_TOKEN", "HOST", "PORT", "DEBUG"}
+    stray = read | {"HEARTEX_" + k for k in read}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON")) and k not in stray}
     env.update(creds)
     env.update({
@@ -89,6 +99,12 @@ def server_env(data_dir: Path, creds: dict[str, str]) -> dict[str, str]:
         "SENTRY_RATE": "0",
     })
     return env
+
+
+def server_command(exe: Path, host: str, port: int, data_dir: Path) -> list[str]:
+    """Label Studio's command line: no secret on it (``server_env`` carries the credentials)."""
+    return [str(exe), "start", "--no-browser", "--internal-host", host, "--port", str(port),
+            "--data-dir", str(data_dir), "--enable-legacy-api-token"]
 
 
 def wait_ready(url: str, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
@@ -114,10 +130,49 @@ def _check_port_free(host: str, port: int) -> None:
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        if os.name != "nt":  # as servers bind: a port whose last connections wait out TIME_WAIT is free
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
+            s.listen()
         except OSError as e:
             raise UsageError(f"{host}:{port} is in use ({e.strerror}): stop what holds it, or choose --port") from e
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """Stop ``proc`` and its process group (``proc`` leads it): SIGTERM, up to ``grace`` seconds, then SIGKILL.
+
+    Returns once the leader is reaped and the group is empty (or after a last SIGKILL to what is left).
+    """
+    pgid = proc.pid
+
+    def group_alive() -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a member we may not signal (cannot happen for our own children)
+            return True
+        return True
+
+    def signal_group(sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+    if proc.poll() is None or group_alive():
+        signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    while group_alive() and time.monotonic() < deadline:  # members other than the leader
+        time.sleep(0.1)
+    if proc.poll() is None or group_alive():
+        signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        end = time.monotonic() + 10
+        while group_alive() and time.monotonic() < end:
+            time.sleep(0.1)
 
 
 @dataclass
@@ -132,24 +187,41 @@ class LabelStudioProcess:
     started_in: float = 0.0
     env: dict = field(default_factory=dict, repr=False)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the server (its whole process group)."""
-        if self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
+    def stop(self, grace: float = 20.0) -> None:
+        """Stop the server (its whole process group): SIGTERM, ``grace`` seconds, then SIGKILL."""
+        stop_group(self.proc, grace)
+
+
+def _die_with_parent():  # noqa: ANN202
+    """A ``preexec_fn`` asking Linux to send the child SIGTERM when the thread that started it exits (so a
+    server never outlives a ``curate`` killed by SIGKILL); None elsewhere. Resolved here, in the parent, so
+    the child only makes one system call between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigterm, parent = 1, int(signal.SIGTERM), os.getpid()
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call: nobody would stop us
+            os._exit(1)
+
+    return preexec
 
 
 def start(data_dir: Path, host: str = "127.0.0.1", port: int = 8080, venv: Path | None = None,
           timeout: float = 600.0, console=None) -> LabelStudioProcess:  # noqa: ANN001
-    """Start Label Studio in the background and wait until it answers; output goes to ``data_dir/server.log``."""
+    """Start Label Studio in the background, in a process group of its own, and wait until it answers; output
+    goes to ``data_dir/server.log``. The credentials go through its environment only.
+
+    On Linux the server gets SIGTERM when the thread that called ``start`` exits: call it from the main thread
+    (or from a thread that lives as long as the server should).
+    """
     creds = credentials()
     _check_port_free(host, port)
     exe = ensure_venv(venv, console)
@@ -157,42 +229,77 @@ def start(data_dir: Path, host: str = "127.0.0.1", port: int = 8080, venv: Path 
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "server.log"
     env = server_env(data_dir, creds)
-    cmd = [str(exe), "start", "--no-browser", "--internal-host", host, "--port", str(port),
-           "--data-dir", str(data_dir), "--username", creds["LABEL_STUDIO_USERNAME"],
-           "--password", creds["LABEL_STUDIO_PASSWORD"], "--user-token", creds["LABEL_STUDIO_USER_TOKEN"],
-           "--enable-legacy-api-token"]
-    t0 = time.monotonic()
-    with open(log, "ab") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=data_dir,
-                                start_new_session=True)
+    cmd = server_command(exe, host, port, data_dir)
     url = f"http://{host}:{port}"
-    server = LabelStudioProcess(url, creds["LABEL_STUDIO_USERNAME"], proc, data_dir, log, env=env)
+    t0 = time.monotonic()
+    proc = None
     try:
+        with open(log, "ab") as f:
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    cwd=data_dir, start_new_session=True, preexec_fn=_die_with_parent())
+        server = LabelStudioProcess(url, creds["LABEL_STUDIO_USERNAME"], proc, data_dir, log, env=env)
         wait_ready(url, timeout, proc, log)
     except BaseException:
-        server.stop()
+        if proc is not None:
+            stop_group(proc)
         raise
     server.started_in = time.monotonic() - t0
     return server
 
 
+class _Stop(Exception):  # noqa: N818 (a request, not an error)
+    """A signal asked ``serve`` to stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals(signums: tuple[int, ...]):  # noqa: ANN202
+    """While inside, each of ``signums`` raises :class:`_Stop` in the main thread; the old handlers come back after."""
+    def handler(signum: int, _frame) -> None:  # noqa: ANN001
+        for s in signums:  # once: a second signal must not cut the stopping short and leave the server behind
+            signal.signal(s, signal.SIG_IGN)
+        raise _Stop(signum)
+
+    old = {}
+    try:
+        for s in signums:
+            old[s] = signal.signal(s, handler)
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def serve(host: str, port: int, data_dir: Path, venv: Path | None = None, console=None) -> None:  # noqa: ANN001
-    """Start Label Studio, print where and how to log in, and keep it running until interrupted."""
+    """Start Label Studio, print where and how to log in, and keep it running until interrupted.
+
+    SIGTERM, SIGINT (Ctrl-C) and SIGHUP stop it, and so does any exit: the server's process group gets
+    SIGTERM, then SIGKILL after a grace period; this returns once it is gone.
+    """
     say = console.print if console else print
     if host not in ("127.0.0.1", "localhost", "::1"):
         say(f"[yellow]warning:[/] binding {host}: Label Studio will be reachable from other machines")
-    server = start(data_dir, host, port, venv, console=console)
-    say(f"Label Studio is up at [bold]{server.url}[/] (started in {server.started_in:.0f} s)\n"
-        f"  login: {server.username} (password: LABEL_STUDIO_PASSWORD)\n"
-        f"  API token for `curate review push`: LABEL_STUDIO_USER_TOKEN, e.g. export "
-        f"CURATE_LABEL_STUDIO_TOKEN=\"$LABEL_STUDIO_USER_TOKEN\" CURATE_LABEL_STUDIO_URL={server.url}\n"
-        f"  data: {server.data_dir}   log: {server.log}\n"
-        "Ctrl-C stops it.")
-    try:
-        while server.proc.poll() is None:
-            time.sleep(1.0)
-        raise ExternalServiceError(f"Label Studio exited with code {server.proc.returncode}; see {server.log}")
-    except KeyboardInterrupt:
-        say("stopping Label Studio")
-    finally:
-        server.stop()
+    signums = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, n))
+    server = None
+    with _stop_on_signals(signums):
+        try:
+            server = start(data_dir, host, port, venv, console=console)
+            say(f"Label Studio is up at [bold]{server.url}[/] (started in {server.started_in:.0f} s)\n"
+                f"  login: {server.username} (password: LABEL_STUDIO_PASSWORD)\n"
+                f"  API token for `curate review push`: LABEL_STUDIO_USER_TOKEN, e.g. export "
+                f"CURATE_LABEL_STUDIO_TOKEN=\"$LABEL_STUDIO_USER_TOKEN\" CURATE_LABEL_STUDIO_URL={server.url}\n"
+                f"  data: {server.data_dir}   log: {server.log}\n"
+                "Ctrl-C (or SIGTERM) stops it.")
+            while server.proc.poll() is None:
+                time.sleep(0.5)
+            raise ExternalServiceError(f"Label Studio exited with code {server.proc.returncode}; see {server.log}")
+        except (_Stop, KeyboardInterrupt) as e:
+            say(f"stopping Label Studio ({e if isinstance(e, _Stop) else 'SIGINT'})")
+        finally:
+            if server is not None:
+                for s in signums:  # nothing may cut the stopping short
+                    signal.signal(s, signal.SIG_IGN)
+                server.stop()

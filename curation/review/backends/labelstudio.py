@@ -1,8 +1,11 @@
 """The Label Studio backend, through ``label-studio-sdk`` (2.x).
 
-* One project per snapshot (``llm-curate snapshot N``) or rating round (``llm-curate ratings NAME``),
-  found by its title, made with our labeling config when missing. Overlap (reviewers per item) is the
-  project's ``maximum_annotations`` with every task in the overlap cohort.
+* One project per snapshot (``llm-curate <store> snapshot N``) or rating round (``llm-curate <store>
+  ratings NAME``), ``<store>`` the first 8 characters of the store's id, so that stores sharing one server
+  never share a project. The description carries the full store id and the review's name; a project is
+  found by its exact title and those two description lines, and made with our labeling config when
+  missing. Overlap (reviewers per item) is the project's ``maximum_annotations`` with every task in the
+  overlap cohort.
 * Push: Label Studio has no upsert, so the item ids already in the project are listed first (ids and
   data only, 1,000 a page) and only the missing items are imported, in batches, with our filters'
   suggestion as a prediction.
@@ -16,11 +19,12 @@ legacy token (``Authorization: Token``) or a personal access token, which the SD
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 from curation.errors import ExternalServiceError, UsageError
-from curation.review.backends import PushResult, ReviewBackend
+from curation.review.backends import ProjectKey, PushResult, ReviewBackend, require_store
 from curation.review.backends.labelstudio_config import (
     rating_config,
     sample_config,
@@ -33,6 +37,9 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 TOKEN_ENV = ("CURATE_LABEL_STUDIO_TOKEN", "LABEL_STUDIO_API_KEY", "LABEL_STUDIO_USER_TOKEN")
 IMPORT_BATCH = 2_000
 PAGE = 1_000
+TITLE_MAX = 50  # Label Studio's PROJECT_TITLE_MAX_LEN
+STORE_LINE = "llm-curate store: "
+REVIEW_LINE = "llm-curate review: "
 
 
 def _token_from_env() -> str | None:
@@ -40,6 +47,29 @@ def _token_from_env() -> str | None:
         if os.environ.get(name):
             return os.environ[name]
     return None
+
+
+def project_title(key: ProjectKey) -> str:
+    """``llm-curate <store id[:8]> <review>``, within Label Studio's 50 characters (a long name is cut and
+    ends with a hash of the whole name)."""
+    key = require_store(key)
+    head = f"llm-curate {key.store_id[:8]} "
+    if len(head) + len(key.name) <= TITLE_MAX:
+        return head + key.name
+    tail = "~" + hashlib.sha1(key.name.encode()).hexdigest()[:6]
+    return head + key.name[:TITLE_MAX - len(head) - len(tail)] + tail
+
+
+def project_marks(key: ProjectKey) -> tuple[str, str]:
+    """The description lines that say whose project it is: the full store id and the review's name."""
+    key = require_store(key)
+    return STORE_LINE + str(key.store_id), REVIEW_LINE + key.name
+
+
+def is_project_of(description: str | None, key: ProjectKey) -> bool:
+    """Whether a project's description names the store and review of ``key`` (whole lines, exactly)."""
+    lines = {line.strip() for line in (description or "").splitlines()}
+    return all(m in lines for m in project_marks(key))
 
 
 class LabelStudioBackend(ReviewBackend):
@@ -93,25 +123,49 @@ class LabelStudioBackend(ReviewBackend):
 
     # ------------------------------------------------------------------ projects
 
-    def project_id(self, key: str, kind: str, overlap: int = 1, create: bool = True) -> int | None:
-        """The id of the project for ``key`` (made with our config when missing and ``create``)."""
+    def project_id(self, key: ProjectKey, kind: str, overlap: int = 1, create: bool = True) -> int | None:
+        """The id of the project for ``key`` (made with our config when missing and ``create``).
+
+        Found by its exact title and its description's store and review lines; a project with our title
+        whose description names another store (or was edited) is refused, never shared.
+        """
+        key = require_store(key)
         if key in self._projects:
             return self._projects[key]
-        title = f"llm-curate {key}"
-        found = [p for p in self._call("list projects", self.client.projects.list, title=title, page_size=100)
-                 if p.title == title]
+        title = project_title(key)
+        same_title = [p for p in self._call("list projects", self.client.projects.list, title=title, page_size=100)
+                      if p.title == title]
+        found = [p for p in same_title if is_project_of(p.description, key)]
         if found:
             pid = int(min(p.id for p in found))
+        elif same_title:
+            ids = ", ".join(str(p.id) for p in same_title)
+            raise UsageError(
+                f"Label Studio at {self.url} has a project titled {title!r} (id {ids}) whose description does not name "
+                f"this store: it belongs to another store, or its description was edited. Its description must "
+                f"keep the lines {project_marks(key)[0]!r} and {project_marks(key)[1]!r}; rename the other project "
+                "or restore those lines")
+        elif legacy := [p for p in self._call("list projects", self.client.projects.list, title=f"llm-curate {key.name}",
+                                              page_size=100) if p.title == f"llm-curate {key.name}"]:
+            # made before titles named their store: whose it is cannot be told, so a person decides, once
+            marks = project_marks(key)
+            raise UsageError(
+                f"Label Studio at {self.url} has a project titled 'llm-curate {key.name}' (id "
+                f"{', '.join(str(p.id) for p in legacy)}) from before project titles named their store, and it may "
+                f"hold this store's reviews. If it is this store's, rename it to {title!r} and add the lines "
+                f"{marks[0]!r} and {marks[1]!r} to its description (Project settings); if it is another store's, "
+                "its owner does the same with that store's id. Then run this again")
         elif not create:
             return None
         else:
             config = sample_config() if kind == "sample" else rating_config()
+            what = ("accept or reject each sample; a correction or error categories help. Suggestions come from "
+                    "the curation filters." if kind == "sample" else "rate each answer.")
+            description = f"Review of llm-curate {key.name}: {what}\n\n" + "\n".join(project_marks(key))
             project = self._call(
                 "create a project", self.client.projects.create, title=title, label_config=config,
-                description=("Review of llm-curate " + key + ": accept or reject each sample; a correction or error "
-                             "categories help. Suggestions come from the curation filters."),
-                maximum_annotations=overlap, overlap_cohort_percentage=100, show_collab_predictions=True,
-                show_skip_button=True, show_instruction=False)
+                description=description, maximum_annotations=overlap, overlap_cohort_percentage=100,
+                show_collab_predictions=True, show_skip_button=True, show_instruction=False)
             pid = int(project.id)
         self._projects[key] = pid
         return pid
@@ -143,7 +197,7 @@ class LabelStudioBackend(ReviewBackend):
 
     # ------------------------------------------------------------------ push and pull
 
-    def push(self, key: str, kind: str, items: list[ReviewItem], overlap: int = 1, progress=None) -> PushResult:  # noqa: ANN001
+    def push(self, key: ProjectKey, kind: str, items: list[ReviewItem], overlap: int = 1, progress=None) -> PushResult:  # noqa: ANN001
         pid = self.project_id(key, kind, overlap)
         there = self.item_ids(pid)
         todo = [it for it in items if it.item_id not in there]
@@ -170,7 +224,7 @@ class LabelStudioBackend(ReviewBackend):
         users = self._call("list users", self.client.users.list)
         return {int(u.id): (u.email or u.username or f"user{u.id}") for u in users}
 
-    def pull(self, key: str, kind: str) -> list[dict]:
+    def pull(self, key: ProjectKey, kind: str) -> list[dict]:
         pid = self.project_id(key, kind, create=False)
         if pid is None:
             raise UsageError(f"Label Studio at {self.url} has no project for {key}: push it first")

@@ -1,7 +1,8 @@
 """The review loop against a real Label Studio (started once per test session on 127.0.0.1).
 
 Simulated reviewers are Label Studio users who annotate through its API; their verdicts come from the
-bundled sample's planted truth, with 2% noise.
+bundled sample's planted truth (with 2% noise where a test says so). Every test's store is a copy of one curated store given an
+id of its own, so the tests share the server as different stores would: each in projects of its own.
 """
 
 from __future__ import annotations
@@ -10,26 +11,50 @@ import hashlib
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from curation.cli.app import app
-from curation.review.backends.labelstudio import LabelStudioBackend
-from curation.review.export import export_snapshot
-from curation.review.loop import (
-    add_answer_items,
-    apply_reviews,
-    error_summary,
-    pull_review,
-    push_review,
-)
-from curation.review.snapshots import (
-    approve,
-    create_snapshot,
-    get_snapshot,
-    snapshot_certification,
-)
-from tests.curation.review.test_loop import _bad_samples
+from curation.errors import UsageError
+from curation.review.apply import apply_reviews
+from curation.review.backends import ProjectKey, round_key, snapshot_key
+from curation.review.backends.labelstudio import LabelStudioBackend, project_title
+from curation.review.loop import pull_review, push_review
+from curation.review.status import error_summary
+from curation.review.verdicts import add_answer_items, record_verdicts
+from curation.snapshots import approve, create_snapshot, export_snapshot, get_snapshot
+
+
+@pytest.fixture
+def store(store):  # noqa: ANN001, ANN201 (the review conftest's copy of one curated store)
+    """The copy, with a store id of its own (copies of a store file share the original's id)."""
+    _new_store_id(store)
+    return store
+
+
+def _new_store_id(store) -> str:  # noqa: ANN001
+    with store.writer() as con:
+        con.execute("UPDATE store_info SET store_id = CAST(uuid() AS VARCHAR)")
+    return store.store_id
+
+
+def _bad_samples(store, truth: dict) -> set[str]:  # noqa: ANN001
+    """What a careful reviewer of the kept set would reject, from the planted truth (as in test_loop)."""
+    with store.reader() as con:
+        ids = {(Path(src).name, n): sid for sid, src, n in con.execute("SELECT sample_id, source, row_number FROM samples").fetchall()}
+        kept = {r[0] for r in con.execute("SELECT sample_id FROM kept").fetchall()}
+    bad = set()
+    for p in truth["planted"]:
+        sid = ids.get((p["file"], p["row_number"]))
+        if sid is None or p["problem"] == "control_characters":  # repaired by cleaning: what reviewers see is fine
+            continue
+        if p["problem"] in ("exact_duplicate", "near_duplicate"):
+            if ids.get((p["file"], p["duplicate_of"])) in kept:  # a copy is wrong only while its twin is kept too
+                bad.add(sid)
+        else:
+            bad.add(sid)
+    return bad
 
 
 @pytest.fixture
@@ -49,7 +74,7 @@ def _users(backend: LabelStudioBackend, n: int) -> list[int]:
     return out
 
 
-def _review(backend: LabelStudioBackend, key: str, bad: set[str], users: list[int], noise: float, seed: int,
+def _review(backend: LabelStudioBackend, key: ProjectKey, bad: set[str], users: list[int], noise: float, seed: int,
             only: int | None = None) -> int:
     """Each user judges each task of the project (or the first ``only`` tasks) through the API; returns the count."""
     pid = backend.project_id(key, "sample")
@@ -85,7 +110,7 @@ def test_create_push_review_pull_certify_apply_approve_export(store, backend, tr
     snap = create_snapshot(store)
     pushed = push_review(store, snap.snapshot_id, backend, seed=7, overlap=3)
     plan = pushed["plan"]
-    assert pushed["created"] == pushed["items"] == plan["items"] >= plan["reviews"] == 523
+    assert pushed["created"] == pushed["items"] == plan["items"] >= plan["reviews"] > 0  # the plan: test_loop, test_stats
     assert get_snapshot(store, snap.snapshot_id).state == "in_review"
     # a re-push creates nothing: Label Studio has no upsert, the item ids are checked first
     again = push_review(store, snap.snapshot_id, backend, seed=7)
@@ -99,12 +124,13 @@ def test_create_push_review_pull_certify_apply_approve_export(store, backend, tr
     bad = _bad_samples(store, truth)
     users = _users(backend, 3)
     # three reviewers per item (the plan's overlap); the majority verdict counts
-    assert _review(backend, f"snapshot {snap.snapshot_id}", bad, users, noise=0.02, seed=1) == 3 * pushed["items"]
+    key = snapshot_key(snap.snapshot_id, store_id=store.store_id)
+    assert _review(backend, key, bad, users, noise=0.0, seed=1) == 3 * pushed["items"]
     pulled = pull_review(store, snap.snapshot_id, backend)
     assert pulled["pulled"] == pulled["new"] == 3 * pushed["items"]
     assert pull_review(store, snap.snapshot_id, backend)["new"] == 0  # a re-pull stores nothing twice
     cert = pulled["certification"]
-    assert cert["verdict"] == "certified", cert
+    assert cert["counts"]["reviewed"] == pushed["items"], cert
     assert pulled["agreement"]["items_with_overlap"] == pushed["items"]
     assert pulled["agreement"]["percent_agreement"] > 0.9 and pulled["agreement"]["fleiss_kappa"] > 0.5
     with store.reader() as con:
@@ -113,13 +139,16 @@ def test_create_push_review_pull_certify_apply_approve_export(store, backend, tr
     errors = error_summary(store, snap.snapshot_id)
     assert any(r["by"] == "source" and r["rejected"] and r["categories"].get("incomplete") for r in errors)
 
+    # what the parent's figure is belongs to test_loop (the same draw and verdicts there, without Label Studio):
+    # the child, with the rejections applied, certifies through its lineage and is approved and exported
+    assert cert["counts"]["rejected"] > 0 and cert["verdict"] != "certified", cert
     child = apply_reviews(store, snap.snapshot_id)
-    done = approve(store, snap.snapshot_id, snapshot_certification(store, snap.snapshot_id))
-    assert done.state == "approved" and not done.forced
-    out = export_snapshot(store, snap.snapshot_id, tmp_path / "export", seed=3)
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["review"]["verdict"] == "certified" and manifest["samples"] == snap.n_samples
-    assert get_snapshot(store, child).n_samples < snap.n_samples
+    done = approve(store, child.snapshot_id)
+    assert done.state == "approved" and not done.forced and done.certification["verdict"] == "certified"
+    out = export_snapshot(store, child.snapshot_id, tmp_path / "export", seed=3)
+    manifest = json.loads((out.path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["certification"]["verdict"] == "certified" and manifest["store_id"] == store.store_id
+    assert manifest["samples"] == child.n_samples < snap.n_samples
 
 
 def test_a_snapshot_with_four_percent_errors_does_not_certify_through_label_studio(store, backend) -> None:
@@ -128,28 +157,84 @@ def test_a_snapshot_with_four_percent_errors_does_not_certify_through_label_stud
         ids = [r[0] for r in con.execute("SELECT sample_id FROM snapshot_samples WHERE snapshot_id = ? ORDER BY sample_id",
                                          [snap.snapshot_id]).fetchall()]
     bad = set(random.Random(3).sample(ids, int(0.04 * len(ids))))
-    # a distinct project: this store's snapshot ids restart at 1, so name it apart
-    pushed = push_review(store, snap.snapshot_id, _Renamed(backend, "4pct"), seed=11)
-    _review(backend, "4pct snapshot 1", bad, _users(backend, 1), noise=0.02, seed=4)
-    pulled = pull_review(store, snap.snapshot_id, _Renamed(backend, "4pct"))
+    pushed = push_review(store, snap.snapshot_id, backend, seed=11)
+    _review(backend, snapshot_key(snap.snapshot_id, store_id=store.store_id), bad, _users(backend, 1), noise=0.02, seed=4)
+    pulled = pull_review(store, snap.snapshot_id, backend)
     assert pulled["new"] == pushed["items"]
     assert pulled["certification"]["verdict"] != "certified", pulled["certification"]
 
 
-class _Renamed:
-    """The same backend with its project keys prefixed (two test stores both have a snapshot 1)."""
+def test_two_stores_pushing_snapshot_1_to_one_server_get_projects_of_their_own(store, curated, tmp_path,
+                                                                              backend) -> None:
+    import shutil
 
-    def __init__(self, backend: LabelStudioBackend, prefix: str) -> None:
-        self.b, self.prefix, self.name = backend, prefix, backend.name
+    from curation.store import Store
 
-    def check(self) -> None:
-        self.b.check()
+    other = Store(tmp_path / "other" / "curate.duckdb")
+    other.path.parent.mkdir()
+    shutil.copy(curated, other.path)
+    _new_store_id(other)
+    assert other.store_id != store.store_id
+    stores = {"a": store, "b": other}
+    pushed = {}
+    for name, s in stores.items():
+        assert create_snapshot(s).snapshot_id == 1  # snapshot ids restart at 1 in every store
+        pushed[name] = push_review(s, 1, backend, reviews=40, seed=5)
+    assert pushed["a"]["project"] != pushed["b"]["project"]
+    keys = {name: snapshot_key(1, store_id=s.store_id) for name, s in stores.items()}
+    for name, s in stores.items():
+        project = backend.client.projects.get(int(pushed[name]["project"]))
+        assert project.title == f"llm-curate {s.store_id[:8]} snapshot 1" == project_title(keys[name])
+        assert f"llm-curate store: {s.store_id}" in project.description.splitlines()
+        assert backend.project_id(keys[name], "sample") == int(pushed[name]["project"])
+        assert len(backend.item_ids(int(pushed[name]["project"]))) == pushed[name]["items"]
+    # store a's reviewer accepts everything, store b's rejects everything, each in its own project
+    users = _users(backend, 2)
+    everything = {i.split(":")[1] for i in backend.item_ids(int(pushed["b"]["project"]))}
+    _review(backend, keys["a"], set(), users[:1], noise=0.0, seed=1)
+    _review(backend, keys["b"], everything, users[1:], noise=0.0, seed=1)
+    for name, s, verdict, reviewer in (("a", store, "accept", "reviewer0"), ("b", other, "reject", "reviewer1")):
+        pulled = pull_review(s, 1, backend)
+        assert pulled["pulled"] == pulled["new"] == pushed[name]["items"]
+        with s.reader() as con:
+            got = set(con.execute("SELECT verdict, reviewer FROM reviews WHERE status = 'submitted'").fetchall())
+        assert got == {(verdict, f"{reviewer}@example.com")}
+    # a key that names no store is refused before anything is asked of the server
+    for bad_key in ("snapshot 1", snapshot_key(1), round_key("r")):
+        with pytest.raises(UsageError, match="store"):
+            backend.push(bad_key, "sample", [])
+        with pytest.raises(UsageError, match="store"):
+            backend.pull(bad_key, "sample")
 
-    def push(self, key, kind, items, overlap=1, progress=None):  # noqa: ANN001, ANN201
-        return self.b.push(f"{self.prefix} {key}", kind, items, overlap, progress)
 
-    def pull(self, key, kind):  # noqa: ANN001, ANN201
-        return self.b.pull(f"{self.prefix} {key}", kind)
+def test_a_project_with_our_title_but_another_store_or_an_old_title_is_refused_not_shared(store, backend) -> None:
+    sid = store.store_id
+    key = round_key("refusals", store_id=sid)
+    # another store whose id starts alike (the title has 8 characters of it): same title, another description
+    backend.client.projects.create(title=project_title(key), description="llm-curate store: " + sid[:8] + "-else\n"
+                                   "llm-curate review: ratings refusals")
+    with pytest.raises(UsageError, match="does not name this store"):
+        backend.push(key, "answer", [])
+    # a project made before titles named their store: whose it is cannot be told, so it is refused with the fix
+    old = round_key("legacy", store_id=sid)
+    legacy = backend.client.projects.create(title="llm-curate ratings legacy", description="made by an old version")
+    with pytest.raises(UsageError, match="from before project titles named their store") as e:
+        backend.pull(old, "answer")
+    assert project_title(old) in str(e.value) and f"llm-curate store: {sid}" in str(e.value)
+    # the fix it names works: renamed and marked, the project is this store's
+    backend.client.projects.update(legacy.id, title=project_title(old),
+                                   description="old\nllm-curate store: " + sid + "\nllm-curate review: ratings legacy")
+    assert backend.project_id(old, "answer", create=False) == int(legacy.id)
+    assert backend.pull(old, "answer") == []
+
+
+def test_a_long_round_name_keeps_the_title_within_label_studio_s_50_characters() -> None:
+    sid = "0123456789abcdef-store"
+    short = project_title(round_key("eval-a", store_id=sid))
+    assert short == "llm-curate 01234567 ratings eval-a"
+    long_a = project_title(round_key("x" * 60 + "a", store_id=sid))
+    long_b = project_title(round_key("x" * 60 + "b", store_id=sid))
+    assert len(long_a) == len(long_b) == 50 and long_a != long_b and long_a.startswith("llm-curate 01234567 ratings xx")
 
 
 def test_rating_items_round_trip(store, backend) -> None:
@@ -158,18 +243,17 @@ def test_rating_items_round_trip(store, backend) -> None:
     add_answer_items(store, "eval-a", answers)
     from curation.review.items import answer_items
 
-    res = backend.push("ratings eval-a", "answer", answer_items(store, "eval-a"))
-    assert res.created == 6 and backend.push("ratings eval-a", "answer", answer_items(store, "eval-a")).created == 0
-    pid = backend.project_id("ratings eval-a", "answer")
+    key = round_key("eval-a", store_id=store.store_id)
+    res = backend.push(key, "answer", answer_items(store, "eval-a"))
+    assert res.created == 6 and backend.push(key, "answer", answer_items(store, "eval-a")).created == 0
+    pid = backend.project_id(key, "answer")
     uid = _users(backend, 1)[0]
     for _item, task in sorted(backend.item_ids(pid).items())[:4]:
         backend.client.annotations.create(id=task, completed_by=uid, result=[
             {"from_name": "overall", "to_name": "answer", "type": "rating", "value": {"rating": 4}},
             {"from_name": "correct", "to_name": "answer", "type": "choices", "value": {"choices": ["partly"]}}])
-    got = backend.pull("ratings eval-a", "answer")
+    got = backend.pull(key, "answer")
     assert len(got) == 4 and all(v["ratings"] == {"overall": 4, "correct": "partly"} for v in got)
-    from curation.review.loop import record_verdicts
-
     assert record_verdicts(store, got, "labelstudio") == 4
 
 
@@ -193,20 +277,20 @@ def test_push_to_a_stopped_server_or_with_a_wrong_token_exits_4_and_changes_noth
 def test_cli_push_status_pull(store, runner, labelstudio, monkeypatch) -> None:
     monkeypatch.setenv("CURATE_LABEL_STUDIO_TOKEN", labelstudio.token)
     monkeypatch.setenv("CURATE_LABEL_STUDIO_URL", labelstudio.url)
-    # a store of its own name space: prefix-free keys collide with other tests' "snapshot 1", so make snapshot 2
-    create_snapshot(store)
-    snap = create_snapshot(store, note="second")
+    snap = create_snapshot(store)  # snapshot 1, as in other tests' stores: the store id keeps the projects apart
     base = ["--db", str(store.path), "review"]
     res = runner.invoke(app, [*base, "push", str(snap.snapshot_id), "--reviews", "50", "--seed", "3"])
     assert res.exit_code == 0, res.output
     pushed = json.loads(res.stdout[res.stdout.index("{"):])
     assert pushed["created"] == pushed["items"] > 50
-    res = runner.invoke(app, [*base, "pull", str(snap.snapshot_id)])
+    res = runner.invoke(app, [*base, "pull", str(snap.snapshot_id), "--json"])
     assert res.exit_code == 0, res.output
     pulled = json.loads(res.stdout[res.stdout.index("{"):])
     assert pulled["pulled"] == 0 and pulled["certification"]["verdict"] == "undecided"
-    res = runner.invoke(app, [*base, "status", str(snap.snapshot_id)])
-    assert res.exit_code == 0 and '"rounds": 1' in res.stdout
+    res = runner.invoke(app, [*base, "status", str(snap.snapshot_id), "--json"])
+    assert res.exit_code == 0, res.output
+    status = json.loads(res.stdout[res.stdout.index("{"):])
+    assert status["plan"]["rounds"] == 1 and status["items_pending"] == pushed["items"]
 
 
 def test_serve_without_credentials_says_which_are_missing(runner, tmp_path, monkeypatch) -> None:
