@@ -73,6 +73,7 @@ def main() -> int:
     args = ap.parse_args()
     from curation.ingest import ingest_paths
     from curation.pipeline.executor import run_pipeline
+    from curation.review.backends import snapshot_key
     from curation.review.backends.labelstudio import LabelStudioBackend
     from curation.review.backends.labelstudio_config import task_of
     from curation.review.items import sample_items
@@ -134,7 +135,7 @@ def main() -> int:
                 task["annotations"] = [{"completed_by": user, "result": [
                     {"from_name": "verdict", "to_name": "output", "type": "choices", "value": {"choices": [verdict]}}]}]
                 seeded.append(task)
-            pid_b = backend.project_id(f"snapshot {snap_b}", "sample")
+            pid_b = backend.project_id(snapshot_key(snap_b, store_id=store.store_id), "sample")
             for i in range(0, len(seeded), 2000):
                 backend.client.projects.import_tasks(pid_b, request=seeded[i:i + 2000])
 
