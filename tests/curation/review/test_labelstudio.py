@@ -11,7 +11,6 @@ import hashlib
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -24,6 +23,7 @@ from curation.review.loop import pull_review, push_review
 from curation.review.status import error_summary
 from curation.review.verdicts import add_answer_items, record_verdicts
 from curation.snapshots import approve, create_snapshot, export_snapshot, get_snapshot
+from tests.curation.review.test_loop import _bad_samples
 
 
 @pytest.fixture
@@ -37,24 +37,6 @@ def _new_store_id(store) -> str:  # noqa: ANN001
     with store.writer() as con:
         con.execute("UPDATE store_info SET store_id = CAST(uuid() AS VARCHAR)")
     return store.store_id
-
-
-def _bad_samples(store, truth: dict) -> set[str]:  # noqa: ANN001
-    """What a careful reviewer of the kept set would reject, from the planted truth (as in test_loop)."""
-    with store.reader() as con:
-        ids = {(Path(src).name, n): sid for sid, src, n in con.execute("SELECT sample_id, source, row_number FROM samples").fetchall()}
-        kept = {r[0] for r in con.execute("SELECT sample_id FROM kept").fetchall()}
-    bad = set()
-    for p in truth["planted"]:
-        sid = ids.get((p["file"], p["row_number"]))
-        if sid is None or p["problem"] == "control_characters":  # repaired by cleaning: what reviewers see is fine
-            continue
-        if p["problem"] in ("exact_duplicate", "near_duplicate"):
-            if ids.get((p["file"], p["duplicate_of"])) in kept:  # a copy is wrong only while its twin is kept too
-                bad.add(sid)
-        else:
-            bad.add(sid)
-    return bad
 
 
 @pytest.fixture
