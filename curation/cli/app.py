@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from curation.cli.common import FormatOpt, JsonOpt, handle_errors, open_cli_store, state
+from curation.cli.common import FormatOpt, handle_errors, open_cli_store, state
 from curation.errors import EXIT_PROBLEMS, UsageError
 
 HELP = """Curate LLM fine-tuning data: ingest raw files into one DuckDB store, curate them with recorded

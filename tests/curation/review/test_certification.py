@@ -27,7 +27,7 @@ from curation.review.certification import (FLAGGED, StratumCounts, certify_strat
                                            strata_counts)
 from curation.review.loop import pull_review
 from curation.review.sampling import start_review
-from curation.review.stats import plan, plan_for_strata, spending
+from curation.review.stats import plan_for_strata, spending
 from curation.snapshots import approve, create_snapshot, get_snapshot
 
 TARGET, CONFIDENCE = 0.98, 0.95

@@ -15,7 +15,7 @@ from curation.review.apply import apply_reviews
 from curation.review.certification import snapshot_certification
 from curation.review.sampling import draw_sample, start_review
 from curation.review.stats import plan
-from curation.review.verdicts import agreement, majority, record_verdicts
+from curation.review.verdicts import majority, record_verdicts
 from curation.snapshots import approve, create_snapshot, export_snapshot, get_snapshot
 from curation.store import Store
 from schemas.manifest import SnapshotManifest
