@@ -237,43 +237,6 @@ def _print_sample(row: dict) -> None:
 
 @app.command()
 @handle_errors
-def sql(
-    query: Annotated[str, typer.Argument(help="SELECT (or EXPLAIN) statement(s); the last one's result is shown.")],
-    fmt: Annotated[str, typer.Option("--format", help="table|csv|json|parquet.")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file.")] = None,
-    max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
-) -> None:
-    """Run read-only SQL on the store. Writes, COPY, ATTACH, INSTALL/LOAD and file reads are refused (exit 3).
-
-    Example: curate sql "SELECT step, count(*) FROM dropped GROUP BY 1" --format csv
-    """
-    from curation.cli.render import arrow_table, err, out
-    from curation.sql import (
-        OUTPUT_FORMATS,
-        csv_text,
-        run_query,
-        to_json_lines,
-        write_result,
-    )
-
-    if fmt not in OUTPUT_FORMATS:
-        raise UsageError(f"unknown --format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
-    if fmt == "parquet" and output is None:
-        raise UsageError("--format parquet needs --output PATH")
-    table = run_query(_store(), query)
-    if output is not None:
-        write_result(table, "json" if fmt == "table" else fmt, output)
-        err.print(f"wrote {table.num_rows} rows to {output}")
-    elif fmt == "table":
-        arrow_table(table, max_rows=max_rows)
-    elif fmt == "csv":
-        out.file.write(csv_text(table))
-    else:
-        out.file.write(to_json_lines(table))
-
-
-@app.command()
-@handle_errors
 def run(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Pipeline TOML (default: the built-in pipeline).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run even if this config already ran on this input.")] = False,
@@ -395,7 +358,9 @@ def report(
 
 from curation.cli.review import review_app  # noqa: E402  (the sub-apps register on the root app)
 from curation.cli.snapshots import snapshot_app  # noqa: E402
+from curation.cli.sql import sql_command  # noqa: E402
 
+app.command(name="sql")(sql_command)
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(review_app, name="review")
 
