@@ -112,11 +112,15 @@ class Store:
             con.close()
 
     @contextmanager
-    def reader(self, safe: bool = True) -> Iterator["duckdb.DuckDBPyConnection"]:
-        """A read-only connection; with ``safe`` it cannot touch other files or load extensions."""
+    def reader(self, safe: bool = True, config: dict[str, object] | None = None) -> Iterator["duckdb.DuckDBPyConnection"]:
+        """A read-only connection; with ``safe`` it cannot touch other files or load extensions.
+
+        ``config`` adds DuckDB settings to the connection's (they are locked with the safe ones).
+        """
         if not self.path.exists():
             raise StoreError(f"no store at {self.path}: run `curate init` or `curate ingest` first")
-        con = self._connect(read_only=True, config=SAFE_READ_CONFIG if safe else None)
+        merged = {**(SAFE_READ_CONFIG if safe else {}), **(config or {})}
+        con = self._connect(read_only=True, config=merged or None)
         try:
             version = self._schema_version(con)
             if version > LATEST_VERSION:
