@@ -4,8 +4,9 @@ Exit codes (the same for every ``curate`` command):
 
 ====  ==========================================================================================
 0     done
-1     done, but problems were found that ``--strict`` makes fatal (rows quarantined, a gate not passed)
-2     bad usage, or input that cannot be read at all (missing file, unknown format)
+1     done, but problems were found: some inputs of an ingest could not be read (the others were loaded),
+      or what ``--strict`` makes fatal (rows quarantined, a gate not passed)
+2     bad usage, or input that cannot be read at all (missing file, unknown format; for an ingest: no input)
 3     refused by a rule (a write through ``curate sql``, an unapproved snapshot)
 4     an external service failed (a review server down, a bad token), or the store stayed busy
 70    internal error: a bug, not a problem with the input (the traceback is written to a log file

@@ -52,7 +52,9 @@ class QuarantineRecord(BaseModel):
 
 
 class IngestFileReport(BaseModel):
-    """What ingesting one input did. ``skipped`` is set when an identical input was already loaded."""
+    """What ingesting one input did. ``skipped`` is set when an identical input was already loaded, ``failed``
+    (the reason) when the input could not be read at all: a missing path, a file that is not what its
+    format says; its batch, if one was opened, is marked failed and holds no rows."""
 
     source: str
     batch_id: int | None = None
@@ -64,6 +66,7 @@ class IngestFileReport(BaseModel):
     rows_already_present: int = 0
     blank_lines: int = 0
     skipped: str | None = None
+    failed: str | None = None
     problems: list[str] = Field(default_factory=list)
     reasons: dict[str, int] = Field(default_factory=dict)
     seconds: float = 0.0

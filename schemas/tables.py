@@ -59,6 +59,10 @@ TABLES: tuple[Table, ...] = (
             C("code_version", "VARCHAR", "Version of the code that loaded the batch."),
             C("ingested_at", "TIMESTAMP", "When loading started (UTC)."),
             C("finished_at", "TIMESTAMP", "When the batch reached its final status (UTC)."),
+            C("owner", "VARCHAR", "The process loading (or that last loaded) the batch: host:pid:start time. A 'loading' "
+              "batch whose owner is gone was interrupted; the next ingest of the same input loads it again."),
+            C("heartbeat_at", "TIMESTAMP", "The owner's last write (UTC); from another host the owner counts as gone "
+              "once this is older than CURATE_LEASE_SECONDS."),
         ),
     ),
     Table(
@@ -123,6 +127,9 @@ TABLES: tuple[Table, ...] = (
             C("status", "VARCHAR", "running, done or failed (a running or failed run is resumed by the next `curate run`)."),
             C("started_at", "TIMESTAMP", "When the run started (UTC)."),
             C("finished_at", "TIMESTAMP", "When it finished (UTC)."),
+            C("owner", "VARCHAR", "The process running (or that last ran) the run: host:pid:start time. One run at a time "
+              "per store: a second `curate run` is refused while this process lives."),
+            C("heartbeat_at", "TIMESTAMP", "The owner's last write (UTC)."),
         ),
     ),
     Table(

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from curation.cli.common import FormatOpt, handle_errors, open_cli_store, state
-from curation.errors import EXIT_PROBLEMS, UsageError
+from curation.errors import EXIT_PROBLEMS, EXIT_USAGE, UsageError
 
 HELP = """Curate LLM fine-tuning data: ingest raw files into one DuckDB store, curate them with recorded
 decisions, review a statistically chosen sample, certify, and export an approved snapshot.
@@ -26,7 +26,7 @@ Review:     review plan | certify | push | pull | status | apply | serve
 
 \b
 Example:    curate demo && curate sql "SELECT shape, count(*) FROM samples GROUP BY 1"
-Exit codes: 0 done, 1 problems found (--strict), 2 bad usage or unreadable input, 3 refused by a rule,
+Exit codes: 0 done, 1 problems found (an unreadable input among others, or --strict), 2 bad usage or unreadable input, 3 refused by a rule,
             4 external service failed or store busy, 70 internal error (a bug; traceback in a log file)."""
 
 app = typer.Typer(
@@ -85,6 +85,9 @@ def ingest(
 ) -> None:
     """Load inputs into the store; bad rows go to quarantine with file, line and reason.
 
+    Every input is tried: one that cannot be read at all (missing, truncated, not its format) is
+    reported as failed and the next is loaded; the command then exits 1 (2 when no input could be read).
+
     Example: curate ingest data/sample/instructions.jsonl --map output=answer
     """
     from curation.cli.render import err, out, progress_bar
@@ -99,14 +102,23 @@ def ingest(
         out.print_json(json.dumps([r.model_dump() for r in reports]))
     else:
         _print_reports(reports)
+    failed = [r for r in reports if r.failed]
     problems = sum(r.rows_quarantined for r in reports) + sum(len(r.problems) for r in reports)
     if problems:
         err.print(f"[yellow]{problems} problem(s): see `curate quarantine`[/]")
-        if strict:
-            raise typer.Exit(EXIT_PROBLEMS)
+    if failed and len(failed) == len(reports):
+        err.print(f"[red]no input could be read ({len(failed)} failed, see above)[/]")
+        raise typer.Exit(EXIT_USAGE)
+    if failed:
+        err.print(f"[red]{len(failed)} of {len(reports)} input(s) could not be read at all (see above); "
+                  "the others were loaded[/]")
+        raise typer.Exit(EXIT_PROBLEMS)
+    if problems and strict:
+        raise typer.Exit(EXIT_PROBLEMS)
 
 
 def _print_reports(reports) -> None:  # noqa: ANN001
+    from rich.markup import escape
     from rich.table import Table
 
     from curation.cli.render import out
@@ -124,6 +136,8 @@ def _print_reports(reports) -> None:  # noqa: ANN001
                   str(r.rows_already_present), str(r.rows_quarantined))
         if r.skipped:
             notes.add_row(str(r.batch_id or "-"), "-", f"{name}: skipped, {r.skipped}")
+        if r.failed:
+            notes.add_row(str(r.batch_id or "-"), "-", f"[red]{escape(name)}: FAILED[/], {escape(r.failed)}")
         for p in r.problems:
             notes.add_row(str(r.batch_id), "-", f"{name}: {p}")
         for reason, n in r.reasons.items():

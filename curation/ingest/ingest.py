@@ -21,13 +21,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 import xxhash
 
 from curation import __version__
-from curation.errors import InputError, UsageError
+from curation.errors import CurateError, InputError, UsageError
 from curation.ingest.mapping import FieldMapping
 from curation.ingest.normalize import Normalizer
 from curation.ingest.readers import (
@@ -42,6 +43,7 @@ from curation.ingest.readers import (
     read_jsonl,
     read_parquet,
 )
+from curation.store.lease import LeaseLost, Owner, check_lease, current_owner
 from curation.store.store import Store, utcnow
 from schemas.batch import IngestFileReport
 
@@ -215,16 +217,53 @@ def _hf_sources(path_or_id: str, opts: IngestOptions) -> list[_Source]:
     return out
 
 
+def _is_saved_dataset(path: Path) -> bool:
+    return any((path / n).exists() for n in ("dataset_info.json", "dataset_dict.json", "state.json"))
+
+
+def _folder_files(path: Path) -> list[Path]:
+    """The data files of a folder, in name order: what a folder of raw files holds."""
+    found = []
+    for p in sorted(path.rglob("*")):
+        rel = p.relative_to(path)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        suffixes = [x.lower() for x in p.suffixes]
+        if suffixes and suffixes[-1] == ".gz":
+            suffixes = suffixes[:-1]
+        if suffixes and suffixes[-1] in EXTENSIONS and suffixes[-1] != ".arrow":
+            found.append(p)
+    return found
+
+
 def _sources(raw_path: str, opts: IngestOptions) -> list[_Source]:
+    """What to load for one path: a file; each data file of a folder; the splits of a saved or hub dataset.
+
+    A folder saved by ``datasets`` (``save_to_disk``), or any folder or hub id with ``--format hf``, is
+    read by the ``datasets`` library. Any other folder is a folder of files: each data file in it is its
+    own batch, read by our readers, so that a bad row in one file is quarantined instead of stopping the
+    whole folder.
+    """
     path = Path(raw_path)
-    if opts.format == "hf" or (opts.format == "auto" and path.is_dir()):
+    if opts.format == "hf" or (path.is_dir() and _is_saved_dataset(path)):
         return _hf_sources(raw_path, opts)
     if not path.exists():
-        raise InputError(f"{raw_path}: no such file")
+        raise InputError(f"{raw_path}: no such file or folder")
     if path.is_dir():
-        raise InputError(f"{raw_path}: is a folder; use --format hf for a Hugging Face dataset folder")
+        files = _folder_files(path)
+        if not files:
+            raise InputError(f"{raw_path}: the folder holds no data files "
+                             f"({', '.join(sorted(e for e in EXTENSIONS if e != '.arrow'))}, or .gz of these)")
+        base = opts.source_name or path.name
+        out: list[_Source] = []
+        for f in files:
+            out.extend(_file_source(f, opts, f"{base}/{f.relative_to(path).as_posix()}"))
+        return out
+    return _file_source(path, opts, opts.source_name or path.name)
+
+
+def _file_source(path: Path, opts: IngestOptions, name: str) -> list[_Source]:
     fmt = detect_format(path, opts.format)
-    name = opts.source_name or path.name
 
     def chunks(state: ReadState) -> Iterator[RawChunk]:
         if fmt == "jsonl":
@@ -241,50 +280,104 @@ def _sources(raw_path: str, opts: IngestOptions) -> list[_Source]:
     return [_Source(str(path.resolve()), name, fmt, functools.partial(_hash_path, path), chunks)]
 
 
-def _begin_batch(store: Store, src: _Source, loading_opts: dict[str, object]) -> tuple[int | None, str | None]:
-    """Open (or reopen after a crash) the batch; returns (batch_id, None) or (None, why it is skipped)."""
+def _claim_batch(store: Store, src: _Source, loading_opts: dict[str, object],
+                 owner: Owner) -> tuple[int | None, str | None, tuple[int, Owner] | None]:
+    """Open, or take over after a crash, the batch of ``src``, in one transaction.
+
+    Returns ``(batch_id, None, None)`` when this process now owns the batch, ``(None, why, None)``
+    when an identical input is already loaded, and ``(None, None, (batch_id, owner))`` when a live
+    process is loading the same input right now (the caller waits for it).
+    """
     opts_hash = _options_hash(loading_opts)
+    now = utcnow()
     with store.writer() as con:
         rows = con.execute(
-            """SELECT batch_id, status, ingested_at, source FROM batches
+            """SELECT batch_id, status, ingested_at, source, owner, heartbeat_at FROM batches
                WHERE content_hash = ? AND options_hash = ? ORDER BY batch_id DESC""",
             [src.content_hash, opts_hash],
         ).fetchall()
         done = [r for r in rows if r[1] == "done"]
         if done:
-            bid, _, at, where = done[0]
-            return None, f"identical to batch {bid} ({where}, ingested {at:%Y-%m-%d %H:%M:%S} UTC): nothing to do"
+            bid, _, at, where, _, _ = done[0]
+            return None, f"identical to batch {bid} ({where}, ingested {at:%Y-%m-%d %H:%M:%S} UTC): nothing to do", None
+        for bid, status, _, _, token, beat in rows:
+            other = Owner.parse(token)
+            if status == "loading" and other is not None and other != owner and other.alive(beat, now):
+                return None, None, (bid, other)
         if rows:
-            # A batch left 'loading' or 'failed' never completed: its partial rows are cleared and it is
-            # loaded again under the same id, so that the batch's accounting covers the whole input.
+            # A batch left 'loading' by a process that is gone, or 'failed', never completed: its partial rows
+            # are cleared and it is loaded again under the same id, so that its accounting covers the whole input.
+            # Unless a run already covers that id (a run reads the done batches up to its max_batch_id): the
+            # batch becoming done would change that run's input after the fact, so it gets a new id instead.
             bid = rows[0][0]
             con.execute("DELETE FROM samples WHERE batch_id = ?", [bid])
             con.execute("DELETE FROM quarantine WHERE batch_id = ?", [bid])
+            covered = con.execute("SELECT count(*) FROM runs WHERE max_batch_id >= ?", [bid]).fetchall()[0][0]
+            if covered:
+                new_bid = _insert_batch(con, src, loading_opts, opts_hash, owner, now)
+                con.execute(
+                    "UPDATE batches SET status = 'failed', finished_at = coalesce(finished_at, ?), "
+                    "problems = concat_ws('; ', problems, ?), rows_loaded = 0, rows_quarantined = 0, "
+                    "rows_already_present = 0 WHERE batch_id = ?",
+                    [now, f"never completed; loaded again as batch {new_bid}", bid])
+                return int(new_bid), None, None
             con.execute(
                 "UPDATE batches SET status = 'loading', ingested_at = ?, finished_at = NULL, problems = NULL, "
-                "source = ?, code_version = ? WHERE batch_id = ?",
-                [utcnow(), src.source, __version__, bid],
+                "source = ?, code_version = ?, owner = ?, heartbeat_at = ?, rows_read = 0, rows_loaded = 0, "
+                "rows_quarantined = 0, rows_already_present = 0, blank_lines = 0 WHERE batch_id = ?",
+                [now, src.source, __version__, owner.token(), now, bid],
             )
-            return bid, None
-        bid = con.execute(
-            """INSERT INTO batches (source, source_name, format, options, content_hash, options_hash, bytes, status,
-                                    code_version, ingested_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, 'loading', ?, ?) RETURNING batch_id""",
-            [src.source, src.source_name, src.fmt, json.dumps(loading_opts), src.content_hash, opts_hash,
-             src.size, __version__, utcnow()],
-        ).fetchall()[0][0]
-        return int(bid), None
+            return bid, None, None
+        return _insert_batch(con, src, loading_opts, opts_hash, owner, now), None, None
 
 
-def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, may_exist: bool = True,
+def _insert_batch(con, src: _Source, loading_opts: dict[str, object], opts_hash: str, owner: Owner,  # noqa: ANN001
+                  now: datetime) -> int:
+    return int(con.execute(
+        """INSERT INTO batches (source, source_name, format, options, content_hash, options_hash, bytes, status,
+                                code_version, ingested_at, owner, heartbeat_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 'loading', ?, ?, ?, ?) RETURNING batch_id""",
+        [src.source, src.source_name, src.fmt, json.dumps(loading_opts), src.content_hash, opts_hash,
+         src.size, __version__, now, owner.token(), now],
+    ).fetchall()[0][0])
+
+
+def _begin_batch(store: Store, src: _Source, loading_opts: dict[str, object], owner: Owner,
+                 progress: ProgressFn | None = None, poll: float = 0.5) -> tuple[int | None, str | None]:
+    """Claim the batch of ``src``; while another live process loads the same input, wait for it to end."""
+    waited_for: tuple[int, Owner] | None = None
+    while True:
+        bid, skipped, busy = _claim_batch(store, src, loading_opts, owner)
+        if busy is None:
+            if skipped and waited_for is not None:
+                skipped += f" (loaded by {waited_for[1].describe()} while this process waited)"
+            return bid, skipped
+        if busy != waited_for and progress:
+            progress(f"{src.source_name}: waiting for {busy[1].describe()}, which is loading it as batch {busy[0]}",
+                     0, 0, "")
+        waited_for = busy
+        time.sleep(poll)
+
+
+def _may_exist(con, batch_id: int) -> bool:  # noqa: ANN001
+    """Whether another batch of this batch's source name exists: sample ids contain the source name, so
+    without one none of the batch's rows can be present already (and the anti-join is skipped). Asked in
+    each write's own transaction, so a batch of the same name opened meanwhile by another process counts."""
+    return con.execute(
+        """SELECT count(*) FROM batches o JOIN batches b ON o.source_name = b.source_name
+           WHERE b.batch_id = ? AND o.batch_id <> b.batch_id""", [batch_id]).fetchall()[0][0] > 0
+
+
+def _write_chunk(store: Store, samples: pa.Table | None, bad: pa.Table | None, batch_id: int, owner: Owner,
                  alone: bool = True) -> tuple[int, int]:
     """Insert normalised rows in one transaction; returns (new samples, samples already present).
 
-    ``may_exist`` is False when no other batch of this source name exists: sample ids contain the
-    source name, so none of these rows can be present and the anti-join is skipped. ``alone`` says
-    that nothing runs beside this write (the last one of a batch).
+    The transaction first checks that this process still holds the batch (see ``curation.store.lease``).
+    ``alone`` says that nothing runs beside this write (the last one of a batch).
     """
     with store.writer() as con:
+        check_lease(con, "batches", "batch_id", batch_id, owner, utcnow())
+        may_exist = _may_exist(con, batch_id)
         inserted = 0
         n = samples.num_rows if samples is not None else 0
         if n:
@@ -372,8 +465,9 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
     started = started or _Started.begin(src)
     state, reader = started.state, started.reader
     started.hashing.join()
+    owner = current_owner()
     try:
-        batch_id, skipped = _begin_batch(store, src, loading_opts)
+        batch_id, skipped = _begin_batch(store, src, loading_opts, owner, progress)
     except BaseException:
         reader.close()
         raise
@@ -384,10 +478,6 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
     report.batch_id = batch_id
     reasons: Counter[str] = Counter()
     try:
-        with store.writer() as con:
-            may_exist = con.execute(
-                "SELECT count(*) FROM batches WHERE source_name = ? AND batch_id <> ?", [src.source_name, batch_id]
-            ).fetchall()[0][0] > 0
         pending_samples: list[pa.Table] = []
         pending_bad: list[pa.Table] = []
         pending_rows = 0
@@ -423,7 +513,7 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
             # One write in flight at a time, on the writer thread: normalising the next chunks (DuckDB
             # in this thread) overlaps with inserting this one, and writes stay in file order.
             _wait_write()
-            writes.append(writer.submit(_write_chunk, store, samples, bad, may_exist, final))
+            writes.append(writer.submit(_write_chunk, store, samples, bad, batch_id, owner, final))
             pending_samples.clear()
             pending_bad.clear()
             if keep is not None and keep.num_rows:
@@ -458,32 +548,80 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
                 raise
     except BaseException as e:
         reader.close()
-        with store.writer() as con:
-            con.execute(
-                "UPDATE batches SET status = 'failed', finished_at = ?, problems = ? WHERE batch_id = ?",
-                [utcnow(), f"load stopped: {type(e).__name__}: {e}"[:2000], batch_id],
-            )
+        if not isinstance(e, LeaseLost):
+            _fail_batch(store, batch_id, owner, e)
         raise
     report.encoding = state.encoding
     report.reasons = dict(reasons.most_common())
     report.problems = [p.reason for p in state.problems]
     if not report.balanced:  # a bug, never an input problem: refuse to mark the batch done
-        raise RuntimeError(f"accounting does not balance for {src.source}: {report}")
-    with store.writer() as con:
-        for p in state.problems:
+        err = RuntimeError(f"accounting does not balance for {src.source}: {report}")
+        _fail_batch(store, batch_id, owner, err)
+        raise err
+    try:
+        with store.writer() as con:
+            check_lease(con, "batches", "batch_id", batch_id, owner, utcnow())
+            _check_unique(con, batch_id, report)
+            for p in state.problems:
+                con.execute(
+                    "INSERT INTO quarantine (batch_id, source, row_number, line, raw, reason) VALUES (?, ?, NULL, NULL, ?, ?)",
+                    [batch_id, src.source, p.raw, p.reason],
+                )
             con.execute(
-                "INSERT INTO quarantine (batch_id, source, row_number, line, raw, reason) VALUES (?, ?, NULL, NULL, ?, ?)",
-                [batch_id, src.source, p.raw, p.reason],
+                """UPDATE batches SET status = 'done', finished_at = ?, encoding = ?, rows_read = ?, rows_loaded = ?,
+                          rows_quarantined = ?, rows_already_present = ?, blank_lines = ?, problems = ?
+                   WHERE batch_id = ?""",
+                [utcnow(), state.encoding, report.rows_read, report.rows_loaded, report.rows_quarantined,
+                 report.rows_already_present, report.blank_lines, "; ".join(report.problems) or None, batch_id],
             )
-        con.execute(
-            """UPDATE batches SET status = 'done', finished_at = ?, encoding = ?, rows_read = ?, rows_loaded = ?,
-                      rows_quarantined = ?, rows_already_present = ?, blank_lines = ?, problems = ?
-               WHERE batch_id = ?""",
-            [utcnow(), state.encoding, report.rows_read, report.rows_loaded, report.rows_quarantined,
-             report.rows_already_present, report.blank_lines, "; ".join(report.problems) or None, batch_id],
-        )
+    except BaseException as e:
+        if not isinstance(e, LeaseLost):
+            _fail_batch(store, batch_id, owner, e)
+        raise
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _check_unique(con, batch_id: int, report: IngestFileReport) -> None:  # noqa: ANN001
+    """The batch's rows, checked in the transaction that marks it done: each sample id once in ``samples``.
+
+    A UNIQUE index on ``samples.sample_id`` would say the same on every insert, but DuckDB's index
+    costs 2.5 s per million rows and four times the file size (measured on the development machine),
+    which would put ingest far past its benchmark target. Every insert already skips ids that are present
+    (in the same serialised transaction), and only the batch's owner writes it (see the lease); this
+    check makes a bug in either loud: the batch fails instead of being marked done with doubled rows.
+    """
+    n, distinct = con.execute(
+        "SELECT count(*), count(DISTINCT sample_id) FROM samples WHERE batch_id = ?", [batch_id]).fetchall()[0]
+    new = report.rows_loaded - report.rows_already_present
+    twice = 0
+    if _may_exist(con, batch_id):
+        twice = con.execute(
+            """SELECT count(*) FROM samples s WHERE s.batch_id = ? AND s.sample_id IN (
+                   SELECT o.sample_id FROM samples o JOIN batches ob ON ob.batch_id = o.batch_id
+                   JOIN batches b ON b.batch_id = ? AND ob.source_name = b.source_name
+                   WHERE o.batch_id <> b.batch_id)""", [batch_id, batch_id]).fetchall()[0][0]
+    if n != distinct or n != new or twice:
+        raise RuntimeError(
+            f"batch {batch_id} would hold sample ids twice: {n} rows, {distinct} distinct ids, {new} new rows counted, "
+            f"{twice} ids also in another batch; it is marked failed (a bug: please report it)")
+
+
+def _fail_batch(store: Store, batch_id: int, owner: Owner, exc: BaseException) -> None:
+    """Mark this process's batch failed with the reason, and clear its partial rows (a failed batch holds none)."""
+    reason = str(exc) if isinstance(exc, CurateError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        reason = "interrupted (Ctrl-C)"
+    with contextlib.suppress(Exception), store.writer() as con:
+        if con.execute("SELECT owner FROM batches WHERE batch_id = ?", [batch_id]).fetchall() != [(owner.token(),)]:
+            return
+        con.execute("DELETE FROM samples WHERE batch_id = ?", [batch_id])
+        con.execute("DELETE FROM quarantine WHERE batch_id = ?", [batch_id])
+        con.execute(
+            "UPDATE batches SET status = 'failed', finished_at = ?, problems = ?, rows_loaded = 0, "
+            "rows_quarantined = 0, rows_already_present = 0 WHERE batch_id = ?",
+            [utcnow(), f"load stopped: {reason}"[:2000], batch_id],
+        )
 
 
 class _Failed:
@@ -558,16 +696,25 @@ def _reason_kind(reason: str) -> str:
 
 def ingest_paths(store: Store, paths: list[str], opts: IngestOptions | None = None,
                  progress: ProgressFn | None = None) -> list[IngestFileReport]:
-    """Ingest each path (a file, a dataset folder or, for ``hf``, a hub id); one report per batch.
+    """Ingest each path (a file, a folder of files, a dataset folder or, for ``hf``, a hub id); one report per batch.
 
-    Raises :class:`InputError` before loading anything when a path cannot be read at all.
+    An input that cannot be read at all (a missing path, a file that is not what its format says, a
+    dataset the ``datasets`` library cannot build) gets a report with ``failed`` set, its batch (if one was
+    opened) is marked failed, and the next input is loaded. Problems with the store itself (busy,
+    damaged, another process taking over a batch) stop the whole call.
     """
     opts = opts or IngestOptions()
     if not paths:
         raise UsageError("no input given")
-    sources: list[_Source] = []
+    planned: list[_Source | IngestFileReport] = []
     for p in paths:
-        sources.extend(_sources(p, opts))
+        try:
+            planned.extend(_sources(p, opts))
+        except InputError as e:
+            planned.append(IngestFileReport(source=p, format=opts.format, failed=str(e)))
+        except Exception as e:  # noqa: BLE001  (a library's own error on a bad input: named, and the next input goes on)
+            planned.append(IngestFileReport(source=p, format=opts.format, failed=_unreadable(p, e)))
+    sources = [s for s in planned if isinstance(s, _Source)]
     # The first input starts reading, and hashing, while the store is opened and migrated.
     first = _Started.begin(sources[0]) if sources else None
     try:
@@ -576,4 +723,34 @@ def ingest_paths(store: Store, paths: list[str], opts: IngestOptions | None = No
         if first is not None:
             first.reader.close()
         raise
-    return [ingest_source(store, s, opts, progress, first if i == 0 else None) for i, s in enumerate(sources)]
+    reports = []
+    for item in planned:
+        if isinstance(item, IngestFileReport):
+            reports.append(item)
+            continue
+        started = first if item is sources[0] else None
+        try:
+            reports.append(ingest_source(store, item, opts, progress, started))
+        except InputError as e:
+            reports.append(_failed_report(store, item, str(e)))
+        except CurateError:
+            raise
+        except Exception as e:  # noqa: BLE001  (see above; a bug in our code still fails only this input)
+            reports.append(_failed_report(store, item, _unreadable(item.source, e)))
+    return reports
+
+
+def _unreadable(source: str, e: BaseException) -> str:
+    first = str(e).splitlines()[0] if str(e) else ""
+    return f"{source}: cannot be read ({type(e).__name__}: {first})"
+
+
+def _failed_report(store: Store, src: _Source, reason: str) -> IngestFileReport:
+    """The report of an input that failed, with the batch that was opened for it, if any."""
+    report = IngestFileReport(source=src.source, format=src.fmt, failed=reason)
+    with contextlib.suppress(Exception), store.reader() as con:
+        rows = con.execute("SELECT batch_id FROM batches WHERE source = ? AND status = 'failed' "
+                           "ORDER BY batch_id DESC LIMIT 1", [src.source]).fetchall()
+        if rows:
+            report.batch_id = int(rows[0][0])
+    return report

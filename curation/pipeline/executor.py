@@ -23,11 +23,12 @@ from curation import __version__
 from curation.duck import query_arrow
 from curation.duck import sql_ident as _ident
 from curation.duck import sql_literal as _lit
-from curation.errors import UsageError
+from curation.errors import StoreBusyError, UsageError
 from curation.pipeline.base import GlobalStep, RowStep, Step, StepOutput
 from curation.pipeline.config import with_step_inputs
 from curation.pipeline.registry import build_step
 from curation.pipeline.text import content_hash_sql
+from curation.store.lease import LeaseLost, Owner, check_lease, current_owner
 from curation.store.store import Store, utcnow
 from schemas.pipeline import PipelineConfig
 
@@ -102,22 +103,71 @@ def _input_sql(step: Step) -> str:
     return sql
 
 
+class RunInProgressError(StoreBusyError):
+    """Another live process is running a pipeline on this store."""
+
+
+def _check_step_unique(con, run_id: int, step: str) -> None:  # noqa: ANN001
+    """A step's decisions and signals, checked before it is marked done: none written twice.
+
+    Keys: (sample, reason) for decisions and (sample, name) for signals, within the run and step. Only
+    one process runs a run (the lease), and each page is written with its cursor in one transaction, so
+    a row twice can only come from a bug; this makes one loud instead of doubling counts downstream.
+    """
+    dup_d = con.execute(
+        """SELECT count(*) FROM (SELECT 1 FROM decisions WHERE run_id = ? AND step = ?
+           GROUP BY sample_id, reason HAVING count(*) > 1)""", [run_id, step]).fetchall()[0][0]
+    dup_s = con.execute(
+        """SELECT count(*) FROM (SELECT 1 FROM signals WHERE run_id = ? AND step = ?
+           GROUP BY sample_id, name HAVING count(*) > 1)""", [run_id, step]).fetchall()[0][0]
+    if dup_d or dup_s:
+        raise RuntimeError(f"run {run_id}, step {step}: {dup_d} decision key(s) and {dup_s} signal key(s) written "
+                           "more than once; the step is not marked done (a bug: please report it)")
+
+
 class LocalExecutor:
     """Runs a pipeline on one store file."""
 
     def __init__(self, store: Store, progress: ProgressFn | None = None) -> None:
         self.store = store
         self.progress = progress
+        self.owner = current_owner()
+
+    def _fence(self, con, run_id: int) -> None:  # noqa: ANN001
+        """In a write transaction: stop unless this process still holds the run (and refresh its heartbeat)."""
+        check_lease(con, "runs", "run_id", run_id, self.owner, utcnow())
 
     # -- run bookkeeping -------------------------------------------------------------------------------
     def _start(self, cfg: PipelineConfig, steps: list[Step], fresh: bool) -> tuple[int, bool, str | None, int]:
         # the run's identity: the config with what each step read besides its parameters (stored below with it)
         cfg = with_step_inputs(cfg, steps)
         chash = config_hash(cfg)
+        owner, now = self.owner, utcnow()
         with self.store.writer() as con:
-            max_batch = con.execute("SELECT coalesce(max(batch_id), 0) FROM batches WHERE status = 'done'").fetchall()[0][0]
+            # The run's input: the done batches up to max_batch. A batch still loading in a live process below
+            # that id would become done later and change the input of a run already made, so the input stops
+            # before the first such batch (the next run picks it up).
+            loading = [bid for bid, token, beat in con.execute(
+                "SELECT batch_id, owner, heartbeat_at FROM batches WHERE status = 'loading' ORDER BY batch_id").fetchall()
+                if (o := Owner.parse(token)) is not None and o.alive(beat, now)]
+            max_batch = con.execute(
+                "SELECT coalesce(max(batch_id), 0) FROM batches WHERE status = 'done' AND batch_id < ?",
+                [loading[0] if loading else 2**31 - 1]).fetchall()[0][0]
             if max_batch == 0:
-                raise UsageError("nothing to run on: ingest some data first (`curate ingest`)")
+                raise UsageError("nothing to run on: ingest some data first (`curate ingest`)"
+                                 + (f" (batch {loading[0]} is still loading)" if loading else ""))
+            # one run at a time per store: two processes running the same steps would write every
+            # decision twice; a run left 'running' by a process that is gone was interrupted
+            for rid, token, beat, at in con.execute(
+                    "SELECT run_id, owner, heartbeat_at, started_at FROM runs WHERE status = 'running' ORDER BY run_id"
+            ).fetchall():
+                other = Owner.parse(token)
+                if other is not None and other != owner and other.alive(beat, now):
+                    raise RunInProgressError(
+                        f"run {rid} is in progress in another process ({other.describe()}, started "
+                        f"{at:%Y-%m-%d %H:%M:%S} UTC): one run at a time per store; wait for it to finish, "
+                        f"then run again (`curate stats` shows its progress)")
+                con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ?", [now, rid])
             same = con.execute(
                 "SELECT run_id, status, started_at FROM runs WHERE config_hash = ? AND max_batch_id = ? ORDER BY run_id DESC",
                 [chash, max_batch],
@@ -126,16 +176,18 @@ class LocalExecutor:
                 run_id, status, at = same[0]
                 if status == "done":
                     return run_id, False, f"identical to run {run_id} ({at:%Y-%m-%d %H:%M:%S} UTC): same config, same input", max_batch
-                con.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?", [run_id])
+                con.execute("UPDATE runs SET status = 'running', finished_at = NULL, owner = ?, heartbeat_at = ? "
+                            "WHERE run_id = ?", [owner.token(), now, run_id])
                 return run_id, True, None, max_batch
             samples_in = con.execute(
                 "SELECT count(*) FROM samples s JOIN batches b USING (batch_id) WHERE b.status = 'done' AND b.batch_id <= ?",
                 [max_batch],
             ).fetchall()[0][0]
             run_id = con.execute(
-                """INSERT INTO runs (config, config_hash, code_version, max_batch_id, samples_in, status, started_at)
-                   VALUES (?, ?, ?, ?, ?, 'running', ?) RETURNING run_id""",
-                [json.dumps(cfg.model_dump()), chash, __version__, max_batch, samples_in, utcnow()],
+                """INSERT INTO runs (config, config_hash, code_version, max_batch_id, samples_in, status, started_at,
+                                    owner, heartbeat_at)
+                   VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING run_id""",
+                [json.dumps(cfg.model_dump()), chash, __version__, max_batch, samples_in, now, owner.token(), now],
             ).fetchall()[0][0]
             for pos, step in enumerate(steps, start=1):
                 con.execute(
@@ -217,6 +269,7 @@ class LocalExecutor:
             page, last = got
             out = step.process(page)
             with self.store.writer() as con:
+                self._fence(con, run_id)
                 dropped, flagged, changed = self._write(con, run_id, step, out)
                 old = json.loads(con.execute("SELECT counters FROM run_steps WHERE run_id = ? AND position = ?",
                                              [run_id, pos]).fetchall()[0][0] or "{}")
@@ -255,6 +308,7 @@ class LocalExecutor:
             return
         out = step.decide(pa.concat_tables(sigs))
         with self.store.writer() as con:
+            self._fence(con, run_id)
             # a global step is written whole: clear anything a crashed attempt left, then write
             con.execute("DELETE FROM decisions WHERE run_id = ? AND step = ?", [run_id, step.name])
             con.execute("DELETE FROM signals WHERE run_id = ? AND step = ?", [run_id, step.name])
@@ -318,13 +372,18 @@ class LocalExecutor:
                 else:
                     self._run_global_step(step, run_id, pos, max_batch, cfg.batch_rows)
                 with self.store.writer() as con:
+                    self._fence(con, run_id)
+                    _check_step_unique(con, run_id, step.name)
                     con.execute("UPDATE run_steps SET status = 'done', finished_at = ? WHERE run_id = ? AND position = ?",
                                 [utcnow(), run_id, pos])
-        except BaseException:
-            with self.store.writer() as con:
-                con.execute("UPDATE runs SET status = 'failed' WHERE run_id = ?", [run_id])
+        except BaseException as e:
+            if not isinstance(e, LeaseLost):
+                with self.store.writer() as con:
+                    con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ? AND owner = ?",
+                                [utcnow(), run_id, self.owner.token()])
             raise
         with self.store.writer() as con:
+            self._fence(con, run_id)
             con.execute("UPDATE runs SET status = 'done', finished_at = ? WHERE run_id = ?", [utcnow(), run_id])
             result.samples_in = con.execute("SELECT samples_in FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
             cols = ["position", "step", "kind", "rows_in", "dropped", "flagged", "changed", "counters"]

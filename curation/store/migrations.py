@@ -393,6 +393,19 @@ MIGRATIONS += (
             """CREATE VIEW funnel AS SELECT * FROM funnel_for((SELECT run_id FROM latest_run)) ORDER BY position""",
         ),
     ),
+    Migration(
+        8,
+        "leases: the process that loads a batch or runs a run, and its heartbeat",
+        (
+            "ALTER TABLE batches ADD COLUMN owner VARCHAR",
+            "ALTER TABLE batches ADD COLUMN heartbeat_at TIMESTAMP",
+            "ALTER TABLE runs ADD COLUMN owner VARCHAR",
+            "ALTER TABLE runs ADD COLUMN heartbeat_at TIMESTAMP",
+            # a view's columns are fixed when it is made: remade to show the new ones
+            """CREATE OR REPLACE VIEW latest_run AS
+                SELECT * FROM runs WHERE status = 'done' ORDER BY run_id DESC LIMIT 1""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

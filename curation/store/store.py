@@ -62,24 +62,85 @@ class Store:
         """Whether the store file exists."""
         return self.path.exists()
 
+    def _check_is_store(self) -> None:
+        """Refuse a path that holds something other than a DuckDB database (DuckDB would open a CSV or
+        Parquet file as an empty in-memory database, and everything written would be lost)."""
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(12)
+        except FileNotFoundError:
+            return
+        except IsADirectoryError as e:
+            raise StoreError(f"{self.path} is a folder, not a store file: pass the file's path (e.g. "
+                             f"{self.path / 'curate.duckdb'})") from e
+        except OSError as e:
+            raise StoreError(f"cannot read store {self.path}: {e}") from e
+        if head and head[8:12] != b"DUCK":
+            raise StoreError(f"{self.path} is not a DuckDB store (it holds other data: a CSV, Parquet or other file?); "
+                             f"--db / CURATE_DB must name the store file, and the inputs go after `curate ingest`")
+
+    @property
+    def _gate_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".gate")
+
+    @contextmanager
+    def _turnstile(self, writer: bool, deadline: float) -> Iterator[None]:
+        """Writers before new readers: a writer holds the gate (an exclusive lock on ``<store>.gate``)
+        while it waits for the store; a reader passes the gate (a shared lock, let go at once) before it
+        opens the store. So a stream of short readers, each overlapping the next, cannot keep a writer
+        out: once a writer waits, new readers wait behind it, and the writer gets in as soon as the
+        readers already in have finished. Without ``fcntl`` (Windows) or a writable folder there is no gate.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        try:
+            fd = os.open(self._gate_path, (os.O_RDWR | os.O_CREAT) if writer else os.O_RDONLY, 0o644)
+        except OSError:
+            yield
+            return
+        try:
+            mode = fcntl.LOCK_EX if writer else fcntl.LOCK_SH
+            delay = 0.005
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreBusyError(
+                            f"store {self.path}: a writer waited for the store for {self.lock_timeout:.0f} s and "
+                            "readers could not pass it; retry later or raise CURATE_LOCK_TIMEOUT") from None
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 1.6, 0.1)
+            if not writer:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            yield
+        finally:
+            os.close(fd)  # lets the gate go
+
     def _connect(self, read_only: bool, config: dict[str, object] | None = None):  # noqa: ANN202
         import duckdb
 
+        self._check_is_store()
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
-        while True:
-            try:
-                return duckdb.connect(str(self.path), read_only=read_only, config=dict(config or {}))
-            except duckdb.IOException as e:
-                if not _is_lock_conflict(e):
-                    raise StoreError(f"cannot open store {self.path}: {e}") from e
-                if time.monotonic() >= deadline:
-                    raise StoreBusyError(
-                        f"store {self.path} stayed locked by another process for {self.lock_timeout:.0f} s "
-                        f"({str(e).splitlines()[0]}); retry later or raise CURATE_LOCK_TIMEOUT"
-                    ) from e
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 1.6, 0.5)
+        with self._turnstile(not read_only, deadline):
+            while True:
+                try:
+                    return duckdb.connect(str(self.path), read_only=read_only, config=dict(config or {}))
+                except duckdb.IOException as e:
+                    if not _is_lock_conflict(e):
+                        raise StoreError(f"cannot open store {self.path}: {e}") from e
+                    if time.monotonic() >= deadline:
+                        raise StoreBusyError(
+                            f"store {self.path} stayed locked by another process for {self.lock_timeout:.0f} s "
+                            f"({str(e).splitlines()[0]}); retry later or raise CURATE_LOCK_TIMEOUT"
+                        ) from e
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 1.6, 0.5)
 
     def init(self) -> int:
         """Create the store (and its folder) if needed and apply pending migrations; returns the schema version."""

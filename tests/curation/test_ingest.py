@@ -266,12 +266,14 @@ def test_interrupted_batch_is_reloaded_whole(store, tmp_path) -> None:
     assert_balanced(store)
 
 
-def test_unreadable_inputs_fail_before_loading(store, tmp_path) -> None:
-    with pytest.raises(InputError, match="no such file"):
-        ingest_paths(store, [str(tmp_path / "missing.jsonl")])
+def test_unreadable_inputs_fail_alone_and_the_others_load(store, tmp_path) -> None:
+    good = write_lines(tmp_path / "good.jsonl", [GOOD])
     (tmp_path / "x.xml").write_text("<a/>")
-    with pytest.raises(InputError, match="pass --format"):
-        ingest_paths(store, [str(tmp_path / "x.xml")])
+    reports = ingest_paths(store, [str(tmp_path / "missing.jsonl"), str(tmp_path / "x.xml"), str(good)])
+    assert [bool(r.failed) for r in reports] == [True, True, False]
+    assert "no such file" in reports[0].failed and "pass --format" in reports[1].failed
+    assert reports[2].rows_loaded == 1
+    assert rows(store, "SELECT count(*) FROM samples") == [(1,)]
 
 
 def test_blank_and_whitespace_lines_are_not_rows(store, tmp_path) -> None:
