@@ -19,7 +19,7 @@ HELP = """Curate LLM fine-tuning data: ingest raw files into one DuckDB store, c
 decisions, review a statistically chosen sample, certify, and export an approved snapshot.
 
 \b
-Data:       init, ingest, batches, quarantine, samples, sql
+Data:       init, ingest, batches, quarantine, samples, sql, check
 Pipeline:   run, stats, report, export (a run's kept samples), demo
 Snapshots:  snapshot create | list | show | approve | export
 Review:     review plan | certify | push | pull | status | apply | serve
@@ -137,7 +137,8 @@ def _print_reports(reports) -> None:  # noqa: ANN001
         if r.skipped:
             notes.add_row(str(r.batch_id or "-"), "-", f"{name}: skipped, {r.skipped}")
         if r.failed:
-            notes.add_row(str(r.batch_id or "-"), "-", f"[red]{escape(name)}: FAILED[/], {escape(r.failed)}")
+            why = r.failed if name in r.failed else f"{name}: {r.failed}"
+            notes.add_row(str(r.batch_id or "-"), "-", f"[red]FAILED[/] {escape(why)}")
         for p in r.problems:
             notes.add_row(str(r.batch_id), "-", f"{name}: {p}")
         for reason, n in r.reasons.items():
@@ -328,6 +329,33 @@ def export(
 
     n = export_kept(_store(), output, fmt)
     err.print(f"wrote {n} kept samples to {output}")
+
+
+@app.command()
+@handle_errors
+def check(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Audit the store: every done batch balances (read = loaded + quarantined) and holds the rows it counts,
+    every done run balances (input = kept + dropped), no sample, decision or signal is stored twice.
+    Exits 1 when a check fails.
+
+    Example: curate check
+    """
+    from curation.cli.render import out
+    from curation.store.audit import audit
+
+    res = audit(_store())
+    if as_json:
+        out.file.write(json.dumps({"ok": res.ok, "batches": res.batches, "runs": res.runs, "samples": res.samples,
+                                   "violations": res.violations}) + "\n")
+    else:
+        out.print(f"checked {res.batches} done batch(es), {res.samples} sample(s), {res.runs} done run(s): "
+                  + ("[green]all invariants hold[/]" if res.ok else f"[red]{len(res.violations)} violation(s)[/]"))
+        for v in res.violations:
+            out.print(f"  [red]x[/] {v}", highlight=False)
+    if not res.ok:
+        raise typer.Exit(EXIT_PROBLEMS)
 
 
 @app.command()
