@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from curation.errors import UsageError
-from curation.sql import run_query, write_result
+from curation.sql import run_query, store_files, write_result
 from curation.store.store import Store
 
 EXPORT_COLUMNS = ("run_id, sample_id, version, source, row_number, external_id, shape, instruction, input, output, "
@@ -22,5 +22,5 @@ def export_kept(store: Store, output: Path, fmt: str | None = None) -> int:
         has_run = run_query(store, "SELECT count(*) AS n FROM latest_run").column("n")[0].as_py()
         if not has_run:
             raise UsageError("no finished run to export: run `curate run` first")
-    write_result(table, "json" if fmt == "jsonl" else "parquet", output)
+    write_result(table, "json" if fmt == "jsonl" else "parquet", output, protect=store_files(store))
     return table.num_rows

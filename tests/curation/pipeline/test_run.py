@@ -188,6 +188,11 @@ def test_export_kept(store, tmp_path, cli) -> None:
     res = CliRunner().invoke(app, ["--db", str(store.path), "export", "-o", str(tmp_path / "kept.jsonl")])
     first = json.loads((tmp_path / "kept.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert first["run_id"] == 1
+    # never over the store itself
+    before = store.path.stat().st_size
+    res = CliRunner().invoke(app, ["--db", str(store.path), "export", "-o", str(store.path), "--format", "jsonl"])
+    assert res.exit_code == 3 and "never replace the store" in " ".join(res.output.split())
+    assert store.path.stat().st_size == before and rows(store, "SELECT count(*) FROM runs") == [(1,)]
 
 
 @pytest.mark.parametrize("text, message", [
