@@ -18,14 +18,31 @@ SHAPES = ("alpaca", "sharegpt", "openai")
 
 
 def list_batches(store: Store) -> pa.Table:
-    """Every batch with its row accounting (``balanced``: read = loaded + quarantined)."""
-    return run_query(
+    """Every batch with its row accounting (``balanced``: read = loaded + quarantined).
+
+    A batch still ``loading`` says by whom (``loading (pid N on HOST)``), or ``interrupted`` when that
+    process is gone: the next ingest of the same input loads it again.
+    """
+    from curation.store.lease import Owner
+    from curation.store.store import utcnow
+
+    table = run_query(
         store,
         """SELECT batch_id, source_name AS source, format, encoding, status, rows_read, rows_loaded,
                   rows_already_present, rows_quarantined, blank_lines,
                   rows_read = rows_loaded + rows_quarantined AS balanced, problems,
-                  strftime(ingested_at, '%Y-%m-%d %H:%M:%S') AS ingested_at
+                  strftime(ingested_at, '%Y-%m-%d %H:%M:%S') AS ingested_at, owner, heartbeat_at
            FROM batches ORDER BY batch_id""")
+    now = utcnow()
+    status = []
+    for st, token, beat in zip(table.column("status").to_pylist(), table.column("owner").to_pylist(),
+                               table.column("heartbeat_at").to_pylist(), strict=True):
+        owner = Owner.parse(token)
+        if st == "loading":
+            st = f"loading ({owner.describe()})" if owner is not None and owner.alive(beat, now) else "interrupted"
+        status.append(st)
+    table = table.set_column(table.schema.get_field_index("status"), "status", pa.array(status, pa.string()))
+    return table.drop_columns(["owner", "heartbeat_at"])
 
 
 def list_quarantine(store: Store, batch: int | None = None, reason: str | None = None, limit: int = 100) -> pa.Table:

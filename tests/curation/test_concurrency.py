@@ -381,3 +381,15 @@ def test_curate_check_finds_what_the_races_used_to_leave(tmp_path) -> None:
     said = " ".join(bad.stdout.split())
     assert "read 301 != loaded 297 + quarantined 3" in said
     assert "5 doubled" in said and "signal(s) written more than once" in said, said
+
+
+def test_curate_batches_tells_a_live_load_from_an_interrupted_one(tmp_path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert cli("--db", str(db), "ingest", str(make_jsonl(tmp_path / "a.jsonl", 10))).returncode == 0
+    with Store(db).writer() as con:
+        for token in (current_owner().token(), _dead_owner()):
+            con.execute("""INSERT INTO batches (source, source_name, format, content_hash, options_hash, status, owner,
+                                                heartbeat_at, ingested_at) VALUES ('x', 'x', 'jsonl', 'h', 'o', 'loading', ?, ?, ?)""",
+                        [token, utcnow(), utcnow()])
+    listed = [json.loads(x) for x in cli("--db", str(db), "batches", "--json").stdout.splitlines()]
+    assert [b["status"] for b in listed] == ["done", f"loading (pid {os.getpid()} on {current_owner().host})", "interrupted"]
