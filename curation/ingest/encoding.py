@@ -101,12 +101,13 @@ def detect_file(path: Path, forced: str | None = None, opener=open) -> Encoding:
     return detect(head, forced)
 
 
-def transcode_to_utf8(src: BinaryIO, dst: BinaryIO, encoding: Encoding, chunk_bytes: int = 8 << 20) -> None:
-    """Copy a line-based text stream to UTF-8, line for line.
+def transcode_to_utf8(src: BinaryIO, dst: BinaryIO, encoding: Encoding, chunk_bytes: int = 8 << 20) -> int:
+    """Copy a line-based text stream to UTF-8, line for line; returns how many lines were copied as bytes.
 
     A line that is not valid in the source encoding is copied as its original bytes, so that the
     reader downstream reports it at the same line number (and quarantine keeps the exact bytes).
     """
+    verbatim = 0
     if encoding.bom_length:
         src.read(encoding.bom_length)
     if not encoding.line_based:
@@ -115,7 +116,7 @@ def transcode_to_utf8(src: BinaryIO, dst: BinaryIO, encoding: Encoding, chunk_by
         while True:
             text = reader.read(chunk_bytes)
             if not text:
-                return
+                return verbatim
             dst.write(text.encode("utf-8"))
     carry = b""
     while True:
@@ -139,5 +140,6 @@ def transcode_to_utf8(src: BinaryIO, dst: BinaryIO, encoding: Encoding, chunk_by
                         dst.write(line.decode(encoding.name).encode("utf-8"))
                     except UnicodeDecodeError:
                         dst.write(line)
+                        verbatim += 1
         if not block:
-            return
+            return verbatim
