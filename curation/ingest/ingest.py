@@ -37,6 +37,7 @@ from curation.ingest.readers import (
     DEFAULT_MAX_ROW_BYTES,
     RawChunk,
     ReadState,
+    check_readable,
     read_arrow_batches,
     read_csv,
     read_json_array,
@@ -263,6 +264,7 @@ def _sources(raw_path: str, opts: IngestOptions) -> list[_Source]:
 
 
 def _file_source(path: Path, opts: IngestOptions, name: str) -> list[_Source]:
+    check_readable(path)
     fmt = detect_format(path, opts.format)
 
     def chunks(state: ReadState) -> Iterator[RawChunk]:
@@ -272,7 +274,7 @@ def _file_source(path: Path, opts: IngestOptions, name: str) -> list[_Source]:
             return read_json_array(path, opts.encoding, opts.chunk_rows, opts.max_row_bytes, state)
         if fmt in ("csv", "tsv"):
             return read_csv(path, "\t" if fmt == "tsv" else ",", opts.encoding, opts.chunk_rows,
-                            opts.max_row_bytes, state)
+                            opts.max_row_bytes, state, fields=opts.mapping.consumed_top_level())
         if fmt == "parquet":
             return read_parquet(path, opts.chunk_rows, opts.max_row_bytes, state)
         raise InputError(f"{path}: format {fmt!r} is not a file format")

@@ -23,6 +23,7 @@ import pytest
 from curation.errors import InputError
 from curation.ingest import FieldMapping, IngestOptions, ingest_paths
 from curation.store import Store
+from curation.store.audit import audit
 
 GOOD = {"instruction": "Say hi", "input": "", "output": "hi"}
 # what an error message for a person must not contain
@@ -70,6 +71,8 @@ def assert_accounted(store: Store, report) -> None:
     assert q(store, "SELECT count(*) FROM samples WHERE batch_id = ?", [bid]) == [(loaded,)]
     assert q(store, "SELECT count(*) FROM quarantine WHERE batch_id = ? AND (row_number IS NOT NULL OR line IS NOT NULL)",
              [bid]) == [(quarantined,)]
+    res = audit(store)  # and the store's invariants as a whole
+    assert res.ok, res.violations
 
 
 def quarantined(store: Store) -> list[tuple]:
@@ -473,12 +476,12 @@ def test_gb18030_json_array_with_one_bad_byte_sequence(tmp_path) -> None:
 # --- 6. empty and unopenable files ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["e.jsonl", "e.json", "e.csv", "e.tsv", "e.parquet", "e.jsonl.gz"])
-@pytest.mark.parametrize("content", [b"", b"  \n\t\r\n \n"])
+@pytest.mark.parametrize("name, content", [
+    (name, content) for name in ["e.jsonl", "e.json", "e.csv", "e.tsv", "e.parquet", "e.jsonl.gz"]
+    for content in [b"", b"  \n\t\r\n \n"] if not (name.endswith(".parquet") and content)  # whitespace: no Parquet
+])
 def test_empty_and_whitespace_files(tmp_path, name: str, content: bytes) -> None:
     f = tmp_path / name
-    if name.endswith(".parquet") and content:
-        pytest.skip("whitespace is not an empty Parquet file")
     f.write_bytes(gzip.compress(content, mtime=0) if name.endswith(".gz") else content)
     store = new_store(tmp_path)
     r, failed = ingest_one(store, f)

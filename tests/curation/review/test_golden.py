@@ -17,7 +17,7 @@ from curation.report.data import gather
 from curation.snapshots import create_snapshot, export_snapshot
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "bundled_sample.json"
-VOLATILE = {"started_at", "finished_at", "exported_at", "store_id", "created_at"}
+VOLATILE = {"started_at", "finished_at", "exported_at", "store_id", "created_at", "owner", "heartbeat_at"}
 
 
 def _strip(x: object) -> object:
