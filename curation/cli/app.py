@@ -87,9 +87,12 @@ def ingest(
 
     Every input is tried: one that cannot be read at all (missing, truncated, not its format) is
     reported as failed and the next is loaded; the command then exits 1 (2 when no input could be read).
+    An input that loads no row (every row quarantined, or an empty file) also exits 1, with the reason.
 
     Example: curate ingest data/sample/instructions.jsonl --map output=answer
     """
+    from rich.markup import escape
+
     from curation.cli.render import err, out, progress_bar
     from curation.ingest import FieldMapping, IngestOptions, ingest_paths
 
@@ -103,15 +106,22 @@ def ingest(
     else:
         _print_reports(reports)
     failed = [r for r in reports if r.failed]
+    nothing = [r for r in reports if not r.failed and not r.skipped and r.rows_loaded == 0]
     problems = sum(r.rows_quarantined for r in reports) + sum(len(r.problems) for r in reports)
     if problems:
         err.print(f"[yellow]{problems} problem(s): see `curate quarantine`[/]")
+    for r in nothing:
+        why = (f"all {r.rows_read} row(s) quarantined (mostly: {next(iter(r.reasons))})" if r.rows_read and r.reasons
+               else "; ".join(r.problems) or "no rows")
+        err.print(f"[red]{escape(r.source)}: nothing loaded: {escape(why)}[/]")
     if failed and len(failed) == len(reports):
         err.print(f"[red]no input could be read ({len(failed)} failed, see above)[/]")
         raise typer.Exit(EXIT_USAGE)
     if failed:
         err.print(f"[red]{len(failed)} of {len(reports)} input(s) could not be read at all (see above); "
                   "the others were loaded[/]")
+        raise typer.Exit(EXIT_PROBLEMS)
+    if nothing:
         raise typer.Exit(EXIT_PROBLEMS)
     if problems and strict:
         raise typer.Exit(EXIT_PROBLEMS)

@@ -100,3 +100,21 @@ def test_bad_inputs_fail_alone_and_the_command_goes_on(run_cli, tmp_path) -> Non
 def test_when_no_input_can_be_read_the_exit_code_is_2(run_cli, tmp_path) -> None:
     res = run_cli("ingest", str(tmp_path / "nope.jsonl"))
     assert res.exit_code == 2 and "no input could be read" in " ".join(res.output.split())
+
+
+def test_an_input_that_loads_nothing_exits_1_with_the_reason(run_cli, tmp_path) -> None:
+    """An e-mail dump mapped to nothing the reader knows: every row quarantined is not a success."""
+    mails = tmp_path / "mails.jsonl"
+    mails.write_text("".join(json.dumps({"subject": f"Re: offer {i}", "body": "Dear friend, ..."}) + "\n"
+                             for i in range(5)), encoding="utf-8")
+    res = run_cli("ingest", str(mails))
+    assert res.exit_code == 1
+    said = " ".join(res.output.split())
+    assert "mails.jsonl: nothing loaded: all 5 row(s) quarantined (mostly:" in said, said
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n", encoding="utf-8")
+    res = run_cli("ingest", str(empty))
+    assert res.exit_code == 1 and "nothing loaded: file is empty" in " ".join(res.output.split())
+    # the same input again is not an error: it is already loaded
+    assert run_cli("ingest", str(jsonl(tmp_path / "ok.jsonl", 2))).exit_code == 0
+    assert run_cli("ingest", str(tmp_path / "ok.jsonl")).exit_code == 0
