@@ -80,6 +80,32 @@ def find_samples(store: Store, sample_id: str | None = None, batch: int | None =
          "limit": limit})
 
 
+def sample_history(store: Store, sample_id: str) -> dict[str, pa.Table]:
+    """What happened to one sample: every run's decisions on it, the latest run's signals, its text versions
+    (0 = as read, then each step's or review's) and its reviews."""
+    params = {"id": sample_id}
+    return {
+        "decisions": run_query(
+            store,
+            """SELECT run_id, step, verdict, reason, ref_sample_id, round(score, 4) AS score FROM decisions
+               WHERE sample_id = $id ORDER BY run_id, step""", params),
+        "signals": run_query(
+            store,
+            """SELECT run_id, step, name, round(value, 4) AS value, text FROM signals
+               WHERE sample_id = $id AND run_id = (SELECT max(run_id) FROM signals WHERE sample_id = $id)
+               ORDER BY step, name""", params),
+        "versions": run_query(
+            store,
+            """SELECT version, run_id, snapshot_id, step,
+                      coalesce(output, CAST(messages[-1].content AS VARCHAR)) AS answer
+               FROM sample_versions WHERE sample_id = $id ORDER BY version""", params),
+        "reviews": run_query(
+            store,
+            """SELECT snapshot_id, version, reviewer, verdict, corrected_output, categories, status
+               FROM reviews WHERE sample_id = $id AND item_kind = 'sample' ORDER BY snapshot_id, reviewer""", params),
+    }
+
+
 def funnel(store: Store, run_id: int | None = None) -> pa.Table:
     """Rows at each stage: read, quarantined, loaded, then the run's input, each step's drops and flags, kept."""
     if run_id is None:

@@ -221,7 +221,8 @@ def samples(
     limit: Annotated[int, typer.Option(help="At most this many samples.")] = 20,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Show samples, filtered by batch, shape, text or reasoning; --id shows one in full.
+    """Show samples, filtered by batch, shape, text or reasoning; --id shows one in full, with its
+    decisions, the latest run's signals, its text versions and its reviews.
 
     Example: curate samples --shape sharegpt --with-reasoning --limit 5
     """
@@ -233,6 +234,12 @@ def samples(
         if table.num_rows == 0:
             raise UsageError(f"no sample with id {sample_id!r}")
         _print_sample(table.to_pylist()[0])
+        from curation.cli.render import arrow_table
+        from curation.inspect import sample_history
+
+        for title, part in sample_history(_store(), sample_id).items():
+            if part.num_rows:
+                arrow_table(part, title=title)
         return
     _emit(table, fmt, "samples")
 

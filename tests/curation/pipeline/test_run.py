@@ -188,6 +188,11 @@ def test_export_kept(store, tmp_path, cli) -> None:
     res = CliRunner().invoke(app, ["--db", str(store.path), "export", "-o", str(tmp_path / "kept.jsonl")])
     first = json.loads((tmp_path / "kept.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert first["run_id"] == 1
+    # one sample in full: its decisions, the run's signals and its text versions
+    sid, reason = rows(store, "SELECT sample_id, reason FROM dropped WHERE step = 'near_dedup' LIMIT 1")[0]
+    res = CliRunner().invoke(app, ["--db", str(store.path), "samples", "--id", sid], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert all(t in res.output for t in ("decisions", "signals", "versions", "near_dedup", "quality_score", reason[:40]))
     # never over the store itself
     before = store.path.stat().st_size
     res = CliRunner().invoke(app, ["--db", str(store.path), "export", "-o", str(store.path), "--format", "jsonl"])
