@@ -166,7 +166,8 @@ class LocalExecutor:
                     raise RunInProgressError(
                         f"run {rid} is in progress in another process ({other.describe()}, started "
                         f"{at:%Y-%m-%d %H:%M:%S} UTC): one run at a time per store; wait for it to finish, "
-                        f"then run again (`curate stats` shows its progress)")
+                        f"then run again (its progress: curate sql \"SELECT step, rows_done, rows_in FROM run_steps "
+                        f"WHERE run_id = {rid} ORDER BY position\")")
                 con.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE run_id = ?", [now, rid])
             same = con.execute(
                 "SELECT run_id, status, started_at FROM runs WHERE config_hash = ? AND max_batch_id = ? ORDER BY run_id DESC",
