@@ -6,6 +6,7 @@ The page itself is drawn by :mod:`curation.report.page`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,16 +14,30 @@ from curation.errors import UsageError
 from curation.store.store import Store
 
 EXCERPT_CHARS = 300  # instruction / output excerpts in the examples
-TOP_REASONS = 30  # reason groups and reasons shown per table
+TOP_REASONS = 30  # rules (reason groups) shown in the table and the examples
 EXAMPLES_PER_REASON = 5
 LENGTH_BINS = 40
 QUALITY_BINS = 20
 TOP_LANGUAGES = 30
 TOP_LANGUAGE_PAIRS = 30
 
-# A reason's readable group: the part before the first ':' (per-sample details follow it), with
-# sample ids (16 hex digits) replaced, so that "exact duplicate of 3fa4...": one group, not one per keeper.
-REASON_HEAD_SQL = r"trim(regexp_replace(split_part(coalesce(reason, '(no reason)'), ':', 1), '\b[0-9a-f]{16}\b', '<sample>', 'g'))"
+# A reason's rule: the stable prefix of its text, so that a per-sample detail (a Jaccard value, a copy count,
+# a sample id, a quoted excerpt) never makes a group of its own. Steps write "<rule>: <details>" (quality,
+# language, decontaminate) or "<rule> <sample id> (<details>)" (exact, near and semantic dedup), and record
+# no rule name of their own, so the rule is:
+#   1. the part before the first ':'; without one, the part before the first ' (';
+#   2. cut at the first sample id (16 hex digits) or opening double quote, written ' …';
+#   3. numbers left in it written '#', spaces squeezed; '(no reason)' when nothing is left.
+# "near duplicate of sample fa7a... (Jaccard 0.75; cluster of 2, one kept)" -> "near duplicate of sample …";
+# "truncated answer: ends mid-sentence: ..." -> "truncated answer". Grouped with the step (rule per step).
+_REASON = "coalesce(reason, '')"
+REASON_HEAD_SQL = (
+    "coalesce(nullif(trim(regexp_replace(regexp_replace(regexp_replace("
+    f"CASE WHEN strpos({_REASON}, ':') > 0 THEN split_part({_REASON}, ':', 1) "
+    rf"ELSE regexp_replace({_REASON}, '\s*\(.*$', '', 's') END, "
+    r"""'\s*(\b[0-9a-f]{16}\b|["“«]).*$', ' …', 's'), """
+    r"'\b\d+(\.\d+)?\b', '#', 'g'), '\s+', ' ', 'g')), ''), '(no reason)')"
+)
 
 # The run's input samples with their current text: the store's one definition (run_texts). Parameter: run_id.
 RUN_TEXTS_SQL = """
@@ -91,14 +106,13 @@ class ReportData:
     latest_run_id: int | None
     funnel: list[tuple[str, int]]
     steps: list[dict[str, Any]]
-    reason_groups: list[dict[str, Any]]  # step, verdict, head, n, distinct, example
-    reasons: list[dict[str, Any]]  # step, verdict, reason, n
+    reason_groups: list[dict[str, Any]]  # step, verdict, head (the rule), n, distinct_reasons, example
     languages: list[tuple[str, int, float | None]]  # lang, samples, mean confidence
     language_pairs: list[tuple[str, str, int]] | None  # None when the signals are not there
     lengths: dict[str, Histogram]
     quality: Histogram | None
-    examples: dict[str, list[dict[str, Any]]]  # verdict -> example rows (head, reason, texts, ...)
-    example_heads: dict[str, list[tuple[str, int]]]  # verdict -> [(head, count)] in display order
+    examples: dict[str, list[dict[str, Any]]]  # verdict -> example rows (step, head, reason, source, texts, ...)
+    example_heads: dict[str, list[tuple[str, str, int]]]  # verdict -> [(step, head, count)] in display order
 
 
 def _dicts(con, sql: str, params: list | None = None) -> list[dict[str, Any]]:  # noqa: ANN001
@@ -144,6 +158,27 @@ def _histogram_from_bins(row: dict[str, Any], clip: float | None) -> Histogram:
     )
 
 
+def _sources_root(sources: list[str]) -> str:
+    """The folder the run's input files share ('' when they share none): example cards name a file relative
+    to it, so a report passed around names ``instructions.jsonl``, not the path of someone's home folder."""
+    paths = [s for s in sources if s and os.path.isabs(s)]
+    if not paths:
+        return ""
+    try:
+        root = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
+    except ValueError:  # different drives
+        return ""
+    if root in paths:  # one file ingested more than once
+        root = os.path.dirname(root)
+    return root
+
+
+def _relative_source(source: str | None, root: str) -> str | None:
+    if source and root and source.startswith(root.rstrip(os.sep) + os.sep):
+        return source[len(root.rstrip(os.sep)) + 1:]
+    return source
+
+
 def gather(store: Store, run_id: int | None = None) -> ReportData:
     """Read everything the report shows, on one read-only connection."""
     with store.reader() as con:
@@ -160,10 +195,6 @@ def gather(store: Store, run_id: int | None = None) -> ReportData:
                    count(DISTINCT reason) AS distinct_reasons, min(reason) AS example
             FROM decisions WHERE run_id = ? AND verdict IN ('drop', 'flag')
             GROUP BY ALL ORDER BY n DESC, step, verdict, head LIMIT {TOP_REASONS}""", [rid])
-        reasons = _dicts(con, f"""
-            SELECT step, verdict, reason, count(*) AS n
-            FROM decisions WHERE run_id = ? AND verdict IN ('drop', 'flag')
-            GROUP BY ALL ORDER BY n DESC, step, verdict, reason LIMIT {TOP_REASONS}""", [rid])
         languages = [(str(lang), int(n), conf) for lang, n, conf in con.execute(
             """SELECT coalesce(nullif(text, ''), '(none)') AS lang, count(DISTINCT sample_id) AS n, avg(value) AS conf
                FROM signals WHERE run_id = ? AND name = 'lang' GROUP BY 1 ORDER BY n DESC, lang""", [rid]).fetchall()]
@@ -198,11 +229,13 @@ def gather(store: Store, run_id: int | None = None) -> ReportData:
                                 counts=[(int(b["bin"]), int(b["n"])) for b in q["bins"]],
                                 stats={"n": q["n"], "min": q["min"], "median": q["p50"], "max": q["max"]})
         examples: dict[str, list[dict[str, Any]]] = {}
-        example_heads: dict[str, list[tuple[str, int]]] = {}
+        root = _sources_root([s for s, in con.execute(
+            "SELECT DISTINCT source FROM batches WHERE batch_id <= ? ORDER BY 1", [run["max_batch_id"]]).fetchall()])
+        example_heads: dict[str, list[tuple[str, str, int]]] = {}
         for verdict in ("flag", "drop"):
-            heads = [(h, int(n)) for h, n in con.execute(f"""
-                SELECT {REASON_HEAD_SQL} AS head, count(*) AS n FROM decisions
-                WHERE run_id = ? AND verdict = ? GROUP BY 1 ORDER BY n DESC, head LIMIT {TOP_REASONS}""",
+            heads = [(st, h, int(n)) for st, h, n in con.execute(f"""
+                SELECT step, {REASON_HEAD_SQL} AS head, count(*) AS n FROM decisions
+                WHERE run_id = ? AND verdict = ? GROUP BY 1, 2 ORDER BY n DESC, step, head LIMIT {TOP_REASONS}""",
                 [rid, verdict]).fetchall()]
             example_heads[verdict] = heads
             if not heads:
@@ -213,10 +246,11 @@ def gather(store: Store, run_id: int | None = None) -> ReportData:
                 d AS (SELECT sample_id, step, reason, ref_sample_id, score, {REASON_HEAD_SQL} AS head
                       FROM decisions WHERE run_id = ? AND verdict = ?),
                 picked AS (
-                    SELECT d.* FROM d WHERE head IN (SELECT unnest(?::VARCHAR[]))
-                    QUALIFY row_number() OVER (PARTITION BY head ORDER BY sample_id) <= {EXAMPLES_PER_REASON}
+                    SELECT d.* FROM d WHERE {{'step': step, 'head': head}} IN (SELECT unnest(?::STRUCT(step VARCHAR, head VARCHAR)[]))
+                    QUALIFY row_number() OVER (PARTITION BY step, head ORDER BY sample_id) <= {EXAMPLES_PER_REASON}
                 )
                 SELECT p.head, p.sample_id, p.step, p.reason, p.ref_sample_id, p.score, t.shape,
+                       t.source, t.row_number, t.external_id,
                        left(CASE WHEN t.messages IS NULL
                                  THEN concat_ws('\n\n', t.instruction, nullif(t.input, ''))
                                  ELSE list_filter(t.messages, lambda m: m.role = 'user')[1].content END,
@@ -226,7 +260,10 @@ def gather(store: Store, run_id: int | None = None) -> ReportData:
                             {EXCERPT_CHARS + 64}) AS output,
                        CASE WHEN t.messages IS NULL THEN NULL ELSE len(t.messages) END AS turns
                 FROM picked p LEFT JOIN txt t USING (sample_id)
-                ORDER BY p.head, p.sample_id""", [rid, rid, verdict, [h for h, _ in heads]])
+                ORDER BY p.step, p.head, p.sample_id""",
+                [rid, rid, verdict, [{"step": st, "head": h} for st, h, _ in heads]])
+            for ex in examples[verdict]:
+                ex["source"] = _relative_source(ex["source"], root)
     return ReportData(run=run, latest_run_id=latest, funnel=funnel, steps=steps, reason_groups=reason_groups,
-                      reasons=reasons, languages=languages, language_pairs=language_pairs, lengths=lengths,
+                      languages=languages, language_pairs=language_pairs, lengths=lengths,
                       quality=quality, examples=examples, example_heads=example_heads)

@@ -25,6 +25,15 @@ from curation.report.data import (
 )
 
 
+# Font stacks: Latin families first, then CJK-capable ones (macOS, Windows, Noto / Source Han, WenQuanYi), so that
+# Chinese sample text, reasons and step names draw with real glyphs in tables, example cards and plotly's SVG
+# text alike (scripts/test.sh installs fonts-wqy-zenhei where no CJK font is present).
+CJK_FAMILIES = ('"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", '
+                '"WenQuanYi Zen Hei", "WenQuanYi Micro Hei"')
+FONT_FAMILY = f'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", Arial, {CJK_FAMILIES}, sans-serif'
+MONO_FAMILY = f'ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", {CJK_FAMILIES}, monospace'
+
+
 def esc(value: object) -> str:
     """HTML-escaped text of any value ('' for None)."""
     if value is None:
@@ -117,7 +126,8 @@ class _Figures:
     def html(self, fig, name: str, height: int = 360) -> str:  # noqa: ANN001
         margin = {"l": 60, "r": 20, "t": 40, "b": 50}
         margin.update({k: getattr(fig.layout.margin, k) for k in margin if getattr(fig.layout.margin, k) is not None})
-        fig.update_layout(template="plotly_white", height=height, margin=margin, font={"size": 12})
+        fig.update_layout(template="plotly_white", height=height, margin=margin,
+                          font={"size": 12, "family": FONT_FAMILY}, hoverlabel={"font": {"family": FONT_FAMILY}})
         self.count += 1
         div = fig.to_html(full_html=False, include_plotlyjs=self.count == 1, include_mathjax=False,
                           div_id=f"fig-{name}", config={"displaylogo": False, "responsive": True})
@@ -233,17 +243,17 @@ def _reasons_section(figs: _Figures, data: ReportData) -> str:
                 name=verdict, marker_color=color, hovertemplate="%{y}: %{x:,}<extra>" + verdict + "</extra>"))
     fig.update_yaxes(autorange="reversed", categoryorder="total descending")
     fig.update_xaxes(title_text="samples")
-    fig.update_layout(title={"text": f"top {len(groups)} reasons (part before ':')"}, barmode="stack",
+    fig.update_layout(title={"text": f"top {len(groups)} rules (step · rule)"}, barmode="stack",
                       margin={"l": 320, "t": 60},
                       legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"})
     out.append(figs.html(fig, "reasons", height=max(260, 60 + 26 * len(groups))))
-    out.append("<h3>By reason (part before ':')</h3>")
-    out.append(_table(["step", "verdict", "reason", "samples", "distinct reasons", "e.g."],
+    out.append(f"<h3>By rule (top {TOP_REASONS})</h3>")
+    out.append('<p class="note">A rule is the reason without its per-sample details (a score, a count, a sample '
+               'id, a quoted excerpt): the part before the first \':\', without one the part before the first \'(\'. '
+               'The details are in the flagged and dropped examples below.</p>')
+    out.append(_table(["step", "verdict", "rule", "samples", "distinct reasons", "e.g."],
                       [[r["step"], r["verdict"], r["head"], r["n"], r["distinct_reasons"], mask(r["example"])]
                        for r in groups], numeric={3, 4}, wrap={2, 5}))
-    out.append(f"<h3>By reason as stored (top {TOP_REASONS})</h3>")
-    out.append(_table(["step", "verdict", "reason", "samples"],
-                      [[r["step"], r["verdict"], mask(r["reason"]), r["n"]] for r in data.reasons], numeric={3}, wrap={2}))
     out.append("</section>")
     return "".join(out)
 
@@ -326,16 +336,21 @@ def _quality_section(figs: _Figures, data: ReportData) -> str:
 
 def _examples_block(data: ReportData, verdict: str) -> str:
     heads = data.example_heads.get(verdict) or []
-    by_head: dict[str, list[dict[str, Any]]] = {}
+    by_head: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for ex in data.examples.get(verdict) or []:
-        by_head.setdefault(ex["head"], []).append(ex)
+        by_head.setdefault((ex["step"], ex["head"]), []).append(ex)
     out = []
-    for head, n in heads:
-        exs = by_head.get(head, [])
-        out.append(f'<div class="reason-group"><h3>{esc(head)} <span class="muted">· {n:,} samples'
+    for step, head, n in heads:
+        exs = by_head.get((step, head), [])
+        out.append(f'<div class="reason-group"><h3>{esc(head)} <span class="muted">· step {esc(step)} · {n:,} samples'
                    f'{", showing " + str(len(exs)) if len(exs) < n else ""}</span></h3>')
         for ex in exs:
             meta = [f'<code>{esc(ex["sample_id"])}</code>', f'step {esc(ex["step"])}', esc(ex["shape"] or "")]
+            where = [f'<span class="source" title="source file">{esc(ex.get("source") or "?")}</span>']
+            if ex.get("row_number") is not None:
+                where.append(f'<span class="row">row {esc(_fmt_num(ex["row_number"]))}</span>')
+            if ex.get("external_id") is not None:
+                where.append(f'<span class="external-id">id <code>{esc(ex["external_id"])}</code></span>')
             if ex.get("turns"):
                 meta.append(f'{esc(ex["turns"])} turns')
             if ex.get("ref_sample_id"):
@@ -347,6 +362,7 @@ def _examples_block(data: ReportData, verdict: str) -> str:
             out.append(
                 '<div class="example">'
                 f'<div class="meta">{" · ".join(m for m in meta if m)}</div>'
+                f'<div class="meta origin">{" · ".join(where)}</div>'
                 f'<div class="reason">{esc(mask(ex["reason"]))}</div>'
                 f'<div class="pair"><div><div class="lbl">instruction{first_user}</div>'
                 f'<div class="text">{excerpt(ex["instruction"])}</div></div>'
@@ -361,49 +377,50 @@ def _examples_section(data: ReportData) -> str:
     if not data.example_heads.get("flag"):
         out.append(_none("no sample was flagged in this run"))
     else:
-        out.append(f'<p class="note">Up to {EXAMPLES_PER_REASON} examples per reason (part before the first \':\'), '
+        out.append(f'<p class="note">Up to {EXAMPLES_PER_REASON} examples per rule (step and reason without its details), '
                    f'text excerpts cut at {EXCERPT_CHARS} characters.</p>')
         out.append(_examples_block(data, "flag"))
     out.append("</section>")
     if data.example_heads.get("drop"):
         out.append('<section id="dropped"><h2>Dropped samples</h2><details><summary>'
-                   f'examples, up to {EXAMPLES_PER_REASON} per reason</summary>')
+                   f'examples, up to {EXAMPLES_PER_REASON} per rule</summary>')
         out.append(_examples_block(data, "drop"))
         out.append("</details></section>")
     return "".join(out)
 
 
-CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Noto Sans CJK SC", sans-serif;
-       color: #1f2328; background: #fff; margin: 0; }
-main { max-width: 1180px; margin: 0 auto; padding: 12px 24px 48px; }
-nav { position: sticky; top: 0; background: #f6f8fa; border-bottom: 1px solid #d0d7de; padding: 8px 24px;
-      font-size: 13px; z-index: 10; }
-nav a { margin-right: 14px; color: #0969da; text-decoration: none; }
-h1 { font-size: 22px; margin: 16px 0 8px; }
-h2 { font-size: 18px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; margin-top: 36px; }
-h3 { font-size: 15px; margin: 18px 0 6px; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 8px 0; }
-dl.facts dt { color: #57606a; } dl.facts dd { margin: 0; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
-th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
-td.wrap { white-space: normal; max-width: 520px; min-width: 160px; overflow-wrap: anywhere; }
-th { background: #f6f8fa; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.mismatch td { background: #fff8c5; }
-pre { background: #f6f8fa; padding: 10px; overflow: auto; font-size: 12px; }
-details summary { cursor: pointer; color: #0969da; margin: 6px 0; }
-.none { color: #57606a; font-style: italic; background: #f6f8fa; padding: 8px 12px; border-radius: 4px; }
-.note, .muted { color: #57606a; } .note { font-size: 13px; }
-.badge { font-size: 12px; background: #ddf4ff; border-radius: 10px; padding: 1px 8px; }
-.badge.warn { background: #fff8c5; }
-.figure { margin: 8px 0 12px; }
-.example { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 10px; margin: 8px 0; }
-.example .meta { font-size: 12px; color: #57606a; }
-.example .reason { font-size: 13px; margin: 4px 0 6px; color: #9a6700; overflow-wrap: anywhere; }
-.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }
-.lbl { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: #57606a; }
-.text { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 13px; background: #f6f8fa; padding: 6px;
-        border-radius: 4px; max-height: 260px; overflow: auto; }
+CSS = f"""
+body {{ font: 14px/1.45 {FONT_FAMILY};
+       color: #1f2328; background: #fff; margin: 0; }}
+pre, code {{ font-family: {MONO_FAMILY}; }}
+main {{ max-width: 1180px; margin: 0 auto; padding: 12px 24px 48px; }}
+nav {{ position: sticky; top: 0; background: #f6f8fa; border-bottom: 1px solid #d0d7de; padding: 8px 24px;
+      font-size: 13px; z-index: 10; }}
+nav a {{ margin-right: 14px; color: #0969da; text-decoration: none; }}
+h1 {{ font-size: 22px; margin: 16px 0 8px; }}
+h2 {{ font-size: 18px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; margin-top: 36px; }}
+h3 {{ font-size: 15px; margin: 18px 0 6px; }}
+dl.facts {{ display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 8px 0; }}
+dl.facts dt {{ color: #57606a; }} dl.facts dd {{ margin: 0; }}
+table {{ border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }}
+th, td {{ border: 1px solid #d0d7de; padding: 3px 8px; text-align: left; vertical-align: top; white-space: nowrap; }}
+td.wrap {{ white-space: normal; max-width: 520px; min-width: 160px; overflow-wrap: anywhere; }}
+th {{ background: #f6f8fa; }} td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+tr.mismatch td {{ background: #fff8c5; }}
+pre {{ background: #f6f8fa; padding: 10px; overflow: auto; font-size: 12px; }}
+details summary {{ cursor: pointer; color: #0969da; margin: 6px 0; }}
+.none {{ color: #57606a; font-style: italic; background: #f6f8fa; padding: 8px 12px; border-radius: 4px; }}
+.note, .muted {{ color: #57606a; }} .note {{ font-size: 13px; }}
+.badge {{ font-size: 12px; background: #ddf4ff; border-radius: 10px; padding: 1px 8px; }}
+.badge.warn {{ background: #fff8c5; }}
+.figure {{ margin: 8px 0 12px; }}
+.example {{ border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 10px; margin: 8px 0; }}
+.example .meta {{ font-size: 12px; color: #57606a; }}
+.example .reason {{ font-size: 13px; margin: 4px 0 6px; color: #9a6700; overflow-wrap: anywhere; }}
+.pair {{ display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }}
+.lbl {{ font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: #57606a; }}
+.text {{ white-space: pre-wrap; overflow-wrap: anywhere; font-size: 13px; background: #f6f8fa; padding: 6px;
+        border-radius: 4px; max-height: 260px; overflow: auto; }}
 """
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -187,7 +188,7 @@ def test_report_agrees_with_the_store(sample_store, sample_report) -> None:
         assert "no sample was dropped or flagged" in page.section_text("reasons")
     else:
         groups = page.tables["reasons"][0]
-        assert groups[0][:4] == ["step", "verdict", "reason", "samples"]
+        assert groups[0][:4] == ["step", "verdict", "rule", "samples"]
         if len(groups) - 1 < 30:
             totals: dict[tuple[str, str], int] = {}
             for step, verdict, _, n, *_ in groups[1:]:
@@ -247,7 +248,7 @@ def test_sections_with_languages_quality_and_flags_render(sample_store, tmp_path
         quality=Histogram(n=10, width=0.05, counts=[(3, 2), (10, 5), (19, 3)],
                           stats={"n": 10, "min": 0.15, "median": 0.5, "max": 1.0}),
         examples={**data.examples, "flag": flagged},
-        example_heads={**data.example_heads, "flag": [("language mismatch", 1)]},
+        example_heads={**data.example_heads, "flag": [("language", "language mismatch", 1)]},
     )
     text = render_html(data)
     page = tmp_path / "synthetic.html"
@@ -311,3 +312,173 @@ def test_report_of_an_earlier_run_and_the_errors(tmp_path) -> None:
     # no store at all
     res = report(Store(tmp_path / "missing.duckdb"))
     assert res.exit_code == 2 and "no store at" in res.output
+
+
+# --- rules, not reason texts; where an example comes from; CJK text drawn with a CJK font -----------------------
+
+SAMPLE_ID = re.compile(r"\b[0-9a-f]{16}\b")
+
+
+def expected_rule(reason: str) -> str:
+    """The rule of a reason, as the report's SQL defines it (written again here, in Python)."""
+    head = reason.split(":", 1)[0] if ":" in reason else reason.split(" (", 1)[0]
+    head = re.sub(r'\s*(\b[0-9a-f]{16}\b|["“«]).*$', " …", head, flags=re.S)
+    head = re.sub(r"\b\d+(\.\d+)?\b", "#", head)
+    return " ".join(head.split()) or "(no reason)"
+
+
+def test_reasons_are_grouped_by_rule_and_details_stay_in_the_examples(sample_store, sample_report) -> None:
+    """A reason's details (a Jaccard value, a copy count, a sample id, a quoted excerpt) make no row of their own."""
+    _, text = sample_report
+    page = Page(text)
+    run_id = 1
+    decided = rows(sample_store, """SELECT step, verdict, reason FROM decisions
+                                    WHERE run_id = ? AND verdict IN ('drop', 'flag')""", [run_id])
+    want: dict[tuple[str, str, str], int] = {}
+    for step, verdict, reason in decided:
+        key = (step, verdict, expected_rule(reason))
+        want[key] = want.get(key, 0) + 1
+    table = page.tables["reasons"][0]
+    assert table[0] == ["step", "verdict", "rule", "samples", "distinct reasons", "e.g."]
+    got = {(step, verdict, html.unescape(rule)): number(n) for step, verdict, rule, n, *_ in table[1:]}
+    assert len(got) == len(table) - 1  # one row per rule
+    assert got == want  # fewer than 30 rules in the sample: every one is there
+    for step, verdict, rule, n, distinct, _ in table[1:]:
+        assert not SAMPLE_ID.search(rule) and not re.search(r"\d", rule), rule
+        assert "Jaccard" not in rule and "copies" not in rule
+    # the bundled sample's details that used to make rows of their own: one row each now
+    details = {(s, r): number(d) for s, _, r, _, d, _ in table[1:]}
+    assert details[("exact_dedup", "exact duplicate of …")] > 1  # a keeper's id and a copy count per reason
+    assert details[("near_dedup", "near duplicate of sample …")] > 1  # a keeper's id and a Jaccard value
+    assert details[("quality", "truncated answer")] > 1  # a quoted excerpt: "ends mid-sentence: …"
+    # the figure's bars are the same rules
+    fig = next(f for f in page.figures if f["section"] == "reasons")
+    assert fig["id"] == "fig-reasons"
+    assert "as stored" not in page.section_text("reasons")
+    # the details are in the example cards: each under its rule, with the full reason
+    for verdict, section in (("flag", "flagged"), ("drop", "dropped")):
+        heads = re.findall(r'<div class="reason-group"><h3>(.*?) <span class="muted">· step (.*?) ·',
+                           text.split(f'<section id="{section}">')[1].split("</section>")[0])
+        want_heads = sorted({(html.unescape(r), s) for (s, v, r) in want if v == verdict})
+        assert sorted((html.unescape(h), html.unescape(s)) for h, s in heads) == want_heads
+    cards = re.findall(r'<div class="reason">(.*?)</div>', text)
+    assert any("Jaccard" in c for c in cards) and any(SAMPLE_ID.search(c) for c in cards)
+
+
+def cards(text: str) -> list[dict[str, str | None]]:
+    """The example cards of a page: sample id, source, row and external id as shown."""
+    out = []
+    for m in re.finditer(r'<div class="example"><div class="meta"><code>([0-9a-f]+)</code>.*?</div>'
+                         r'<div class="meta origin">(.*?)</div>', text):
+        origin = m.group(2)
+        src = re.search(r'<span class="source"[^>]*>(.*?)</span>', origin)
+        row = re.search(r'<span class="row">row ([\d,]+)</span>', origin)
+        ext = re.search(r'<span class="external-id">id <code>(.*?)</code></span>', origin)
+        out.append({"sample_id": m.group(1), "source": html.unescape(src.group(1)) if src else None,
+                    "row": row.group(1).replace(",", "") if row else None,
+                    "external_id": html.unescape(ext.group(1)) if ext else None})
+    return out
+
+
+def test_example_cards_name_the_source_file_row_and_external_id(sample_store, sample_report) -> None:
+    _, text = sample_report
+    shown = cards(text)
+    assert len(shown) == text.count('<div class="example">') > 0
+    where = {sid: (src, row, ext) for sid, src, row, ext in rows(
+        sample_store, "SELECT sample_id, source, row_number, external_id FROM samples")}
+    for card in shown:
+        src, row, ext = where[card["sample_id"]]
+        # named relative to the folder the inputs share: the bundled sample's files are all in data/sample
+        assert card["source"] == Path(src).name and card["source"] in FILES
+        assert card["row"] == str(row)
+        assert card["external_id"] == ext
+    assert any(c["external_id"] for c in shown) and len({c["source"] for c in shown}) >= 1
+
+
+CJK_STEP = "精确去重"  # exact dedup under a Chinese step name: in tables, figures, example cards and the config
+CJK_FAMILIES = ["PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
+                "WenQuanYi Zen Hei", "WenQuanYi Micro Hei"]
+
+# Appended to a copy of the page: once the figures are drawn, measures every occurrence of CJK_STEP as drawn
+# (an HTML text range, or an SVG text's substring) and, with the same font, the width of as many unassigned
+# code points (the missing-glyph box, 'tofu'); and which CJK families of the stack the browser has.
+PROBE = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const S = %(s)s, N = S.length, TOFU = '\\u0378'.repeat(N), FAMILIES = %(families)s;
+  const ctx = document.createElement('canvas').getContext('2d');
+  const width = (font, t) => { ctx.font = font; return ctx.measureText(t).width; };
+  const seen = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const i = n.data.indexOf(S), el = n.parentElement;
+    if (i < 0 || !el || el.closest('#cjk-probe')) continue;
+    const cs = getComputedStyle(el), size = parseFloat(cs.fontSize);
+    let w;
+    if (el instanceof SVGTextContentElement) {
+      w = el.getSubStringLength(i, N);
+    } else {
+      const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + N); w = r.getBoundingClientRect().width;
+    }
+    const font = cs.fontStyle + ' ' + cs.fontWeight + ' ' + cs.fontSize + ' ' + cs.fontFamily;
+    seen.push({tag: el.tagName.toLowerCase(), svg: el instanceof SVGElement, family: cs.fontFamily, size: size,
+               width: w, tofu: width(font, TOFU), section: (el.closest('section, header') || {}).id || '',
+               example: !!el.closest('.example'), table: !!el.closest('td'), figure: !!el.closest('.figure')});
+  }
+  const probe = 'mmmmmmmmmmlliWW';
+  const installed = FAMILIES.filter(f => ['monospace', 'serif', 'sans-serif'].some(
+      g => width('32px "' + f + '", ' + g, probe) !== width('32px ' + g, probe)));
+  const pre = document.createElement('pre');
+  pre.id = 'cjk-probe';
+  pre.textContent = JSON.stringify({seen: seen, installed: installed});
+  document.body.appendChild(pre);
+}, 1500));
+</script>"""
+
+
+def test_chinese_text_is_drawn_with_a_cjk_font(tmp_path) -> None:
+    """Chinese in tables, example cards and plotly figures is drawn by a CJK font of the page's stack: each glyph
+    about 1em wide, and not the missing-glyph box (scripts/test.sh installs fonts-wqy-zenhei when no CJK font is
+    there; a machine without one fails here, it does not skip)."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    qa = {"instruction": "请解释光合作用的过程。", "output": "光合作用是绿色植物利用光能，把二氧化碳和水转化为有机物并释放氧气的过程。"}
+    (folder / "chinese.jsonl").write_text("".join(json.dumps({"id": f"zh-{i}", **qa}, ensure_ascii=False) + "\n"
+                                                  for i in range(3)), encoding="utf-8")
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(f'[[steps]]\ntype = "exact_dedup"\nname = "{CJK_STEP}"\n', encoding="utf-8")
+    store = Store(tmp_path / "curate.duckdb", lock_timeout=30)
+    ingest_paths(store, [str(folder / "chinese.jsonl")])
+    assert run_pipeline(store, load_config(pipeline)).status == "done"
+    out_path = tmp_path / "report.html"
+    res = report(store, "--out", str(out_path))
+    assert res.exit_code == 0, res.output
+    text = out_path.read_text(encoding="utf-8")
+    # the stack is declared for the page, for code and for plotly (its layout's font family)
+    for family in CJK_FAMILIES:
+        assert f'"{family}"' in text.split("</style>")[0]
+    assert text.count('\\"WenQuanYi Zen Hei\\"') >= len(Page(text).figures) > 0  # in each figure's layout (JSON)
+    # the example cards: the duplicates, from inputs/chinese.jsonl... named relative to the inputs' folder
+    shown = cards(text)
+    assert sorted((c["source"], c["row"], c["external_id"]) for c in shown) == \
+        [("chinese.jsonl", "2", "zh-1"), ("chinese.jsonl", "3", "zh-2")]
+    probe_page = tmp_path / "probe.html"
+    probe_page.write_text(text.replace("</body>", PROBE % {"s": json.dumps(CJK_STEP),
+                                                           "families": json.dumps(CJK_FAMILIES)} + "</body>"),
+                          encoding="utf-8")
+    dom, stderr = render_in_browser(probe_page, tmp_path)
+    assert_figures_rendered(text, dom, stderr)
+    m = re.search(r'<pre id="cjk-probe">(.*?)</pre>', dom, re.S)
+    assert m, f"the probe did not run: {stderr[-2000:]}"
+    probe = json.loads(html.unescape(m.group(1)))
+    assert probe["installed"], (f"no CJK font of the page's stack is installed ({', '.join(CJK_FAMILIES)}): "
+                                "apt-get install -y fonts-wqy-zenhei (Debian), as scripts/test.sh does")
+    seen = probe["seen"]
+    assert any(s["table"] for s in seen) and any(s["example"] for s in seen)
+    assert any(s["svg"] and s["figure"] for s in seen) and any(s["tag"] == "pre" for s in seen)
+    n = len(CJK_STEP)
+    for s in seen:
+        where = f'{s["tag"]} in {s["section"]} ({s["family"]}, {s["size"]}px)'
+        assert "WenQuanYi Zen Hei" in s["family"], where  # the page's stack, also in plotly's SVG text
+        em = s["width"] / (n * s["size"])
+        assert 0.9 <= em <= 1.1, f"{where}: {CJK_STEP!r} drawn {em:.2f}em a glyph, not about 1em"
+        assert abs(s["width"] - s["tofu"]) > 0.1 * n * s["size"], f"{where}: drawn as missing-glyph boxes"
