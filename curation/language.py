@@ -173,10 +173,22 @@ def _script_table() -> np.ndarray:
     return _TABLE
 
 
+# Lines of code outside fences (ShareGPT answers often lose their fences): a line that starts with a
+# keyword, ends with ; { or }, holds an arrow or an assignment, or is a call. Code reads as Latin or
+# French to a language model.
+_CODE_LINE = re.compile(
+    r"^[ \t]*(?:(?:import|from|def|class|function|var|let|const|return|public|private|protected|static|void|"
+    r"#include|package|using|func|fn|elif|else|try|catch|except|SELECT|INSERT|UPDATE|DELETE|CREATE|WHERE|FROM)\b"
+    r"|[\w.\[\]'\"]+[ \t]*(?:[-+*/]?=|=>|:=)[^=]|[\w.]+\(.*\)[ \t;,]*$|[}\])]"
+    r"|.*[;{][ \t]*$).*$", re.M)
+
+
 def strip_non_language(text: str) -> str:
-    """Text without fenced code, inline code and URLs."""
+    """Text without fenced code, inline code, URLs and lines of code."""
     if "`" in text or "http" in text or "www." in text:
-        return _NOT_LANGUAGE.sub(" ", text)
+        text = _NOT_LANGUAGE.sub(" ", text)
+    if "=" in text or ";" in text or "{" in text or "(" in text:
+        text = _CODE_LINE.sub(" ", text)
     return text
 
 

@@ -1152,17 +1152,31 @@ def near_copy(rng: random.Random, text: str, lang: str) -> str:
     return ("" if zh else " ").join(units)
 
 
+_OPEN_EN = {"to", "of", "the", "a", "an", "and", "or", "for", "with", "that", "is", "are", "from", "as", "which", "by"}
+_OPEN_ZH = "的和与及或是在对把被从向为以而但因所这那将让使给，"
+
+
 def truncate(text: str, lang: str) -> str:
-    """Cut an answer about half way, mid-sentence: it ends on a letter (a Chinese character for Chinese)."""
+    """Cut an answer about half way, mid-sentence, where a reader sees the cut: after a word that cannot end a
+    sentence ("to", "the", "的", "和") or a comma, the nearest such place to the middle (else the middle itself)."""
     if lang == "zh":
-        cut = text[: max(28, len(text) // 2)]
-    else:
-        words = text.split(" ")
-        k = max(6, len(words) // 2)
-        while len(" ".join(words[:k])) < 40 and k < len(words) - 1:
-            k += 1
-        cut = " ".join(words[:k])
-    while cut and not cut[-1].isalpha():
+        half = max(28, len(text) // 2)
+        places = [i + 1 for i, ch in enumerate(text[:-1]) if ch in _OPEN_ZH and i + 1 >= 20]
+        cut = text[: min(places, key=lambda i: abs(i - half))] if places else text[:half]
+        if not places:
+            while cut and not cut[-1].isalpha():
+                cut = cut[:-1]
+        return cut
+    words = text.split(" ")
+    k = max(6, len(words) // 2)
+    while len(" ".join(words[:k])) < 40 and k < len(words) - 1:
+        k += 1
+    places = [j for j in range(4, len(words) - 1)
+              if words[j - 1].lower() in _OPEN_EN or (words[j - 1].endswith(",") and words[j - 1][:-1].isalpha())]
+    if places:
+        k = min(places, key=lambda j: abs(j - k))
+    cut = " ".join(words[:k])
+    while cut and not (cut[-1].isalpha() or cut[-1] == ","):
         cut = cut[:-1]
     return cut
 
@@ -1249,7 +1263,8 @@ def make_instructions(g: Gen) -> list[str]:
     for n in range(24):
         u = g.unit("en" if n % 2 else "zh", no_translation=True)
         kind = ("email", "phone", "cn_id", "card")[n % 4]
-        pii = {"email": f"li.wei{n}@example.com", "phone": f"+86 138{r.randint(10000000, 99999999)}",
+        # not example.com: addresses of reserved domains are for documentation, and the rule passes them
+        pii = {"email": f"liwei.{n:02d}@hongxin-trading.cn", "phone": f"+86 138{r.randint(10000000, 99999999)}",
                "cn_id": cn_id(r), "card": luhn_card(r)}[kind]
         add({"id": f"pii-{n:03d}", "instruction": u.instruction, "input": f"Contact: {pii}", "output": u.output},
             "personal_data", pii_kind=kind, value=pii)

@@ -287,7 +287,7 @@ def signature_table(shingles: pa.ListArray, p: MinHashParams) -> pa.Table:
     )
 
 
-def _fixed(col: pa.ChunkedArray | pa.Array, width: int, dtype: type) -> np.ndarray:
+def fixed_list(col: pa.ChunkedArray | pa.Array, width: int, dtype: type) -> np.ndarray:
     """A fixed-size list column as a (rows, width) numpy array (one copy)."""
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
     parts = [
@@ -496,10 +496,10 @@ def clusters(table: pa.Table, p: MinHashParams) -> tuple[pa.Table, pa.Table]:
     smallest ``idx`` of the cluster, and the verified edges ``(a, b, jaccard)``.
     """
     n = table.num_rows
-    pairs = candidate_pairs(_fixed(table.column("bands"), p.bands()[0], np.uint64))
+    pairs = candidate_pairs(fixed_list(table.column("bands"), p.bands()[0], np.uint64))
     pairs = pairs[
         estimate(
-            _fixed(table.column("sketch"), p.num_perm, np.uint8),
+            fixed_list(table.column("sketch"), p.num_perm, np.uint8),
             pairs[:, 0],
             pairs[:, 1],
         )

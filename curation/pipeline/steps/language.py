@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curation.language import (
+    _RELATIVES_OF,
     BACKENDS,
     SCRIPTS,
     detect,
@@ -35,6 +36,44 @@ from curation.language import (
 from curation.pipeline.base import DECISION_SCHEMA, SIGNAL_SCHEMA, RowStep, StepOutput
 
 FIELDS = ("instruction", "input", "output", "reasoning", "system")
+
+# Languages common in instruction data (the larger shares of web text). Others need more evidence
+# (``rare_min_confidence``): general knowledge, not fitted on an evaluation set.
+COMMON_LANGUAGES = frozenset("en zh es fr de ru pt ja ko it nl pl tr vi ar fa id uk cs sv hu ro el he th hi da fi no nb "
+                             "bg sk".split())
+# Language names in instructions ("answer in German", "用英文回答"): a language the instruction names is
+# asked for, so an answer in it is neither dropped nor flagged as a mismatch.
+LANGUAGE_NAMES: dict[str, tuple[str, ...]] = {
+    "en": ("english", "英文", "英语"), "zh": ("chinese", "mandarin", "中文", "汉语", "普通话", "简体", "繁体"),
+    "ja": ("japanese", "日文", "日语", "romaji"), "ko": ("korean", "韩文", "韩语", "朝鲜语"),
+    "de": ("german", "deutsch", "德语", "德文"), "fr": ("french", "français", "法语", "法文"),
+    "es": ("spanish", "español", "西班牙语"), "pt": ("portuguese", "português", "葡萄牙语"),
+    "it": ("italian", "italiano", "意大利语"), "ru": ("russian", "русск", "俄语", "俄文"),
+    "nl": ("dutch", "nederlands", "荷兰语"), "af": ("afrikaans",), "ar": ("arabic", "阿拉伯语"),
+    "hi": ("hindi", "印地语"), "vi": ("vietnamese", "tiếng việt", "越南语"), "th": ("thai", "泰语"),
+    "id": ("indonesian", "bahasa", "印尼语"), "ms": ("malay",), "tr": ("turkish", "土耳其语"),
+    "pl": ("polish", "波兰语"), "sv": ("swedish", "瑞典语"), "uk": ("ukrainian", "乌克兰语"),
+    "el": ("greek", "希腊语"), "he": ("hebrew", "希伯来语"), "fa": ("persian", "farsi", "波斯语"),
+    "la": ("latin", "拉丁语"), "tl": ("tagalog", "filipino"), "sw": ("swahili",), "cs": ("czech",),
+    "da": ("danish",), "fi": ("finnish",), "nb": ("norwegian",), "hu": ("hungarian",), "ro": ("romanian",),
+}
+_NAME_PATTERN = re.compile("|".join(sorted({re.escape(n) for ns in LANGUAGE_NAMES.values() for n in ns}, key=len,
+                                           reverse=True)), re.I)
+_CODE_OF_NAME = {n: c for c, ns in LANGUAGE_NAMES.items() for n in ns}
+_LOWER_WORD = re.compile(r"(?<![\w'’])[a-zà-ÿа-яёα-ω][a-zà-ÿа-яёα-ω'’]+")
+_CASED_SCRIPTS = ("latin", "cyrillic", "greek")
+
+
+def named_languages(text: str | None) -> set[str]:
+    """The languages an instruction names ("in Spanish", "用日语"): asked for, so an answer in them is expected."""
+    if not text:
+        return set()
+    return {_CODE_OF_NAME[m.group().lower()] for m in _NAME_PATTERN.finditer(text) if m.group().lower() in _CODE_OF_NAME}
+
+
+def lower_words(text: str | None) -> int:
+    """Lower-case words of two letters or more: what prose has and lists of names, titles and labels lack."""
+    return len(_LOWER_WORD.findall(text)) if text else 0
 
 
 class LanguageParams(BaseModel):
@@ -64,9 +103,21 @@ class LanguageParams(BaseModel):
                              description="Flag a text whose letters outside its main script exceed this share.")
     mixed_min_letters: int = Field(default=20, ge=0, description="Texts with fewer letters are not checked for mixing.")
     translation_pattern: str = Field(
-        default=r"(?i)\btranslat|翻译|译成|译为|翻成|译文|traduc|übersetz|перевед",
+        default=r"(?i)\btranslat|翻译|译成|译为|翻成|译文|trad[uú]c|übersetz|перевед",
         description="Instructions matching this regex are translation tasks: no mismatch flag, answer language not checked.",
     )
+    mixed_instruction_share: float = Field(
+        default=0.2, ge=0, le=1,
+        description="No mismatch flag when the instruction has at least this share of its letters in the answer's script.")
+    min_words: int = Field(
+        default=5, ge=0,
+        description="Texts in a cased script (Latin, Cyrillic, Greek) with fewer lower-case words than this are not "
+                    "judged: lists of names, titles, numbers and labels say little about a language.")
+    rare_min_confidence: float = Field(
+        default=0.9, ge=0, le=1,
+        description="A language outside COMMON_LANGUAGES (Latin, Tagalog, Tsonga, ...: rare in instruction data, and "
+                    "where the model puts lists of names and short English) needs this confidence to be dropped or "
+                    "flagged.")
 
     @field_validator("keep", "expected")
     @classmethod
@@ -186,9 +237,22 @@ class LanguageStep(RowStep):
             counters[counter] += 1
 
         keep = set(p.keep) if p.keep else None
+        stripped = {f: [strip_non_language(t) if t else "" for t in texts[f]] for f in ("instruction", "output", "reasoning")}
+
+        def prose(f: str, i: int) -> bool:
+            r = res[f][i]
+            return r.script not in _CASED_SCRIPTS or lower_words(stripped[f][i] if f in stripped else texts[f][i]) >= p.min_words
+
+        def evident(r) -> bool:  # noqa: ANN001
+            return r.lang in COMMON_LANGUAGES or r.confidence >= p.rare_min_confidence
+
         for i in range(n):
             out_r, ins_r = res["output"][i], res["instruction"][i]
-            judged = {f: texts[f][i] and let[f][i] >= p.min_letters and res[f][i].lang != "und" for f in FIELDS}
+            judged = {f: bool(texts[f][i]) and let[f][i] >= p.min_letters and res[f][i].lang != "und" and prose(f, i)
+                      for f in FIELDS}
+            asked = named_languages(texts["instruction"][i]) | named_languages(texts["input"][i]) | named_languages(
+                texts["system"][i])
+            asked |= {c for a in asked for c in _RELATIVES_OF.get(a, ())}  # Afrikaans asked, read as Dutch
             main = out_r if judged["output"] else ins_r if judged["instruction"] else None
             if main is not None:
                 signal(i, "lang", main.confidence, main.lang)
@@ -203,7 +267,8 @@ class LanguageStep(RowStep):
                 # judged by the sample's main text, the answer (its instruction when it has none): a short
                 # instruction is weak evidence, and a disagreement between the two is the mismatch flag's job
                 checked = ("instruction",) if is_translation or not judged["output"] else ("output",)
-                bad = [(f, res[f][i]) for f in checked if judged[f] and res[f][i].lang not in keep]
+                bad = [(f, res[f][i]) for f in checked if judged[f] and res[f][i].lang not in keep
+                       and res[f][i].lang not in asked and evident(res[f][i])]
                 if bad:
                     f, r = max(bad, key=lambda x: x[1].confidence)
                     where = ", ".join(f"{g} {q.lang} ({q.confidence:.2f})" for g, q in bad)
@@ -217,7 +282,11 @@ class LanguageStep(RowStep):
                 continue
             need = p.mismatch_same_script_confidence if ins_r.script == out_r.script else p.mismatch_min_confidence
             if (p.flag_mismatch and not is_translation and judged["instruction"] and judged["output"]
-                    and ins_r.lang != out_r.lang and min(ins_r.confidence, out_r.confidence) >= need):
+                    and ins_r.lang != out_r.lang and min(ins_r.confidence, out_r.confidence) >= need
+                    and out_r.lang not in asked and evident(ins_r) and evident(out_r)
+                    # an instruction that is itself partly in the answer's script (Chinese words around English
+                    # code or an error message) is answered in either language
+                    and ins_r.scripts.get(out_r.script, 0.0) < p.mixed_instruction_share):
                 decide(i, "flag", f"answer language differs from instruction: instruction {ins_r.lang}, answer {out_r.lang}",
                        min(ins_r.confidence, out_r.confidence), "flagged_mismatch")
             rs_r = res["reasoning"][i]

@@ -1,7 +1,11 @@
 """Near-duplicate dedup with MinHash LSH (see :mod:`curation.dedup.minhash`).
 
 ``compare = "sample"`` (default): instruction, input, answer and dialogue turns (reasoning only with
-``include_reasoning``); every cluster keeps its best sample (highest ``quality_score``, then the
+``include_reasoning``, the system prompt only with ``include_system``: it is usually a template). A pair
+is a near duplicate only when, beyond the whole sample, its instructions and its answers are each
+similar (``both_parts``, estimated from MinHash sketches; the answers need not be when the instructions
+are the same): different questions with one templated answer (an identity set) or one prompt template
+filled with different material are not copies. Every cluster keeps its best sample (highest ``quality_score``, then the
 earliest) and the others are dropped, naming the kept sample and their Jaccard similarity to it.
 ``compare = "instruction"``: the same question asked more than once; members of a cluster whose answers
 differ are flagged (conflicting answers), not dropped.
@@ -23,7 +27,10 @@ from pydantic import ConfigDict, Field
 
 from curation.dedup.minhash import (
     MinHashParams,
+    fixed_list,
     clusters,
+    components,
+    estimate,
     jaccard,
     shingles_query,
     signature_table,
@@ -37,6 +44,9 @@ from curation.pipeline.base import (
     StepOutput,
     reference_mask,
 )
+
+
+SAME_INSTRUCTION = 0.9  # estimated Jaccard from which two instructions are the same question
 
 
 class NearDedupParams(ReferenceParams):
@@ -74,6 +84,20 @@ class NearDedupParams(ReferenceParams):
     include_reasoning: bool = Field(
         default=False, description="Compare reasoning traces too."
     )
+    include_system: bool = Field(
+        default=False,
+        description="Compare system prompts too (a system prompt is usually a template shared by many samples).",
+    )
+    both_parts: float | None = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="With compare = \"sample\": a pair is a near duplicate only when its instructions are at least this "
+        "similar (estimated Jaccard) and so are its answers, unless the instructions are the same (the same "
+        "question answered twice in other words is a copy). Different questions with one templated answer (an "
+        "identity set), or one prompt template filled with different material, are not copies. None: the whole "
+        "sample alone decides.",
+    )
     score_signal: str = Field(
         default="quality_score",
         description="Signal that ranks copies (higher is kept).",
@@ -109,16 +133,17 @@ def _turns(role_filter: str, with_reasoning: bool) -> str:
     )
 
 
-def compared_text_sql(compare: str, include_reasoning: bool) -> str:
+def compared_text_sql(compare: str, include_reasoning: bool, include_system: bool = True) -> str:
     """SQL over a batch: the text a sample is compared by."""
     rsn = ", reasoning" if include_reasoning else ""
     if compare == "instruction":
         return f"CASE WHEN messages IS NULL THEN concat_ws(chr(10), instruction, input) ELSE {_turns(chr(39) + 'user' + chr(39) + ' = m.role', False)} END"
     if compare == "output":
         return f"CASE WHEN messages IS NULL THEN concat_ws(chr(10), output{rsn}) ELSE {_turns('m.role = ' + chr(39) + 'assistant' + chr(39), include_reasoning)} END"
+    system = "system, " if include_system else ""
     return (
-        f"CASE WHEN messages IS NULL THEN concat_ws(chr(10), system, instruction, input, output{rsn}) "
-        f"ELSE concat_ws(chr(10), system, {_turns('true', include_reasoning)}) END"
+        f"CASE WHEN messages IS NULL THEN concat_ws(chr(10), {system}instruction, input, output{rsn}) "
+        f"ELSE concat_ws(chr(10), {system}{_turns('m.role <> ' + chr(39) + 'system' + chr(39) if not include_system else 'true', include_reasoning)}) END"
     )
 
 
@@ -134,9 +159,10 @@ class NearDedupStep(GlobalStep):
         self.mh = self.params.minhash()
         self.mh.bands()  # computed once, cached below
         self._text = compared_text_sql(
-            self.params.compare, self.params.include_reasoning
+            self.params.compare, self.params.include_reasoning, self.params.include_system
         )
         self._answer = compared_text_sql("output", self.params.include_reasoning)
+        self._parts = self.params.compare == "sample" and self.params.both_parts is not None
 
     def signatures(self, batch: pa.Table) -> pa.Table:
         """Stage 1, per batch: band keys, signature sketch and shingle hashes per sample (plus what ranks it)."""
@@ -158,6 +184,7 @@ class NearDedupStep(GlobalStep):
         finally:
             con.close()
         sig = signature_table(res.column("shingles").combine_chunks(), self.mh)
+        parts = self._part_sketches(batch) if self._parts else {}
         score_col = self.params.score_signal
         score = (
             batch.column(score_col)
@@ -176,12 +203,53 @@ class NearDedupStep(GlobalStep):
             }
         )
         keep = keep.take(pa.array(np.arange(batch.num_rows)))
-        return (
+        keep = (
             keep.append_column("bands", sig.column("bands"))
             .append_column("sketch", sig.column("sketch"))
             .append_column("shingles", sig.column("shingles"))
         )
+        for name, col in parts.items():
+            keep = keep.append_column(name, col)
+        return keep
 
+    def _part_sketches(self, batch: pa.Table) -> dict[str, pa.Array]:
+        """1-byte MinHash sketches of the instruction and of the answer, and whether each is empty."""
+        out: dict[str, pa.Array] = {}
+        con = scratch()
+        try:
+            con.register("b", batch)
+            for part in ("instruction", "output"):
+                text = compared_text_sql(part, self.params.include_reasoning)
+                if part == "instruction":  # the system prompt says which task: one text under two tasks is two samples
+                    text = f"concat_ws(chr(10), system, {text})"
+                src = f"(SELECT sample_id, row_number, {text} AS compared FROM b)"
+                res = query_arrow(
+                    con,
+                    f"SELECT shingles, length(trim(compared)) = 0 AS empty "
+                    f"FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) ORDER BY row_number",
+                )
+                sig = signature_table(res.column("shingles").combine_chunks(), self.mh)
+                out[f"{part}_sketch"] = sig.column("sketch")
+                out[f"{part}_empty"] = pc.fill_null(res.column("empty"), True).combine_chunks()
+        finally:
+            con.close()
+        return out
+
+    def _split_templates(self, signatures: pa.Table, edges: pa.Table) -> tuple[pa.Table, int]:
+        """The verified edges whose instructions and answers are each similar enough (see ``both_parts``)."""
+        a = edges.column("a").to_numpy()
+        b = edges.column("b").to_numpy()
+        close: dict[str, np.ndarray] = {}
+        same_instruction = np.zeros(len(a), dtype=bool)
+        for part in ("instruction", "output"):
+            sketch = fixed_list(signatures.column(f"{part}_sketch"), self.params.num_perm, np.uint8)
+            empty = signatures.column(f"{part}_empty").to_numpy(zero_copy_only=False)
+            sim = estimate(sketch, a, b)
+            close[part] = (sim >= self.params.both_parts) | (empty[a] & empty[b])
+            if part == "instruction":
+                same_instruction = (sim >= SAME_INSTRUCTION) | (empty[a] & empty[b])
+        ok = close["instruction"] & (close["output"] | same_instruction)
+        return edges.filter(pa.array(ok)), int((~ok).sum())
     def decide(self, signatures: pa.Table) -> StepOutput:
         """Stage 2: candidates by band, verified by Jaccard, clustered; decisions per cluster member."""
         n = signatures.num_rows
@@ -189,6 +257,12 @@ class NearDedupStep(GlobalStep):
             signatures.select(["bands", "sketch", "shingles"]), self.mh
         )
         counters: Counter[str] = Counter(candidates_verified=edges.num_rows)
+        if self._parts and edges.num_rows:
+            edges, split = self._split_templates(signatures, edges)
+            if split:
+                counters["pairs_one_part_differs"] = split
+                idx, cluster = components(n, edges.column("a").to_numpy(), edges.column("b").to_numpy())
+                found = pa.table({"idx": pa.array(idx, pa.int64()), "cluster": pa.array(cluster, pa.int64())})
         if found.num_rows == 0:
             return StepOutput(counters=counters)
         ref = reference_mask(signatures.column("batch_id"), self.params.reference_batches)

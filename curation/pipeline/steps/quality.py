@@ -53,7 +53,8 @@ class DropRule(Rule):
 
 
 class LengthRule(Rule):
-    min_chars: int = Field(default=2, ge=0, description="Non-empty answers shorter than this (characters) fire.")
+    min_chars: int = Field(default=2, ge=0, description="Non-empty answers shorter than this (characters) that hold no "
+                           "letter or digit fire (\"3\", \"A\" or \"喝\" can be the whole answer asked for).")
     max_chars: int = Field(default=32_000, ge=1, description="Answers longer than this fire.")
 
 
@@ -64,6 +65,13 @@ class RepeatsRule(Rule):
 
 class TruncatedRule(Rule):
     min_line_chars: int = Field(default=20, ge=1, description="The last line must be at least this long to judge its end.")
+    min_prose_words: int = Field(
+        default=10, ge=1,
+        description="A last line of at least this many words that ends in a lower-case word, without a full stop, is cut.")
+    min_cjk_chars: int = Field(
+        default=40, ge=1,
+        description="A Chinese last line of at least this many characters, with a full stop and then a comma in it, "
+                    "that ends without closing punctuation is cut (names, dates, lists, single sentences often end so).")
 
 
 class ReasoningPresenceRule(Rule):
@@ -77,29 +85,38 @@ class ReasoningBudgetRule(Rule):
 
 
 class LineRepetitionRule(DropRule):
-    max_dup_line_share: float = Field(default=0.3, ge=0, le=1, description="Share of lines that repeat an earlier line.")
-    max_dup_para_share: float = Field(default=0.3, ge=0, le=1, description="Share of paragraphs that repeat an earlier one.")
-    min_lines: int = Field(default=4, ge=2, description="Fewer lines (paragraphs) are not judged.")
+    # a loop, not structure: scripts repeat speaker names, songs their chorus, multi-turn work its code
+    min_run: int = Field(default=4, ge=2, description="This many identical lines in a row (each of min_line_chars) fire.")
+    min_para_run: int = Field(default=3, ge=2, description="This many identical paragraphs in a row fire.")
+    min_line_chars: int = Field(default=10, ge=1, description="Shorter lines (speaker names, separators) are not counted.")
+    max_dup_line_share: float = Field(
+        default=0.6, ge=0, le=1,
+        description="Share of (long enough) lines that repeat an earlier line from which the answer fires anywhere.")
+    min_lines: int = Field(default=8, ge=2, description="Fewer lines are not judged by the share.")
 
 
 class NgramRepetitionRule(DropRule):
     # Gopher (Rae et al. 2021): share of characters in the most frequent 2/3/4-gram
-    max_top_2gram: float = 0.20
-    max_top_3gram: float = 0.18
-    max_top_4gram: float = 0.16
+    # Gopher's 0.20 / 0.18 / 0.16 are for web documents; instruction answers (test lists that start every item
+    # with "Verify that", JSON records, interview questions on one subject) pass them without looping
+    max_top_2gram: float = 0.35
+    max_top_3gram: float = 0.33
+    max_top_4gram: float = 0.30
     min_tokens: int = Field(
         default=150, ge=5,
         description="Shorter answers (tokens: words, CJK characters) are not judged for top n-gram shares "
                     "(a short answer repeats its subject; Gopher's thresholds are for documents).")
-    max_dup_5gram: float = Field(default=0.3, description="Share of 5-gram occurrences that repeat an earlier one.")
-    min_tokens_dup: int = Field(default=30, ge=5, description="Shorter answers are not judged for repeated 5-grams.")
+    max_dup_5gram: float = Field(
+        default=0.6, description="Share of 5-gram occurrences that repeat an earlier one (revised code, parallel "
+                                 "sections and templates repeat a third of their 5-grams; loops most).")
+    min_tokens_dup: int = Field(default=50, ge=5, description="Shorter answers are not judged for repeated 5-grams.")
 
 
 class RatioRule(Rule):
     max_symbol: float = Field(default=0.25, description="Symbols (Unicode category S) / characters.")
-    max_digit: float = Field(default=0.5, description="Digits / characters.")
-    max_punctuation: float = Field(default=0.3, description="Punctuation / characters.")
-    min_chars: int = Field(default=20, ge=1, description="Shorter answers are not judged.")
+    max_digit: float = Field(default=1.0, description="Digits / characters (off by default: dates, amounts, tables).")
+    max_punctuation: float = Field(default=0.4, description="Punctuation / characters.")
+    min_chars: int = Field(default=40, ge=1, description="Shorter answers are not judged.")
 
 
 class UrlRule(Rule):
@@ -112,12 +129,36 @@ class PatternRule(Rule):
 
 
 class BoilerplateRule(PatternRule):
-    verdict: Verdict = "drop"
-    penalty: float = 1.0
+    penalty: float = 0.3
+    drop_below: int = Field(
+        default=120, ge=0,
+        description="An answer is dropped when, without its boilerplate sentences, less than this remains (characters, "
+                    "a Chinese character counted 3): nothing but the disclaimer. Otherwise an \"As an AI...\" preface "
+                    "that states no capability (\"I cannot browse\", \"我无法观看视频\" inform the user) is flagged. "
+                    "Not judged when the instruction asks about the assistant itself (\"How are you?\", \"你是谁\").")
+
+
+class RefusalRule(PatternRule):
+    max_rest: int = Field(
+        default=300, ge=0,
+        description="Not flagged when more than this remains without the refusing sentences (characters, a Chinese "
+                    "character counted 3): a safety refusal followed by real help is a good answer.")
+
+
+class MissingInputRule(PatternRule):
+    drop_below: int = Field(
+        default=300, ge=0,
+        description="Answers shorter than this that say the input is missing are dropped; longer ones flagged.")
+
+
+class PlaceholderRule(PatternRule):
+    skip_when_asked: str = Field(
+        default=r"(?i)\btemplates?\b|fill[- ]in|placeholders?|模板|模版|占位",
+        description="Instructions matching this (RE2) ask for a template: placeholders are the answer there.")
 
 
 class PiiRule(Rule):
-    kinds: list[Literal["email", "phone", "cn_id", "card"]] = ["email", "phone", "cn_id", "card"]
+    kinds: list[Literal["email", "phone", "cn_id", "card", "credential"]] = ["email", "phone", "cn_id", "card", "credential"]
 
 
 class QualityRules(BaseModel):
@@ -131,6 +172,7 @@ class QualityRules(BaseModel):
     output_equals_instruction: DropRule = DropRule()
     output_repeats_instruction: RepeatsRule = RepeatsRule()
     truncated: TruncatedRule = TruncatedRule()
+    truncated_start: Rule = Rule()
     unbalanced: Rule = Rule()
     unclosed_think: DropRule = DropRule()
     reasoning_presence: ReasoningPresenceRule = ReasoningPresenceRule()
@@ -142,8 +184,10 @@ class QualityRules(BaseModel):
     markup: PatternRule = PatternRule()
     url_density: UrlRule = UrlRule()
     boilerplate: BoilerplateRule = BoilerplateRule()
-    refusal: PatternRule = PatternRule()
-    placeholder: PatternRule = PatternRule()
+    refusal: RefusalRule = RefusalRule()
+    missing_input: MissingInputRule = MissingInputRule()
+    placeholder: PlaceholderRule = PlaceholderRule()
+    placeholder_input: PatternRule = PatternRule()
     mojibake: Rule = Rule()
     personal_data: PiiRule = PiiRule()
     dialogue_roles: Rule = Rule()
@@ -167,7 +211,8 @@ BOILERPLATE = [
     r"(?i)\bas of my (?:last )?(?:knowledge )?(?:cutoff|update)\b",
     r"(?i)\bi (?:do not|don['’]t) have (?:personal )?(?:opinions|feelings|emotions|beliefs|preferences)\b",
     r"(?i)\bi (?:was|am|['’]m) (?:trained|developed|created) by openai\b",
-    r"作为(?:一个|一名)?(?:人工智能|AI|ai)(?:语言)?(?:模型|助手|程序)",
+    r"作为(?:一个|一名|一款)?(?:人工智能|AI|ai)(?:语言)?(?:模型|助手|助理|程序)?[，,]",
+    r"作为(?:一个|一名|一款)?(?:人工智能|AI|ai)(?:语言)?(?:模型|助手|助理|程序)",
     r"作为(?:一个)?(?:大型?)?语言模型",
     r"我(?:只是)?(?:一个)?(?:人工智能|AI)(?:语言模型|助手)",
     r"我没有(?:个人)?(?:的)?(?:观点|情感|感情|偏好)",
@@ -182,14 +227,51 @@ REFUSAL = [
     r"(?:抱歉|对不起|很遗憾)[，,]?(?:但是?)?我(?:无法|不能|没办法)",
     r"我(?:无法|不能)(?:提供|回答|协助|帮助|满足|完成)(?:您|你)?的?(?:请求|要求|问题)?",
 ]
+# Placeholders left in an answer. A sign-off slot ("[Your Name]", "[Your Title]") in a letter the user
+# will send is expected and not matched; nor are template languages ({{name}}) and TODOs in code.
 PLACEHOLDER = [
-    r"(?i)\[(?:your|insert|enter|add|name|company|date|placeholder|recipient|sender)\b[^\]\n]{0,40}\](?:[^(]|$)",
+    r"(?i)\[(?:insert|enter|add|name|company|date|placeholder|recipient|sender|your (?:company|business|product|website|address|city|industry))\b[^\]\n]{0,40}\](?:[^(]|$)",
     r"(?i)<(?:insert|your|enter)[^>\n]{0,40}>",
-    r"\{\{[^}\n]{1,40}\}\}",
     r"(?i)\blorem ipsum\b",
-    r"\bTODO\b",
-    r"[\[【](?:插入|填写|此处|您的|你的)[^\]】\n]{0,20}[\]】]",
+    r"[\[【](?:插入|填写|此处)[^\]】\n]{0,20}[\]】]",
 ]
+# An input that stands for "no input": the template's marker was loaded as text.
+PLACEHOLDER_INPUT = r"(?i)^\s*(?:<\s*no\s*_?\s*input\s*>|<\s*nooutput\s*>|n/?a|none|null|nil|nan|\(none\)|\(empty\)|empty|-+|无|空|暂无|没有)\s*$"
+# The answer says that what the instruction refers to (a text, lyrics, a table) was not given.
+MISSING_INPUT = [
+    r"(?i)\byou (?:have not|haven['’]t|did not|didn['’]t|forgot to|may have forgotten to|need to) (?:yet |actually )?"
+    r"(?:provide|include|share|give|attach|paste|specify|send|post|enter)(?:d)?\b(?: (?:me|us))?(?: (?:with|any|the|a|an|your))",
+    r"(?i)\b(?:unfortunately, )?(?:no|the) (?:text|article|lyrics|song|table|code|list|data|input|transcript|passage|paragraph|"
+    r"review|document|file|link|url|image|e-?mail|essay|story|poem|sentences?|content|information|details|examples?|"
+    r"prompt|question|words?|excerpt|script|statement|context)s? (?:you (?:want|would like|wish|mentioned)[^.]{0,60} )?"
+    r"(?:was|were|has been|have been|is|are|seems to be|appears to be) (?:not )?(?:provided|included|given|attached|shared|"
+    r"supplied|missing)",
+    r"(?i)\b(?:i (?:do not|don['’]t|cannot|can['’]t|could not|couldn['’]t) (?:see|find|locate)|there (?:is|are) no) "
+    r"(?:any |the )?(?:text|article|lyrics|table|code|list|data|input|transcript|passage|paragraph|review|document|file|"
+    r"link|attachment|image|e-?mail|content|sentences?|excerpt|script)s?\b",
+    r"(?i)\b(?:seems|appears)[^.]{0,60}\b(?:text|article|lyrics|table|code|list|data|input|transcript|passage|"
+    r"paragraph|document|file|link|content|information|details|attachment|image)s? (?:is|are|was|were) "
+    r"(?:missing|not included|not provided)\b",
+    r"(?i)\b(?:is|are) missing from your (?:message|request|question|prompt)\b",
+    r"(?:您|你)(?:还|似乎|好像|并|可能)?(?:没有|未|没|忘记|忘了)(?:有)?(?:提供|给出|给我|发送|附上|包含|上传|输入|粘贴|说明|告诉我)",
+    r"没有(?:看到|找到|收到|提供)(?:您|你)?(?:提到|所说|提供|说)?的?(?:文章|表格|歌词|文本|代码|内容|句子|段落|数据|文字|材料|图片|链接|问题|信息|文件|诗|评论)",
+    r"(?:消息|问题|请求|输入)中(?:没有|并没有|未|并未)(?:包含|提供|给出)",
+    r"(?:文章|表格|歌词|文本|代码|内容|句子|段落|数据|文字|材料)(?:似乎|好像)?(?:缺失|没有提供|未提供|不完整)",
+]
+# The instruction asks about the assistant itself: a disclaimer is then the answer, not boilerplate.
+# a disclaimer that says what the assistant cannot do here informs the user: not filler
+CAPABILITY = (r"(?i)\b(?:can(?:not|['’]t)|unable to|not able to|do(?:n['’]t| not) have (?:the )?(?:ability|access) to) "
+              r"(?:directly |physically |personally )?(?:browse|access|see|watch|view|hear|listen|open|visit|click|"
+              r"download|read (?:links|files|images|pdfs?|attachments)|generate (?:images|pictures)|draw|predict|"
+              r"provide real-time|perform (?:physical )?actions|make (?:phone )?calls|remember|recall)\b|"
+              r"(?:无法|不能)(?:直接)?(?:为您|为你|给您|给你)?(?:观看|浏览|访问|查看|上网|获取实时|生成图片|生成图像|画|绘制|听|"
+              r"打开|预测|记住|进行任何需要身体)|不具备[^，。]{0,12}能力")
+ASKS_MARKUP = r"(?i)\b(?:html|xml|svg|markup|web ?page|website|css|jsx|tsx|vue|react|angular|template|tag|element|code|script)s?\b|网页|标签|代码"
+ABOUT_ASSISTANT = (r"(?i)\b(?:how are you|who are you|what are you|are you (?:an? )?(?:ai|human|real|alive|conscious|"
+                   r"sentient|robot|bot|chatgpt|machine|person)|your (?:name|feelings?|opinions?|favou?rite)|do you "
+                   r"(?:feel|have (?:feelings|emotions|opinions|preferences|a favou?rite)|like|love|dream|believe)|"
+                   r"about yourself|what can you do|your (?:capabilit|abilit|limitation)\w*|destroy you|shut you down)\b|你是谁|你好吗|你叫什么|你的名字|你(?:有|喜欢|觉得|认为|怎么看|会不会|"
+                   r"能不能)|介绍一下你|介绍你自己|你是(?:人|机器|AI|ai|谁|什么)|社恐|你能(?:做|干)什么|你的能力|你(?:是否|可以|能否|会不会)")
 MARKUP = [
     r"(?i)</?(?:div|span|p|br|a|table|tr|td|th|li|ul|ol|img|script|style|html|body|head|font|strong|em|b|i|h[1-6])(?:\s[^<>]*)?/?>",
     r"&(?:nbsp|amp|lt|gt|quot|apos|#\d{2,5});",
@@ -200,15 +282,38 @@ MOJIBAKE = (r"[ÂÃÅÆÐÑØâ][\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 PHONE = (r"(?:\+86[- ]?)?\b1[3-9]\d{9}\b|\B\+\d{1,3}[ -]?\(?\d{1,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}\b"
          r"|\(\d{3}\) ?\d{3}-\d{4}\b|\b\d{3}-\d{3}-\d{4}\b|\b0\d{2,3}-\d{7,8}\b")
+PHONE_IN_CONTEXT = r"[^\n]{0,16}(?:" + PHONE + ")"
 CN_ID = r"\b\d{17}[\dXx]\b"
-CARD = r"\b\d(?:[ -]?\d){12,18}\b"
+# group 1: not a part of a decimal number (0.1234567890123456) or of a longer word
+CARD = r"(?:^|[^.\w])(\d(?:[ -]?\d){12,18})(?:$|[^.\w]|\.\D|\.$)"
+# API keys and secrets of the common services, and key = "..." assignments of long mixed strings
+CREDENTIAL = (r"\b(?:sk-(?:proj-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}|xox[abposr]-[A-Za-z0-9-]{10,}|"
+              r"AIza[0-9A-Za-z_-]{35})\b|(?i:api[_-]?key|secret|access[_-]?token|auth[_-]?token|x-rapidapi-key)['\"]?\s*[:=]\s*['\"]"
+              r"[A-Za-z0-9_\-]{24,}['\"]")
 # Tokens: words; CJK text (no spaces) in pairs of characters, a crude stand-in for words (most Chinese
 # words have two characters) that keeps n-gram statistics comparable across languages.
 TOKENS = r"[\p{Han}\p{Hiragana}\p{Katakana}]{1,2}|[\p{L}\p{N}_']+"
 # a last line that starts like a list item, heading, table row or quote is not judged for truncation
 _LISTY = r"^\s*(?:[-*+>|#]|\d+[.)]|[a-zA-Z][.)]\s)"
-# an answer ends mid-sentence when its last character is a letter / CJK character or a joining mark
-_ENDS_OPEN = r"[\p{L}\p{M},，、:：;；(（\[{\-–—/]$"
+# An answer is cut at the end when (a) it ends on a joining mark (comma, colon, dash, open bracket), (b) an
+# English line ends on a word that cannot end a sentence ("the", "of", "and"), (c) a long English line of
+# prose ends on a lower-case word with no full stop, or (d) a long Chinese line ends on a character that
+# cannot end a sentence (的, 和, 在) or, with a comma before, on any Han character without closing punctuation.
+# Short answers (names, dates, lists, code, sign-offs) often end without a full stop and are not judged.
+_ENDS_JOINING = r"[,，、:：；(（\[{\-–—/]$"  # not ";": code ends so
+_ENDS_FUNCTION_WORD = (r"(?i)[a-z]{2,}\W+(?:the|a|an|of|to|and|or|with|for|is|are|was|were|that|these|those|"
+                       r"as|at|from|be|which|their|its|your|our|my|his|her|into|than|but|if|when|while|because|"
+                       r"such|including|between|will|can|should|would|could|has|have|had|also|very|each|every|both|"
+                       r"either|some|per|via|whose|whether|although|though|since|unless|until|many|several|more|other|another|"
+                       r"about|through|during|without|within|among|most)$")
+_ENDS_LOWER_WORD = r"[a-z]{2,}$"
+_PROSE_LINE = r"^[^{}<>=;|\\#]*$"  # no code characters, no hashtags
+_CJK_OPEN_END = r"[\p{Han}\p{P}\s][的和与及或是在对把被从向为以而但因所这那将让使给跟同由于并且就都也还又再很最更之其个各该每]$"
+_CJK_ENDS_HAN = r"\p{Han}$"
+# An answer cut at the start: a lower-case fragment of prose ("ed on your plan, I have...", "'m sorry") or
+# Chinese text that opens with closing punctuation.
+_STARTS_CUT = r"^(?:[a-z]{1,3}[,.;:!?]?\s|[a-z]+[,.;:!?]?\s+[a-z]|['’][a-z]{1,2}\s)|^[，。、；：！？）》」』]"
+_STARTS_CODE = r"^[^\n]{0,20}[`{}()<>=;_/\\$@#*\[\]]|^\S*[A-Z0-9]"
 _CODE = r"```.*?(?:```|$)|`[^`\n]*`"
 
 _WORDS = 10  # stand-in token count for the URL rule on very short text
@@ -254,8 +359,14 @@ def valid_cn_id(s: str) -> bool:
     return s[17].upper() == check
 
 
+_CARD_SHAPE = re.compile(r"\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|\d{4}([ -])\d{6}\2\d{4,5}")
+
+
 def valid_card(s: str) -> bool:
-    """A payment card number: 13-19 digits (spaces and dashes allowed) passing the Luhn check."""
+    """A payment card number: 13-19 digits, together or grouped as cards print them (4-4-4-4, 4-6-5), passing the
+    Luhn check (numbers in tables, ids and counts separated by spaces are not cards)."""
+    if not _CARD_SHAPE.fullmatch(s):
+        return False
     digits = re.sub(r"[ -]", "", s)
     return 13 <= len(digits) <= 19 and digits.isdigit() and len(set(digits)) > 1 and _luhn(digits)
 
@@ -267,6 +378,7 @@ DESCRIPTIONS = {
     "output_equals_instruction": "answer equals the instruction",
     "output_repeats_instruction": "answer mostly repeats the instruction",
     "truncated": "truncated answer",
+    "truncated_start": "answer starts mid-sentence",
     "unbalanced": "unbalanced code fences or brackets",
     "unclosed_think": "unclosed or stray <think> tag",
     "reasoning_presence": "reasoning trace presence",
@@ -279,7 +391,9 @@ DESCRIPTIONS = {
     "url_density": "many URLs or e-mail addresses",
     "boilerplate": "assistant boilerplate",
     "refusal": "refusal",
+    "missing_input": "missing input",
     "placeholder": "placeholder text",
+    "placeholder_input": "placeholder input",
     "mojibake": "mojibake (broken encoding)",
     "personal_data": "personal data",
     "dialogue_roles": "dialogue roles do not alternate",
@@ -292,27 +406,48 @@ def _fmt(x: str, digits: int = 2) -> str:
     return f"printf('%.{digits}f', {x})"
 
 
-def build_rules(r: QualityRules) -> dict[str, tuple[str, str]]:
-    """Rule name -> (condition SQL, detail SQL) over the columns of the metrics query."""
-    rules: dict[str, tuple[str, str]] = {}
+def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
+    """Rule name -> (condition SQL, detail SQL, drop condition SQL or None) over the columns of the metrics query.
+
+    The drop condition, where a rule has one, turns a flag into a drop for the rows it holds on (an
+    answer that is nothing but boilerplate); a rule configured with ``verdict = "drop"`` drops every row.
+    """
+    rules: dict[str, tuple[str, str] | tuple[str, str, str | None]] = {}
     ln, rp, ng, ra = r.output_length, r.output_repeats_instruction, r.ngram_repetition, r.char_ratios
     rules["empty_output"] = ("olen = 0", "'nothing after trimming'")
     rules["empty_instruction"] = ("NOT dialogue AND length(wtrim(ins)) = 0 AND length(wtrim(coalesce(input, ''))) = 0",
                                   "'no instruction or input'")
     rules["output_length"] = (
-        f"(olen > 0 AND olen < {ln.min_chars}) OR olen > {ln.max_chars}",
+        f"(olen > 0 AND olen < {ln.min_chars} AND NOT regexp_matches(o, '[\\p{{L}}\\p{{N}}]')) OR olen > {ln.max_chars}",
         f"olen || ' characters (allowed {ln.min_chars}..{ln.max_chars})'")
     rules["output_equals_instruction"] = ("olen > 0 AND lower(o) = lower(wtrim(ins))", "'same text'")
     rules["output_repeats_instruction"] = (
         f"olen > 0 AND lower(o) <> lower(wtrim(ins)) AND length(wtrim(ins)) >= {rp.min_chars} "
         f"AND length(wtrim(ins)) >= {rp.min_share} * olen AND contains(lower(o), lower(wtrim(ins)))",
         "'the instruction is ' || CAST(round(100 * length(wtrim(ins)) / olen) AS INT) || '% of the answer and appears in it'")
+    tr = r.truncated
+    last = "last_line"
     rules["truncated"] = (
-        f"olen > 0 AND NOT fence_open AND length(last_line) >= {r.truncated.min_line_chars} "
-        f"AND NOT regexp_matches(last_line, {_q(_LISTY)}) AND regexp_matches(o, {_q(_ENDS_OPEN)})",
+        f"olen > 0 AND NOT fence_open AND length({last}) >= {tr.min_line_chars} "
+        f"AND NOT regexp_matches({last}, {_q(_LISTY)}) AND ("
+        f"regexp_matches(o, {_q(_ENDS_JOINING)}) "
+        f"OR (regexp_matches({last}, {_q(_ENDS_FUNCTION_WORD)}) AND regexp_matches({last}, {_q(_PROSE_LINE)})) "
+        f"OR (regexp_matches({last}, {_q(_ENDS_LOWER_WORD)}) AND regexp_matches({last}, {_q(_PROSE_LINE)}) "
+        f"AND len(string_split(wtrim({last}), ' ')) >= {tr.min_prose_words}) "
+        f"OR (regexp_matches({last}, {_q(_CJK_OPEN_END)}) AND length({last}) >= {tr.min_line_chars}) "
+        f"OR (regexp_matches({last}, {_q(_CJK_ENDS_HAN)}) AND length({last}) >= {tr.min_cjk_chars} "
+        f"AND regexp_matches({last}, '。.*，')))"
+        # an answer that ends as the text it was given ends (proofreading a fragment) is not cut
+        f" AND NOT contains(given_text, right(o, 12))",
         "'ends mid-sentence: …' || right(o, 30)")
+    rules["truncated_start"] = (
+        f"olen >= 40 AND (regexp_matches(o, {_q(_STARTS_CUT)}) AND NOT regexp_matches(o, {_q(_STARTS_CODE)}) "
+        f"AND regexp_matches(first_line, {_q(_PROSE_LINE)}) AND len(string_split(wtrim(first_line), ' ')) >= 4 "
+        f"OR regexp_matches(o, '^[，。、；：！？）》」』]'))",
+        "'starts mid-sentence: ' || left(o, 30) || '…'")
+    # one unclosed "(" is a smiley, a quoted message or "1) item" more often than a cut: two are needed
     rules["unbalanced"] = (
-        "fence_open OR opens_round > closes_round OR opens_square > closes_square OR opens_curly > closes_curly",
+        "fence_open OR opens_round > closes_round + 1 OR opens_square > closes_square OR opens_curly > closes_curly",
         "concat_ws('; ', CASE WHEN fence_open THEN 'a ``` code fence is not closed' END, "
         "CASE WHEN opens_round > closes_round THEN (opens_round - closes_round) || ' unclosed (' END, "
         "CASE WHEN opens_square > closes_square THEN (opens_square - closes_square) || ' unclosed [' END, "
@@ -334,29 +469,65 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str]]:
         f"length(rsn) || ' characters of reasoning for ' || olen || ' of answer (budget {rb.max_chars}, ratio {rb.max_ratio:g})'")
     lr = r.line_repetition
     rules["line_repetition"] = (
-        f"(n_lines >= {lr.min_lines} AND dup_lines > {lr.max_dup_line_share} * n_lines) "
-        f"OR (n_paras >= {lr.min_lines} AND dup_paras > {lr.max_dup_para_share} * n_paras)",
-        "dup_lines || ' of ' || n_lines || ' lines and ' || dup_paras || ' of ' || n_paras || ' paragraphs repeat'")
+        f"line_loop OR para_loop OR (n_long_lines >= {lr.min_lines} AND dup_long_lines > {lr.max_dup_line_share} * n_long_lines)",
+        f"CASE WHEN line_loop THEN 'the same line {lr.min_run} or more times in a row; ' ELSE '' END || "
+        f"CASE WHEN para_loop THEN 'the same paragraph {lr.min_para_run} or more times in a row; ' ELSE '' END || "
+        "dup_long_lines || ' of ' || n_long_lines || ' lines repeat an earlier one'")
     rules["ngram_repetition"] = (
         f"(n_tok >= {ng.min_tokens} AND (top2 > {ng.max_top_2gram} OR top3 > {ng.max_top_3gram} "
         f"OR top4 > {ng.max_top_4gram})) OR (n_tok >= {ng.min_tokens_dup} AND dup5 > {ng.max_dup_5gram})",
         f"concat_ws(', ', CASE WHEN top2 IS NOT NULL THEN 'top 2/3/4-gram share ' || {_fmt('top2')} || '/' "
         f"|| {_fmt('top3')} || '/' || {_fmt('top4')} END, 'repeated 5-grams ' || {_fmt('dup5')})")
     rules["char_ratios"] = (
-        f"olen >= {ra.min_chars} AND (n_sym > {ra.max_symbol} * olen OR n_dig > {ra.max_digit} * olen "
-        f"OR n_pun > {ra.max_punctuation} * olen)",
+        f"olen >= {ra.min_chars} AND NOT looks_structured AND (n_sym > {ra.max_symbol} * olen "
+        f"OR n_dig > {ra.max_digit} * olen OR n_pun > {ra.max_punctuation} * olen)",
         f"'symbols ' || {_fmt('n_sym / olen')} || ', digits ' || {_fmt('n_dig / olen')} || ', punctuation ' || {_fmt('n_pun / olen')}")
     rules["non_printable"] = (
         r"regexp_matches(alltext, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{80}-\x{9f}\x{200b}\x{feff}]')",
         "'control or zero-width characters'")
-    rules["markup"] = (f"regexp_matches(o_nocode, {_q(_any(MARKUP + r.markup.extra_patterns))})",
+    # markup the instruction asked for (HTML, XML, a web page, code) is the answer, not a leftover
+    rules["markup"] = (f"NOT regexp_matches(ins, {_q(ASKS_MARKUP)}) "
+                       f"AND regexp_matches(o_nocode, {_q(_any(MARKUP + r.markup.extra_patterns))})",
                        f"regexp_extract(o_nocode, {_q(_any(MARKUP + r.markup.extra_patterns))})")
     ud = r.url_density
     rules["url_density"] = (f"n_url >= {ud.min_urls} AND n_url > {ud.max_per_token} * greatest(n_tok, {_WORDS})",
                             "n_url || ' URLs or addresses in ' || n_tok || ' tokens'")
-    for name, base, where in (("boilerplate", BOILERPLATE, "o"), ("refusal", REFUSAL, "o"), ("placeholder", PLACEHOLDER, "o_nocode")):
-        pat = _q(_any(base + getattr(r, name).extra_patterns))
-        rules[name] = (f"regexp_matches({where}, {pat})", f"'\"' || regexp_extract({where}, {pat}) || '\"'")
+    bp = r.boilerplate
+    pat = _any(BOILERPLATE + bp.extra_patterns)
+    # the sentences that hold boilerplate, and what is left without them (CJK counted 3)
+    sentence = _q(f"[^.!?。！？\\n]*(?:{pat})[^.!?。！？\\n]*[.!?。！？]?")
+    rest = f"regexp_replace(o, {sentence}, '', 'g')"
+    rest_size = f"(length({rest}) + 2 * length(regexp_replace({rest}, '[^\\p{{Han}}]', '', 'g')))"
+    bp_sentences = f"array_to_string(regexp_extract_all(o, {sentence}), ' ')"
+    rules["boilerplate"] = (
+        f"regexp_matches(o, {_q(pat)}) AND NOT regexp_matches(ins, {_q(ABOUT_ASSISTANT)}) "
+        f"AND ({rest_size} < {bp.drop_below} OR NOT regexp_matches({bp_sentences}, {_q(CAPABILITY)}))",
+        f"'\"' || regexp_extract(o, {_q(pat)}) || '\"' || CASE WHEN {rest_size} < {bp.drop_below} "
+        f"THEN ', and little else' ELSE ' before the answer' END",
+        f"{rest_size} < {bp.drop_below}")
+    rf = r.refusal
+    pat = _any(REFUSAL + rf.extra_patterns)
+    # a refusal followed by a substantive answer (declining a harmful premise, then helping) is not flagged
+    sentence = _q(f"[^.!?。！？\\n]*(?:{pat})[^.!?。！？\\n]*[.!?。！？]?")
+    rest = f"regexp_replace(o, {sentence}, '', 'g')"
+    rest_size = f"(length({rest}) + 2 * length(regexp_replace({rest}, '[^\\p{{Han}}]', '', 'g')))"
+    rules["refusal"] = (f"regexp_matches(o, {_q(pat)}) AND {rest_size} < {rf.max_rest}",
+                        f"'\"' || regexp_extract(o, {_q(pat)}) || '\"'")
+    mi = r.missing_input
+    pat = _q(_any(MISSING_INPUT + mi.extra_patterns))
+    rules["missing_input"] = (
+        f"regexp_matches(left(o, 400), {pat})",
+        f"'the answer says the input is missing: \"' || regexp_extract(left(o, 400), {pat}) || '\"'",
+        f"olen < {mi.drop_below}")
+    ph = r.placeholder
+    pat = _q(_any(PLACEHOLDER + ph.extra_patterns))
+    rules["placeholder"] = (f"regexp_matches(o_nocode, {pat}) AND NOT regexp_matches(ins, {_q(ph.skip_when_asked)})",
+                            f"'\"' || regexp_extract(o_nocode, {pat}) || '\"'")
+    pat = _q(_any([PLACEHOLDER_INPUT] + r.placeholder_input.extra_patterns))
+    rules["placeholder_input"] = (
+        f"NOT dialogue AND (regexp_matches(coalesce(input, ''), {pat}) OR regexp_matches(coalesce(instruction, ''), {pat}))",
+        f"CASE WHEN regexp_matches(coalesce(input, ''), {pat}) THEN 'input' ELSE 'instruction' END || ' is \"' "
+        f"|| wtrim(CASE WHEN regexp_matches(coalesce(input, ''), {pat}) THEN input ELSE instruction END) || '\"'")
     rules["mojibake"] = (f"regexp_matches(alltext, {_q(MOJIBAKE)})", f"'\"' || regexp_extract(alltext, {_q(MOJIBAKE)}) || '\"'")
     rules["dialogue_roles"] = (
         "dialogue AND (roles_ua[1] <> 'user' OR list_bool_or(list_transform(range(1, len(roles_ua)), "
@@ -367,7 +538,7 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str]]:
         "'turn ' || (list_position(list_transform(messages, lambda m: length(wtrim(coalesce(m.content, ''))) = 0), true) - 1) || ' is empty'")
     rules["dialogue_last_turn"] = ("dialogue AND len(messages) > 0 AND messages[-1].role <> 'assistant'",
                                    "'last turn is ' || messages[-1].role")
-    return {k: v for k, v in rules.items() if getattr(r, k).enabled}
+    return {k: (v[0], v[1], v[2] if len(v) > 2 else None) for k, v in rules.items() if getattr(r, k).enabled}
 
 
 def _grams(n: int) -> str:
@@ -397,15 +568,28 @@ def metrics_sql(rules: QualityRules) -> str:
         mode_cols = "NULL AS mode2"
         ngram_cols = "NULL AS top2, NULL AS top3, NULL AS top4, NULL AS dup5"
     pii = rules.personal_data
+    none = "[]::VARCHAR[]"
     pii_cols = ", ".join(
-        [f"len(regexp_extract_all(alltext, {_q(EMAIL)})) AS n_email" if "email" in pii.kinds else "0 AS n_email",
-         f"len(regexp_extract_all(alltext, {_q(PHONE)})) AS n_phone" if "phone" in pii.kinds else "0 AS n_phone",
-         f"regexp_extract_all(alltext, {_q(CN_ID)}) AS id_cands" if "cn_id" in pii.kinds else "[]::VARCHAR[] AS id_cands",
-         f"regexp_extract_all(alltext, {_q(CARD)}) AS card_cands" if "card" in pii.kinds else "[]::VARCHAR[] AS card_cands"]
+        [f"regexp_extract_all(alltext, {_q(EMAIL)}) AS email_cands" if "email" in pii.kinds else f"{none} AS email_cands",
+         # with up to 16 characters before each number: a hotline is named there
+         f"regexp_extract_all(alltext, {_q(PHONE_IN_CONTEXT)}) AS phone_cands" if "phone" in pii.kinds
+         else f"{none} AS phone_cands",
+         f"regexp_extract_all(alltext, {_q(CN_ID)}) AS id_cands" if "cn_id" in pii.kinds else f"{none} AS id_cands",
+         f"regexp_extract_all(alltext, {_q(CARD)}, 1) AS card_cands" if "card" in pii.kinds else f"{none} AS card_cands",
+         f"regexp_extract_all(alltext, {_q(CREDENTIAL)}) AS key_cands" if "credential" in pii.kinds else f"{none} AS key_cands"]
     )
+    lr = rules.line_repetition
+
+    def loop(items: str, run: int) -> str:
+        """Some item of at least min_line_chars repeated ``run`` times in a row, or a shorter one twice as often."""
+        def runs(n: int, min_chars: int) -> str:
+            same = " AND ".join(f"{items}[k] = {items}[k + {j}]" for j in range(1, n))
+            return (f"list_bool_or(list_transform(range(1, len({items}) - {n - 2}), lambda k: "
+                    f"length(wtrim({items}[k])) >= {min_chars} AND {same}))")
+        return f"({runs(run, lr.min_line_chars)} OR {runs(2 * run, 1)})"
     return f"""
 WITH s AS (
-    SELECT sample_id, messages, input, messages IS NOT NULL AS dialogue,
+    SELECT sample_id, messages, input, system, instruction, messages IS NOT NULL AS dialogue,
            CASE WHEN messages IS NULL THEN coalesce(instruction, '') ELSE {_join_role('user')} END AS ins,
            wtrim(CASE WHEN messages IS NULL THEN coalesce(output, '') ELSE {_join_role('assistant')} END) AS o,
            coalesce(reasoning, nullif(array_to_string(list_filter(list_transform(messages, lambda m: m.reasoning),
@@ -420,6 +604,9 @@ WITH s AS (
            regexp_replace(o, {_q(_CODE)}, ' ', 'gs') AS o_nocode,
            {_count('o', '```')} % 2 = 1 AS fence_open,
            regexp_extract(o, '[^\\n]*$') AS last_line,
+           regexp_extract(o, '^[^\\n]*') AS first_line,
+           concat_ws(chr(10), system, ins, input) AS given_text,
+           regexp_matches(o, '^\\s*[\\[{{<]|\\n\\s*\\|.*\\|') AS looks_structured,
            regexp_extract_all(lower(o), {_q(TOKENS)}) AS tok,
            list_filter(string_split(o_nocode, chr(10)), lambda x: length(wtrim(x)) > 0) AS lines,
            list_filter(string_split_regex(o_nocode, '\\n\\s*\\n'), lambda x: length(wtrim(x)) > 0) AS paras,
@@ -427,8 +614,11 @@ WITH s AS (
     FROM s
 ), m AS (
     SELECT *, len(tok) AS n_tok, list_sum(list_transform(tok, lambda x: length(x))) AS tok_chars,
-           len(lines) AS n_lines, len(lines) - len(list_distinct(lines)) AS dup_lines,
-           len(paras) AS n_paras, len(paras) - len(list_distinct(paras)) AS dup_paras,
+           len(list_filter(lines, lambda x: length(wtrim(x)) >= {lr.min_line_chars})) AS n_long_lines,
+           len(list_filter(lines, lambda x: length(wtrim(x)) >= {lr.min_line_chars}))
+             - len(list_distinct(list_filter(lines, lambda x: length(wtrim(x)) >= {lr.min_line_chars}))) AS dup_long_lines,
+           coalesce({loop('lines', lr.min_run)}, false) AS line_loop,
+           coalesce({loop('paras', lr.min_para_run)}, false) AS para_loop,
            {_count('o_nocode', '(') + ' + ' + _count('o_nocode', '（')} AS opens_round,
            {_count('o_nocode', ')') + ' + ' + _count('o_nocode', '）')} AS closes_round,
            {_count('o_nocode', '[')} AS opens_square, {_count('o_nocode', ']')} AS closes_square,
@@ -459,8 +649,10 @@ class QualityStep(RowStep):
         self.rules = build_rules(self.params.rules)
         self._sql = metrics_sql(self.params.rules)
         conds = ",\n".join(f"CASE WHEN coalesce({c}, false) THEN {d} END AS {_rule_col(k)}"
-                           for k, (c, d) in self.rules.items())
-        self._sql = f"SELECT sample_id, n_email, n_phone, id_cands, card_cands, {conds} FROM ({self._sql})"
+                            + (f", coalesce({strong}, false) AS {_rule_col(k)}_drop" if strong else "")
+                            for k, (c, d, strong) in self.rules.items())
+        self._sql = (f"SELECT sample_id, email_cands, phone_cands, id_cands, card_cands, key_cands, {conds} "
+                     f"FROM ({self._sql})")
         # user patterns (extra_patterns) are RE2: check them now, not at the first batch
         con = _connect()
         try:
@@ -494,10 +686,18 @@ class QualityStep(RowStep):
                 continue
             rule: Rule = getattr(r, k)
             counters[k] += cnt
-            penalty += rule.penalty * hit.to_numpy(zero_copy_only=False)
+            hit_np = hit.to_numpy(zero_copy_only=False)
+            verdicts = pa.array([rule.verdict] * cnt, pa.string())
+            pen = np.full(cnt, rule.penalty)
+            if self.rules[k][2] and rule.verdict == "flag":  # rows where this rule drops rather than flags
+                strong = res.column(f"{_rule_col(k)}_drop").combine_chunks().filter(hit).to_numpy(zero_copy_only=False)
+                verdicts = pa.array(np.where(strong, "drop", "flag"), pa.string())
+                pen = np.where(strong, 1.0, rule.penalty)
+                counters[f"{k}_dropped"] += int(strong.sum())
+            penalty[hit_np] += pen
             detail = col.filter(hit)
-            parts.append(_decisions(ids.filter(hit), rule.verdict, pc.binary_join_element_wise(
-                pa.scalar(DESCRIPTIONS[k]), detail, ": "), rule.penalty))
+            parts.append(_decisions(ids.filter(hit), verdicts, pc.binary_join_element_wise(
+                pa.scalar(DESCRIPTIONS[k]), detail, ": "), pen))
         if r.personal_data.enabled:
             found = _personal_data(res)
             if found:
@@ -525,33 +725,88 @@ def _rule_col(name: str) -> str:
     return f"rule_{name}"
 
 
-def _decisions(ids: pa.Array, verdict: str, reasons: pa.Array, penalty: float) -> pa.Table:
+def _decisions(ids: pa.Array, verdict: str | pa.Array, reasons: pa.Array, penalty: float | np.ndarray) -> pa.Table:
     n = len(ids)
-    return pa.table([ids, pa.array([verdict] * n, pa.string()), reasons.cast(pa.string()), pa.nulls(n, pa.string()),
-                     pa.array([penalty] * n, pa.float64())], schema=DECISION_SCHEMA)
+    verdicts = pa.array([verdict] * n, pa.string()) if isinstance(verdict, str) else verdict
+    scores = pa.array(np.broadcast_to(np.asarray(penalty, dtype=np.float64), (n,)), pa.float64())
+    return pa.table([ids, verdicts, reasons.cast(pa.string()), pa.nulls(n, pa.string()), scores], schema=DECISION_SCHEMA)
 
 
 def _personal_data(res: pa.Table) -> dict[int, str]:
-    """Row index -> what was found, e.g. 'e-mail, phone number'. Checksums run on the candidates only."""
-    emails = res.column("n_email").to_numpy(zero_copy_only=False)
-    phones = res.column("n_phone").to_numpy(zero_copy_only=False)
-    ids_c = res.column("id_cands").combine_chunks()
-    cards_c = res.column("card_cands").combine_chunks()
-    has_id = np.flatnonzero(pc.fill_null(pc.greater(pc.list_value_length(ids_c), 0), False).to_numpy(zero_copy_only=False))
-    has_card = np.flatnonzero(pc.fill_null(pc.greater(pc.list_value_length(cards_c), 0), False).to_numpy(zero_copy_only=False))
-    kinds: dict[int, list[str]] = {}
-    for i in np.flatnonzero(emails > 0):
-        kinds.setdefault(int(i), []).append(f"{int(emails[i])} e-mail address{'es' if emails[i] > 1 else ''}")
-    valid_ids: dict[int, set[str]] = {}
-    for i in has_id:
-        good = {c for c in ids_c[int(i)].as_py() if valid_cn_id(c)}
-        if good:
-            valid_ids[int(i)] = good
-            kinds.setdefault(int(i), []).append(f"{len(good)} resident ID number{'s' if len(good) > 1 else ''}")
-    for i in np.flatnonzero(phones > 0):
-        kinds.setdefault(int(i), []).append(f"{int(phones[i])} phone number{'s' if phones[i] > 1 else ''}")
-    for i in has_card:
-        good = [c for c in cards_c[int(i)].as_py() if valid_card(c) and c not in valid_ids.get(int(i), ())]
-        if good:
-            kinds.setdefault(int(i), []).append(f"{len(good)} card number{'s' if len(good) > 1 else ''}")
-    return {i: ", ".join(v) for i, v in sorted(kinds.items())}
+    """Row index -> what was found, e.g. '1 e-mail address, 1 phone number'. Python runs on the candidates only.
+
+    Not counted: values reserved for examples and fiction (:func:`reserved_email`, :func:`fictional_phone`),
+    role mailboxes of organisations (info@, support@), hotlines named as such, numbers that fail their
+    checksum, ISBNs, and key-like strings that are placeholders ("YOUR_API_KEY").
+    """
+    cols = {name: res.column(name).combine_chunks() for name in
+            ("email_cands", "phone_cands", "id_cands", "card_cands", "key_cands")}
+    any_cand = np.zeros(res.num_rows, dtype=bool)
+    for col in cols.values():
+        any_cand |= pc.fill_null(pc.greater(pc.list_value_length(col), 0), False).to_numpy(zero_copy_only=False)
+    out: dict[int, str] = {}
+    for i in np.flatnonzero(any_cand):
+        i = int(i)
+        fresh = lambda vals: list(dict.fromkeys(vals or ()))  # noqa: E731
+        ids_ = [v for v in fresh(cols["id_cands"][i].as_py()) if valid_cn_id(v)]
+        phones = []
+        for ctx in cols["phone_cands"][i].as_py() or ():
+            m = _PHONE_RE.search(ctx)
+            if m and not _HOTLINE.search(ctx[: m.start()]) and not fictional_phone(m.group()):
+                phones.append(m.group())
+        found = [
+            ("e-mail address", "e-mail addresses",
+             [v for v in fresh(cols["email_cands"][i].as_py()) if not reserved_email(v)]),
+            ("resident ID number", "resident ID numbers", ids_),
+            ("phone number", "phone numbers", fresh(phones)),
+            ("card number", "card numbers", [v for v in fresh(cols["card_cands"][i].as_py())
+                                             if valid_card(v) and v not in ids_ and not re.sub(r"[ -]", "", v).startswith(("978", "979"))]),
+            ("API key or secret", "API keys or secrets", [v for v in fresh(cols["key_cands"][i].as_py()) if real_key(v)]),
+        ]
+        kinds = [f"{len(v)} {one if len(v) == 1 else many}" for one, many, v in found if v]
+        if kinds:
+            out[i] = ", ".join(kinds)
+    return out
+
+
+_PHONE_RE = re.compile(PHONE)
+# a number named as a hotline or service line is an organisation's, published for the public
+_HOTLINE = re.compile(r"(?i)hotline|helpline|lifeline|crisis|toll[- ]free|customer service|热线|客服|服务电话|咨询电话|"
+                      r"求助电话|举报电话|服务热线|报警|急救")
+# Domains reserved for documentation (RFC 2606 / 6761) and ones people use as stand-ins.
+_RESERVED_DOMAINS = re.compile(
+    r"(?i)(?:^|\.)(?:example\.(?:com|org|net|edu)|[^.]+\.(?:example|test|invalid|localhost|local)|localhost|domain\.com|"
+    r"email\.com|company\.com|(?:your|my|some|the)?(?:company|domain|website|site|business|email|mail|org)\.(?:com|org|net)|"
+    r"test\.com|acme\.com|xxx+\.com|foo\.com|bar\.com|abc\.com|xyz\.com|mysite\.com|website\.com)$")
+_ROLE_MAILBOXES = {"info", "support", "contact", "sales", "admin", "hello", "help", "service", "noreply", "no-reply", "team",
+                   "hr", "jobs", "careers", "press", "media", "webmaster", "office", "marketing", "billing", "feedback",
+                   "privacy", "security", "enquiries", "inquiries", "customerservice", "kefu", "service-desk"}
+_STANDIN_LOCAL = re.compile(r"(?i)^(?:john\.?doe|jane\.?doe|j\.?doe|user(?:name)?\d*|your\.?name|name|someone|test\w*|"
+                            r"foo|bar|xxx+|abc|me|you|email|example|sample|demo|firstname\.?lastname|first\.last)$")
+
+
+def reserved_email(address: str) -> bool:
+    """An address of a reserved or stand-in domain, a role mailbox, or a stand-in name (john.doe@...)."""
+    local, _, domain = address.rpartition("@")
+    return bool(_RESERVED_DOMAINS.search(domain)) or local.lower() in _ROLE_MAILBOXES or bool(_STANDIN_LOCAL.match(local))
+
+
+def fictional_phone(number: str) -> bool:
+    """555 numbers (the North American range for fiction), runs such as 1234567890, one repeated digit, or
+    short service numbers (hotlines) that the phone pattern catches as parts of longer text."""
+    digits = re.sub(r"\D", "", number)
+    if re.search(r"(?:^|\D)555[- .)]?\s?\d{4}\b|\(\d{3}\) ?555", number) or re.fullmatch(r"1?\d{3}555\d{4}", digits):
+        return True
+    if len(set(digits)) <= 2:
+        return True
+    runs = "01234567890123456789"
+    return digits in runs or digits in runs[::-1] or digits[-10:] in runs
+
+
+def real_key(value: str) -> bool:
+    """A key-like string with letters and digits mixed, not a stand-in ("YOUR_API_KEY", "sk-xxxx...")."""
+    value = re.split(r"[:=]\s*['\"]", value)[-1].strip("'\"")
+    tail = value.split("-", 1)[-1] if value.startswith(("sk-", "xox")) else value
+    if re.search(r"(?i)your|xxxx|here|example|placeholder|dummy|insert|secret_key|api_key|token", tail):
+        return False
+    return bool(re.search(r"\d", tail) and re.search(r"[A-Za-z]", tail) and len(set(tail)) >= 10)
