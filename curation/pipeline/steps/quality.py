@@ -248,7 +248,8 @@ MISSING_INPUT = [
     r"supplied|missing)",
     r"(?i)\b(?:i (?:do not|don['’]t|cannot|can['’]t|could not|couldn['’]t) (?:see|find|locate)|there (?:is|are) no) "
     r"(?:any |the )?(?:text|article|lyrics|table|code|list|data|input|transcript|passage|paragraph|review|document|file|"
-    r"link|attachment|image|e-?mail|content|sentences?|excerpt|script)s?\b",
+    r"link|attachment|image|e-?mail|content|sentences?|excerpt|script)s? (?:in|attached|provided|included|given|that "
+    r"you|you|here|to (?:summari[sz]e|analy[sz]e|translate|review|check|classify|rewrite))\b",
     r"(?i)\b(?:seems|appears)[^.]{0,60}\b(?:text|article|lyrics|table|code|list|data|input|transcript|passage|"
     r"paragraph|document|file|link|content|information|details|attachment|image)s? (?:is|are|was|were) "
     r"(?:missing|not included|not provided)\b",
@@ -266,6 +267,8 @@ CAPABILITY = (r"(?i)\b(?:can(?:not|['’]t)|unable to|not able to|do(?:n['’]t|
               r"provide real-time|perform (?:physical )?actions|make (?:phone )?calls|remember|recall)\b|"
               r"(?:无法|不能)(?:直接)?(?:为您|为你|给您|给你)?(?:观看|浏览|访问|查看|上网|获取实时|生成图片|生成图像|画|绘制|听|"
               r"打开|预测|记住|进行任何需要身体)|不具备[^，。]{0,12}能力")
+TRANSLATION = (r"(?i)\btranslat|翻译|译成|译为|翻成|译文|trad[uú]c|übersetz|перевед|\b(?:in|into|the) (?:english|chinese)\b|"
+               r"(?:英文|中文|英语)(?:怎么说|是什么)")
 ASKS_MARKUP = r"(?i)\b(?:html|xml|svg|markup|web ?page|website|css|jsx|tsx|vue|react|angular|template|tag|element|code|script)s?\b|网页|标签|代码"
 ABOUT_ASSISTANT = (r"(?i)\b(?:how are you|who are you|what are you|are you (?:an? )?(?:ai|human|real|alive|conscious|"
                    r"sentient|robot|bot|chatgpt|machine|person)|your (?:name|feelings?|opinions?|favou?rite)|do you "
@@ -440,8 +443,9 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
         # an answer that ends as the text it was given ends (proofreading a fragment) is not cut
         f" AND NOT contains(given_text, right(o, 12))",
         "'ends mid-sentence: …' || right(o, 30)")
+    # a translation keeps its source's case ("could not connect to ..." translates a lower-case message)
     rules["truncated_start"] = (
-        f"olen >= 40 AND (regexp_matches(o, {_q(_STARTS_CUT)}) AND NOT regexp_matches(o, {_q(_STARTS_CODE)}) "
+        f"olen >= 40 AND NOT regexp_matches(ins, {_q(TRANSLATION)}) AND (regexp_matches(o, {_q(_STARTS_CUT)}) AND NOT regexp_matches(o, {_q(_STARTS_CODE)}) "
         f"AND regexp_matches(first_line, {_q(_PROSE_LINE)}) AND len(string_split(wtrim(first_line), ' ')) >= 4 "
         f"OR regexp_matches(o, '^[，。、；：！？）》」』]'))",
         "'starts mid-sentence: ' || left(o, 30) || '…'")
