@@ -132,7 +132,7 @@ class BoilerplateRule(PatternRule):
     penalty: float = 0.3
     drop_below: int = Field(
         default=120, ge=0,
-        description="An answer is dropped when, without its boilerplate sentences, less than this remains (characters, "
+        description="An answer is dropped when, without its boilerplate clauses, less than this remains (characters, "
                     "a Chinese character counted 3): nothing but the disclaimer. Otherwise an \"As an AI...\" preface "
                     "that states no capability (\"I cannot browse\", \"我无法观看视频\" inform the user) is flagged. "
                     "Not judged when the instruction asks about the assistant itself (\"How are you?\", \"你是谁\").")
@@ -273,7 +273,7 @@ ASKS_MARKUP = r"(?i)\b(?:html|xml|svg|markup|web ?page|website|css|jsx|tsx|vue|r
 ABOUT_ASSISTANT = (r"(?i)\b(?:how are you|who are you|what are you|are you (?:an? )?(?:ai|human|real|alive|conscious|"
                    r"sentient|robot|bot|chatgpt|machine|person)|your (?:name|feelings?|opinions?|favou?rite)|do you "
                    r"(?:feel|have (?:feelings|emotions|opinions|preferences|a favou?rite)|like|love|dream|believe)|"
-                   r"about yourself|what can you do|your (?:capabilit|abilit|limitation)\w*|destroy you|shut you down)\b|你是谁|你好吗|你叫什么|你的名字|你(?:有|喜欢|觉得|认为|怎么看|会不会|"
+                   r"about yourself|what can you do|your (?:capabilit|abilit|limitation)\w*|destroy you|shut you down)\b|你是谁|你好吗|你叫什么|你的名字|你(?:有没有|喜欢|会不会|"
                    r"能不能)|介绍一下你|介绍你自己|你是(?:人|机器|AI|ai|谁|什么)|社恐|你能(?:做|干)什么|你的能力|你(?:是否|可以|能否|会不会)")
 MARKUP = [
     r"(?i)</?(?:div|span|p|br|a|table|tr|td|th|li|ul|ol|img|script|style|html|body|head|font|strong|em|b|i|h[1-6])(?:\s[^<>]*)?/?>",
@@ -283,7 +283,7 @@ MARKUP = [
 MOJIBAKE = (r"[ÂÃÅÆÐÑØâ][\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17D}\x{17E}\x{192}\x{2C6}\x{2DC}"
             r"\x{2013}\x{2014}\x{2018}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}\x{203A}\x{20AC}\x{2122}]|\x{FFFD}")
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-PHONE = (r"(?:\+86[- ]?)?\b1[3-9]\d{9}\b|\B\+\d{1,3}[ -]?\(?\d{1,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}\b"
+PHONE = (r"(?:\+86[- ]?)?\b1[3-9]\d{9}\b|\b1[3-9]\d[ -]\d{4}[ -]\d{4}\b|\B\+\d{1,3}[ -]?\(?\d{1,4}\)?[ -]?\d{3,4}[ -]?\d{3,4}\b"
          r"|\(\d{3}\) ?\d{3}-\d{4}\b|\b\d{3}-\d{3}-\d{4}\b|\b0\d{2,3}-\d{7,8}\b")
 PHONE_IN_CONTEXT = r"[^\n]{0,16}(?:" + PHONE + ")"
 CN_ID = r"\b\d{17}[\dXx]\b"
@@ -309,7 +309,7 @@ _ENDS_FUNCTION_WORD = (r"(?i)[a-z]{2,}\W+(?:the|a|an|of|to|and|or|with|for|is|ar
                        r"such|including|between|will|can|should|would|could|has|have|had|also|very|each|every|both|"
                        r"either|some|per|via|whose|whether|although|though|since|unless|until|many|several|more|other|another|"
                        r"about|through|during|without|within|among|most)$")
-_ENDS_LOWER_WORD = r"[a-z]{2,}$"
+_ENDS_LOWER_WORD = r"(?:^|\s)[a-z][a-z'’-]+$"  # a whole last word in lower case ("Lewis", URLs are not)
 _PROSE_LINE = r"^[^{}<>=;|\\#]*$"  # no code characters, no hashtags
 _CJK_OPEN_END = r"[\p{Han}\p{P}\s][的和与及或是在对把被从向为以而但因所这那将让使给跟同由于并且就都也还又再很最更之其个各该每]$"
 _CJK_ENDS_HAN = r"\p{Han}$"
@@ -441,7 +441,8 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
         f"OR (regexp_matches({last}, {_q(_CJK_ENDS_HAN)}) AND length({last}) >= {tr.min_cjk_chars} "
         f"AND regexp_matches({last}, '。.*，')))"
         # an answer that ends as the text it was given ends (proofreading a fragment) is not cut
-        f" AND NOT contains(given_text, right(o, 12))",
+        f" AND NOT contains(given_text, right(o, 12)) AND NOT (regexp_matches(right(o, 1), '[,，、:：；]') "
+        f"AND right(o, 1) = right(wtrim(given_text), 1))",
         "'ends mid-sentence: …' || right(o, 30)")
     # a translation keeps its source's case ("could not connect to ..." translates a lower-case message)
     rules["truncated_start"] = (
@@ -499,10 +500,13 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
     bp = r.boilerplate
     pat = _any(BOILERPLATE + bp.extra_patterns)
     # the sentences that hold boilerplate, and what is left without them (CJK counted 3)
-    sentence = _q(f"[^.!?。！？\\n]*(?:{pat})[^.!?。！？\\n]*[.!?。！？]?")
+    # the clauses that hold boilerplate ("As an AI language model," / "我没有个人观点。"), and what is left without them
+    sentence = _q(f"[^.!?。！？\\n,，;；]*(?:{pat})[^.!?。！？\\n,，;；]*[.!?。！？,，;；]?")
     rest = f"regexp_replace(o, {sentence}, '', 'g')"
-    rest_size = f"(length({rest}) + 2 * length(regexp_replace({rest}, '[^\\p{{Han}}]', '', 'g')))"
-    bp_sentences = f"array_to_string(regexp_extract_all(o, {sentence}), ' ')"
+    rest_size = f"(length(wtrim({rest})) + 2 * length(regexp_replace({rest}, '[^\\p{{Han}}]', '', 'g')))"
+    # the whole sentences, for what they say the assistant cannot do ("As an AI, I cannot browse ...")
+    whole = _q(f"[^.!?。！？\\n]*(?:{pat})[^.!?。！？\\n]*[.!?。！？]?")
+    bp_sentences = f"array_to_string(regexp_extract_all(o, {whole}), ' ')"
     rules["boilerplate"] = (
         f"regexp_matches(o, {_q(pat)}) AND NOT regexp_matches(ins, {_q(ABOUT_ASSISTANT)}) "
         f"AND ({rest_size} < {bp.drop_below} OR NOT regexp_matches({bp_sentences}, {_q(CAPABILITY)}))",
@@ -799,7 +803,8 @@ def fictional_phone(number: str) -> bool:
     """555 numbers (the North American range for fiction), runs such as 1234567890, one repeated digit, or
     short service numbers (hotlines) that the phone pattern catches as parts of longer text."""
     digits = re.sub(r"\D", "", number)
-    if re.search(r"(?:^|\D)555[- .)]?\s?\d{4}\b|\(\d{3}\) ?555", number) or re.fullmatch(r"1?\d{3}555\d{4}", digits):
+    if (re.search(r"(?:^|\D)555[- .)]?\s?\d{4}\b|\(\d{3}\) ?555|\(555\)|^\+?1?[ -]?555\b", number)
+            or re.fullmatch(r"1?\d{3}555\d{4}|1?555\d{7}", digits)):
         return True
     if len(set(digits)) <= 2:
         return True
