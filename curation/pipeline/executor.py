@@ -79,14 +79,15 @@ def _input_sql(step: Step) -> str:
     # row-number range, read through the column zonemaps
     sql = f"""
         WITH page AS (
-            SELECT k.sample_id, k.batch_id, k.row_number, k.shape, {TEXT_COLUMNS}
+            SELECT k.sample_id, k.batch_id, k.row_number, k.shape, k.source, {TEXT_COLUMNS}
             FROM run_texts($run) k
             WHERE k.batch_id = $cb AND k.row_number > $cr AND k.row_number <= $hi
               AND NOT EXISTS (
                   SELECT 1 FROM decisions d JOIN run_steps rs ON rs.run_id = d.run_id AND rs.step = d.step
                   WHERE d.run_id = $run AND d.sample_id = k.sample_id AND d.verdict = 'drop' AND rs.position < $pos)
         ){signal_cte}
-        SELECT s.sample_id, s.batch_id, s.row_number, s.shape, {', '.join('s.' + c for c in TEXT_COLUMNS.split(', '))}
+        SELECT s.sample_id, s.batch_id, s.row_number, s.shape, s.source,
+               {', '.join('s.' + c for c in TEXT_COLUMNS.split(', '))}
                {signal_cols}
         FROM page s
         {"LEFT JOIN sig ON sig.sample_id = s.sample_id" if names else ""}

@@ -21,14 +21,16 @@ count as the instruction and the assistant turns as the answer.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections import Counter
+from pathlib import PurePath
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curation.duck import query_arrow, scratch
 from curation.duck import sql_literal as _q
@@ -195,12 +197,32 @@ class QualityRules(BaseModel):
     dialogue_last_turn: Rule = Rule()
 
 
+class SourceRules(BaseModel):
+    """Rules turned off for the samples of some inputs (an identity set, a style guide)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str = Field(description="Glob on the input's file name or full path, e.g. \"identity*.jsonl\".")
+    disable: list[str] = Field(description="Names of the rules that do not judge these samples.")
+
+    @field_validator("disable")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(QualityRules.model_fields))
+        if unknown:
+            raise ValueError(f"unknown rules {unknown}; known: {', '.join(QualityRules.model_fields)}")
+        return v
+
+
 class QualityParams(BaseModel):
     """Quality step parameters."""
 
     model_config = ConfigDict(extra="forbid")
 
     rules: QualityRules = QualityRules()
+    sources: list[SourceRules] = Field(
+        default_factory=list,
+        description="Per-input exceptions: [[steps.params.sources]] match = \"identity*.jsonl\", disable = [\"boilerplate\"].")
 
 
 # --- patterns (RE2 syntax, used by DuckDB) ---------------------------------------------------------------
@@ -673,7 +695,22 @@ class QualityStep(RowStep):
         finally:
             con.close()
 
+    def _disabled(self, batch: pa.Table) -> dict[str, pa.Array]:
+        """Rule name -> ids of the samples whose input turns the rule off (``sources``)."""
+        if not self.params.sources or "source" not in batch.column_names:
+            return {}
+        paths = batch.column("source").to_pylist()
+        ids = batch.column("sample_id").to_pylist()
+        out: dict[str, set[str]] = {}
+        for spec in self.params.sources:
+            hit = {i for i, p in zip(ids, paths)
+                   if p and (fnmatch.fnmatch(p, spec.match) or fnmatch.fnmatch(PurePath(p).name, spec.match))}
+            for rule in spec.disable:
+                out.setdefault(rule, set()).update(hit)
+        return {k: pa.array(sorted(v), pa.string()) for k, v in out.items()}
+
     def process(self, batch: pa.Table) -> StepOutput:
+        disabled = self._disabled(batch)
         con = _connect()
         try:
             con.register("b", batch.select(["sample_id", "instruction", "input", "output", "system", "messages", "reasoning"]))
@@ -689,6 +726,8 @@ class QualityStep(RowStep):
         for k in self.rules:
             col = res.column(_rule_col(k)).combine_chunks()
             hit = pc.is_valid(col)
+            if k in disabled:
+                hit = pc.and_(hit, pc.invert(pc.is_in(ids, value_set=disabled[k])))
             cnt = int(pc.sum(hit).as_py() or 0)
             if not cnt:
                 continue
@@ -708,6 +747,9 @@ class QualityStep(RowStep):
                 pa.scalar(DESCRIPTIONS[k]), detail, ": "), pen))
         if r.personal_data.enabled:
             found = _personal_data(res)
+            if "personal_data" in disabled:
+                off = set(disabled["personal_data"].to_pylist())
+                found = {i: v for i, v in found.items() if ids[i].as_py() not in off}
             if found:
                 idx = np.fromiter(found, dtype=np.int64)
                 rule = r.personal_data

@@ -207,3 +207,40 @@ def test_placeholder_and_missing_input_rules_can_be_turned_off() -> None:
     row = CAUGHT["missing lyrics (English)"][0]
     out = QualityStep(params={"rules": {"missing_input": {"enabled": False}}}).process(_batch([row]))
     assert out.decisions is None or not any(r.startswith("missing input") for r in out.decisions.column("reason").to_pylist())
+
+
+def test_a_source_can_turn_a_rule_off(tmp_path) -> None:
+    """An identity set (different questions, one templated answer about the assistant) keeps every row when the
+    team turns boilerplate off for it; the same rows from another file are still judged, and near dedup does not
+    take the templated answers for copies."""
+    import json
+
+    from curation.ingest import ingest_paths
+    from curation.pipeline.executor import run_pipeline
+    from curation.store import Store
+    from schemas.pipeline import PipelineConfig, StepConfig
+
+    questions = ["Who are you?", "What is your name?", "Who made you?", "Are you ChatGPT?", "What should I call you?",
+                 "Introduce yourself briefly.", "Which company built you?", "Tell me about your origin."]
+    answer = ("I am Aurora, an AI assistant developed by the Northwind data team. As an AI assistant, I am here to help "
+              "you with questions about our products, your orders and our documentation.")
+    for name, qs in (("identity_set.jsonl", questions), ("other.jsonl", questions[::-1])):
+        (tmp_path / name).write_text("".join(json.dumps({"instruction": q, "output": answer}) + "\n"
+                                             for q in qs), encoding="utf-8")
+    store = Store(tmp_path / "curate.duckdb")
+    ingest_paths(store, [str(tmp_path / "identity_set.jsonl"), str(tmp_path / "other.jsonl")])
+    cfg = PipelineConfig(steps=[
+        StepConfig(type="quality", params={"sources": [{"match": "identity_*.jsonl", "disable": ["boilerplate"]}]}),
+        StepConfig(type="near_dedup")])
+    res = run_pipeline(store, cfg)
+    with store.reader() as con:
+        by_file = dict(con.execute(
+            "SELECT regexp_extract(s.source, '[^/]+$'), count(d.sample_id) FILTER (WHERE d.reason LIKE 'assistant boilerplate%') "
+            "FROM samples s LEFT JOIN decisions d ON d.sample_id = s.sample_id AND d.run_id = ? GROUP BY 1", [res.run_id]).fetchall())
+        near = con.execute("SELECT count(*) FROM decisions WHERE run_id = ? AND step = 'near_dedup'", [res.run_id]).fetchall()[0][0]
+    # "Who are you?" style questions ask about the assistant: not boilerplate anywhere; the others are judged
+    assert by_file["identity_set.jsonl"] == 0
+    assert by_file["other.jsonl"] > 0
+    assert near == 8  # the two files are copies of each other (same questions, same answers), not of themselves
+    with pytest.raises(Exception, match="unknown rules"):
+        QualityStep(params={"sources": [{"match": "x", "disable": ["boilerplat"]}]})
