@@ -68,6 +68,10 @@ class IngestFileReport(BaseModel):
     skipped: str | None = None
     failed: str | None = None
     problems: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Batch-level warnings: the rows load but do not look like instruction data (an e-mail corpus, "
+                    "a log or a table mapped with --map).")
     reasons: dict[str, int] = Field(default_factory=dict)
     seconds: float = 0.0
 

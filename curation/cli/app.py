@@ -80,7 +80,7 @@ def ingest(
     source_name: Annotated[Optional[str], typer.Option(help="Name used in sample ids instead of the file name.")] = None,
     split: Annotated[Optional[str], typer.Option(help="Only this split of a Hugging Face dataset.")] = None,
     max_row_bytes: Annotated[int, typer.Option(help="Rows larger than this go to quarantine.")] = 16 << 20,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any row was quarantined or an input had a problem.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any row was quarantined, an input had a problem, or a batch does not look like instruction data.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the per-batch reports as JSON.")] = False,
 ) -> None:
     """Load inputs into the store; bad rows go to quarantine with file, line and reason.
@@ -110,6 +110,9 @@ def ingest(
     problems = sum(r.rows_quarantined for r in reports) + sum(len(r.problems) for r in reports)
     if problems:
         err.print(f"[yellow]{problems} problem(s): see `curate quarantine`[/]")
+    for r in reports:
+        for w in r.warnings:
+            err.print(f"[yellow]batch {r.batch_id} ({escape(Path(r.source).name)}): {escape(w)}[/]")
     for r in nothing:
         why = (f"all {r.rows_read} row(s) quarantined (mostly: {next(iter(r.reasons))})" if r.rows_read and r.reasons
                else "; ".join(r.problems) or "no rows")
@@ -123,7 +126,7 @@ def ingest(
         raise typer.Exit(EXIT_PROBLEMS)
     if nothing:
         raise typer.Exit(EXIT_PROBLEMS)
-    if problems and strict:
+    if (problems or any(r.warnings for r in reports)) and strict:
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -151,6 +154,8 @@ def _print_reports(reports) -> None:  # noqa: ANN001
             notes.add_row(str(r.batch_id or "-"), "-", f"[red]FAILED[/] {escape(why)}")
         for p in r.problems:
             notes.add_row(str(r.batch_id), "-", f"{name}: {p}")
+        for w in r.warnings:
+            notes.add_row(str(r.batch_id), "-", f"[yellow]{escape(name)}: {escape(w)}[/]")
         for reason, n in r.reasons.items():
             notes.add_row(str(r.batch_id), str(n), reason)
     out.print(t)
@@ -300,6 +305,10 @@ def run(
     else:
         err.print(f"run {result.run_id} done in {result.seconds:.1f} s" + (" (resumed)" if result.resumed else ""))
         _print_steps(result.steps)
+    from rich.markup import escape
+
+    for w in result.warnings:
+        err.print(f"[yellow]{escape(w)}[/]")
     stats(as_json=False, run_id=None)
 
 

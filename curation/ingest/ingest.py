@@ -29,6 +29,7 @@ import xxhash
 
 from curation import __version__
 from curation.errors import CurateError, InputError, UsageError
+from curation.ingest.likeness import unlike_instruction_share
 from curation.ingest.mapping import FieldMapping
 from curation.ingest.normalize import Normalizer
 from curation.ingest.readers import (
@@ -564,6 +565,9 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
         with store.writer() as con:
             check_lease(con, "batches", "batch_id", batch_id, owner, utcnow())
             _check_unique(con, batch_id, report)
+            warning = unlike_instruction_share(con, batch_id).warning()
+            if warning:
+                report.warnings.append(warning)
             for p in state.problems:
                 con.execute(
                     "INSERT INTO quarantine (batch_id, source, row_number, line, raw, reason) VALUES (?, ?, NULL, NULL, ?, ?)",
@@ -574,7 +578,8 @@ def ingest_source(store: Store, src: _Source, opts: IngestOptions, progress: Pro
                           rows_quarantined = ?, rows_already_present = ?, blank_lines = ?, problems = ?
                    WHERE batch_id = ?""",
                 [utcnow(), state.encoding, report.rows_read, report.rows_loaded, report.rows_quarantined,
-                 report.rows_already_present, report.blank_lines, "; ".join(report.problems) or None, batch_id],
+                 report.rows_already_present, report.blank_lines, "; ".join(report.problems + report.warnings) or None,
+                 batch_id],
             )
     except BaseException as e:
         if not isinstance(e, LeaseLost):

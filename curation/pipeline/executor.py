@@ -48,6 +48,7 @@ class RunResult:
     samples_in: int = 0
     steps: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # input batches that do not look like instruction data
 
 
 def config_hash(cfg: PipelineConfig, steps: list[Step] | None = None) -> str:
@@ -392,6 +393,11 @@ class LocalExecutor:
             result.steps = [dict(zip(cols, r)) for r in con.execute(
                 f"SELECT {', '.join(cols)} FROM run_steps WHERE run_id = ? ORDER BY position", [run_id]).fetchall()]
         result.seconds = time.perf_counter() - started
+        from curation.report.data import batch_warnings
+
+        with self.store.reader() as con:
+            max_batch = con.execute("SELECT max_batch_id FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+        result.warnings = [f"batch {b} ({name}): {w}" for b, name, w in batch_warnings(self.store, max_batch or 0)]
         return result
 
 

@@ -113,6 +113,7 @@ class ReportData:
     quality: Histogram | None
     examples: dict[str, list[dict[str, Any]]]  # verdict -> example rows (step, head, reason, source, texts, ...)
     example_heads: dict[str, list[tuple[str, str, int]]]  # verdict -> [(step, head, count)] in display order
+    warnings: list[tuple[int, str, str]] = field(default_factory=list)  # batch id, source name, warning
 
 
 def _dicts(con, sql: str, params: list | None = None) -> list[dict[str, Any]]:  # noqa: ANN001
@@ -266,4 +267,15 @@ def gather(store: Store, run_id: int | None = None) -> ReportData:
                 ex["source"] = _relative_source(ex["source"], root)
     return ReportData(run=run, latest_run_id=latest, funnel=funnel, steps=steps, reason_groups=reason_groups,
                       languages=languages, language_pairs=language_pairs, lengths=lengths,
-                      quality=quality, examples=examples, example_heads=example_heads)
+                      quality=quality, examples=examples, example_heads=example_heads,
+                      warnings=batch_warnings(store, run["max_batch_id"]))
+
+
+def batch_warnings(store: Store, max_batch_id: int) -> list[tuple[int, str, str]]:
+    """Warnings of the batches a run read (rows that do not look like instruction data): (batch, source, text)."""
+    with store.reader() as con:
+        rows = con.execute(
+            "SELECT batch_id, source_name, problems FROM batches WHERE status = 'done' AND batch_id <= ? "
+            "AND problems LIKE '%warning: %' ORDER BY batch_id", [max_batch_id]).fetchall()
+    return [(int(b), name, part) for b, name, problems in rows for part in problems.split("; ")
+            if part.startswith("warning: ")]

@@ -194,6 +194,8 @@ def _funnel_section(figs: _Figures, data: ReportData) -> str:
     import plotly.graph_objects as go
 
     out = ['<section id="funnel"><h2>Funnel</h2>']
+    for batch, name, warning in data.warnings:  # inputs that do not look like instruction data
+        out.append(f'<p class="warning"><strong>Batch {esc(batch)} ({esc(name)}):</strong> {esc(warning)}</p>')
     if not data.funnel:
         out.append(_none("no funnel for this run"))
     else:
@@ -410,6 +412,7 @@ tr.mismatch td {{ background: #fff8c5; }}
 pre {{ background: #f6f8fa; padding: 10px; overflow: auto; font-size: 12px; }}
 details summary {{ cursor: pointer; color: #0969da; margin: 6px 0; }}
 .none {{ color: #57606a; font-style: italic; background: #f6f8fa; padding: 8px 12px; border-radius: 4px; }}
+.warning {{ color: #6a4a00; background: #fff8c5; border: 1px solid #d4a72c; padding: 8px 12px; border-radius: 4px; }}
 .note, .muted {{ color: #57606a; }} .note {{ font-size: 13px; }}
 .badge {{ font-size: 12px; background: #ddf4ff; border-radius: 10px; padding: 1px 8px; }}
 .badge.warn {{ background: #fff8c5; }}
