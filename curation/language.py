@@ -174,13 +174,14 @@ def _script_table() -> np.ndarray:
 
 
 # Lines of code outside fences (ShareGPT answers often lose their fences): a line that starts with a
-# keyword, ends with ; { or }, holds an arrow or an assignment, or is a call. Code reads as Latin or
+# keyword or a closing bracket, ends with ");" or "{", holds an arrow or an assignment, is a call, or is a
+# JSON / YAML entry ("key": "value"). Code reads as Latin or
 # French to a language model.
 _CODE_LINE = re.compile(
     r"^[ \t]*(?:(?:import|from|def|class|function|var|let|const|return|public|private|protected|static|void|"
     r"#include|package|using|func|fn|elif|else|try|catch|except|SELECT|INSERT|UPDATE|DELETE|CREATE|WHERE|FROM)\b"
     r"|[\w.\[\]'\"]+[ \t]*(?:[-+*/]?=|=>|:=)[^=]|[\w.]+\(.*\)[ \t;,]*$|[}\])]"
-    r"|.*[;{][ \t]*$).*$", re.M)
+    r"|.*[)}\]'\"][ \t]*;[ \t]*$|.*\{[ \t]*$|[\"'][^\"'\n]*[\"'][ \t]*:[ \t]*[\"'\[{\d-]).*$", re.M)  # not "...;": prose lists end clauses so
 
 
 def strip_non_language(text: str) -> str:
@@ -361,13 +362,44 @@ def get_backend(name: str | Backend = DEFAULT_BACKEND) -> Backend:
     return _backends[name]
 
 
+# English function words: a Latin-script text where they are at least ENGLISH_SHARE of the words (and there
+# are ENGLISH_MIN_WORDS words) is English without asking the model. Other Latin-script languages share few
+# of them ("in", "is", "a"), so the share they reach is far lower; the statistical model decides those.
+ENGLISH_WORDS = frozenset(
+    "the of and to a in is that for it with as on be this are by you or from at an was not can your which have will "
+    "if we i they their has but more one all also there these its use when what how do would should been other "
+    "some into than then them so about like each may such only most any our he she his her were more".split())
+ENGLISH_SHARE = 0.25
+ENGLISH_MIN_WORDS = 8
+_WORD = re.compile(r"[a-zA-Z]+(?:'[a-z]+)?")
+
+
+def english_share(text: str) -> tuple[int, float]:
+    """(words, share of English function words) of a text's first 2,000 characters."""
+    words = _WORD.findall(text[:2000])
+    if not words:
+        return 0, 0.0
+    return len(words), sum(w.lower() in ENGLISH_WORDS for w in words) / len(words)
+
+
 def detect(texts: Sequence[str | None], languages: Sequence[str] | None = None, *,
-           backend: str | Backend = DEFAULT_BACKEND, max_chars: int = 1000) -> list[LanguageResult]:
+           backend: str | Backend = DEFAULT_BACKEND, max_chars: int = 400) -> list[LanguageResult]:
     """The language of each text.
 
     ``languages``: the candidate set (ISO codes), e.g. the languages a dataset is known to contain.
     ``max_chars``: how much of a long text the statistical model reads (the script pass reads all).
+    Identical texts (a system prompt shared by a dataset) are detected once.
     """
+    unique: dict[str, int] = {}
+    index = [unique.setdefault(t or "", len(unique)) for t in texts]
+    if len(unique) < len(texts):
+        found = _detect(list(unique), languages, backend=backend, max_chars=max_chars)
+        return [found[i] for i in index]
+    return _detect(texts, languages, backend=backend, max_chars=max_chars)
+
+
+def _detect(texts: Sequence[str | None], languages: Sequence[str] | None, *, backend: str | Backend,
+            max_chars: int) -> list[LanguageResult]:
     cands = tuple(sorted({normalise_code(c) for c in languages})) if languages else None
     # NFC: decomposed accents (Vietnamese is often stored so) would otherwise be foreign n-grams to the model
     stripped = [unicodedata.normalize("NFC", strip_non_language(t)) if t else "" for t in texts]
@@ -407,6 +439,11 @@ def detect(texts: Sequence[str | None], languages: Sequence[str] | None = None, 
         if cands is not None:
             inside = tuple(c for c in cands if c in pool or dom in _ALSO_WRITTEN_IN.get(c, ()))
             pool = inside or pool
+        if dom == "latin" and "en" in pool:
+            n_words, en_share = english_share(stripped[i])
+            if n_words >= ENGLISH_MIN_WORDS and en_share >= ENGLISH_SHARE:
+                results[i] = LanguageResult("en", round(0.95 * share, 4), dom, shares)
+                continue
         pending.setdefault(pool, []).append(i)
     if pending:
         model = get_backend(backend)
