@@ -82,3 +82,13 @@ def unlike_instruction_share(con, batch_id: int) -> Likeness:  # noqa: ANN001
         f"SELECT {instruction_text_sql()} FROM samples WHERE batch_id = ? AND NOT {looks} ORDER BY row_number LIMIT 3",
         [batch_id]).fetchall()]
     return Likeness(int(rows), int(unlike or 0), examples)
+
+
+def batch_warnings(store, max_batch_id: int) -> list[tuple[int, str, str]]:  # noqa: ANN001
+    """Warnings of the batches up to ``max_batch_id`` (a run's input): (batch id, source name, warning)."""
+    with store.reader() as con:
+        rows = con.execute(
+            "SELECT batch_id, source_name, problems FROM batches WHERE status = 'done' AND batch_id <= ? "
+            "AND problems LIKE '%warning: %' ORDER BY batch_id", [max_batch_id]).fetchall()
+    return [(int(b), name, part) for b, name, problems in rows for part in problems.split("; ")
+            if part.startswith("warning: ")]

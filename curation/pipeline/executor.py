@@ -393,7 +393,7 @@ class LocalExecutor:
             result.steps = [dict(zip(cols, r)) for r in con.execute(
                 f"SELECT {', '.join(cols)} FROM run_steps WHERE run_id = ? ORDER BY position", [run_id]).fetchall()]
         result.seconds = time.perf_counter() - started
-        from curation.report.data import batch_warnings
+        from curation.ingest.likeness import batch_warnings
 
         with self.store.reader() as con:
             max_batch = con.execute("SELECT max_batch_id FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]

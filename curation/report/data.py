@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curation.errors import UsageError
+from curation.ingest.likeness import batch_warnings
 from curation.store.store import Store
 
 EXCERPT_CHARS = 300  # instruction / output excerpts in the examples
@@ -269,13 +270,3 @@ def gather(store: Store, run_id: int | None = None) -> ReportData:
                       languages=languages, language_pairs=language_pairs, lengths=lengths,
                       quality=quality, examples=examples, example_heads=example_heads,
                       warnings=batch_warnings(store, run["max_batch_id"]))
-
-
-def batch_warnings(store: Store, max_batch_id: int) -> list[tuple[int, str, str]]:
-    """Warnings of the batches a run read (rows that do not look like instruction data): (batch, source, text)."""
-    with store.reader() as con:
-        rows = con.execute(
-            "SELECT batch_id, source_name, problems FROM batches WHERE status = 'done' AND batch_id <= ? "
-            "AND problems LIKE '%warning: %' ORDER BY batch_id", [max_batch_id]).fetchall()
-    return [(int(b), name, part) for b, name, problems in rows for part in problems.split("; ")
-            if part.startswith("warning: ")]
