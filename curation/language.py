@@ -110,6 +110,13 @@ RELATIVES: tuple[dict[str, float], ...] = (
     {"nl": 2.0, "af": 0.01},
 )
 _RELATIVES_OF = {code: group for group in RELATIVES for code in group}
+# Texts shorter than SHORT_TEXT characters: the model's confidence in a language outside COMMON_PRIOR (the
+# larger shares of web text) is weighed by RARE_PRIOR, as RELATIVES does within a group. General knowledge,
+# not fitted on an evaluation set.
+SHORT_TEXT = 40
+RARE_PRIOR = 0.1
+COMMON_PRIOR = frozenset("en zh es fr de ru pt ja ko it nl pl tr vi ar fa id uk cs sv hu ro el he th hi da fi nb bg sk "
+                         "ms".split())
 
 _WRITTEN_WITH = {"ja": ("han", "hiragana", "katakana"), "ko": ("hangul", "han"), "zh": ("han",)}
 # Codes people use that the models spell otherwise.
@@ -268,11 +275,18 @@ class LinguaBackend:
             return [(codes[0], 1.0)] * len(texts)
         values = self._detector(codes).compute_language_confidence_values_in_parallel(texts)
         out = []
-        for row in values:
+        for k, row in enumerate(values):
             if not row or row[0].value <= 0:  # no letters the model knows
                 out.append((UNDETERMINED, 0.0))
                 continue
             best, conf = row[0].language.iso_code_639_1.name.lower(), float(row[0].value)
+            if self.relatives and len(texts[k]) < SHORT_TEXT:
+                # a short text says little: the model's confidences weighed by how common each language is
+                weighted = {cv.language.iso_code_639_1.name.lower(): cv.value * (1.0 if cv.language.iso_code_639_1.name.lower()
+                            in COMMON_PRIOR else RARE_PRIOR) for cv in row if cv.value > 0}
+                total = sum(weighted.values())
+                best = max(weighted, key=weighted.get)
+                conf = weighted[best] / total if total else 0.0
             group = _RELATIVES_OF.get(best) if self.relatives else None
             if group:
                 weighted = {}

