@@ -4,7 +4,8 @@ and its recall on planted problems.
 
 **Real data** (``benchmarks/audit/samples.jsonl``, 1,726 samples, see ``audit/build_audit_set.py``):
 ShareGPT conversations (English and whatever else users wrote in, dialogues included), Chinese legal
-QA and Chinese general QA. ``audit/labels.jsonl`` holds a person's judgement of each sample, made
+QA and Chinese general QA. ``audit/labels.jsonl`` holds a reviewer's judgement of each sample (by the
+written guide ``audit/GUIDE.md``; model-based reviewers, not people: see the README), made
 before any rule was tuned on it: ``expected`` (keep / flag / drop), the ``problems`` present (a fixed
 vocabulary, :data:`KINDS`), a verdict ("right" / "wrong") on each decision the pipeline made at
 labelling time (``decisions``: rule -> the verdict it had and the judgement) and, for dedup drops, on
