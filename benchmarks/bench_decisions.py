@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Decisions benchmark: precision of the default pipeline's drops and flags on real data judged by people,
+"""Decisions benchmark: precision of the default pipeline's drops and flags on real data judged by reviewers,
 and its recall on planted problems.
 
 **Real data** (``benchmarks/audit/samples.jsonl``, 1,726 samples, see ``audit/build_audit_set.py``):
