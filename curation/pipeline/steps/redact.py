@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from curation.pipeline.base import TEXT_FIELDS, RowStep, StepOutput
-from curation.pipeline.steps.quality import (
+from curation.pipeline.pii import (
     CARD,
     CN_ID,
     EMAIL,
