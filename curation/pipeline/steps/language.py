@@ -25,13 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from curation.language import (
     _RELATIVES_OF,
     BACKENDS,
+    CASED_SCRIPTS,
     SCRIPTS,
-    detect,
+    UNDETERMINED,
+    detect_arrays,
     get_backend,
     known_languages,
     normalise_code,
-    script_counts,
-    strip_non_language,
+    strip_non_language_array,
 )
 from curation.pipeline.base import DECISION_SCHEMA, SIGNAL_SCHEMA, RowStep, StepOutput
 
@@ -60,8 +61,6 @@ LANGUAGE_NAMES: dict[str, tuple[str, ...]] = {
 _NAME_PATTERN = re.compile("|".join(sorted({re.escape(n) for ns in LANGUAGE_NAMES.values() for n in ns}, key=len,
                                            reverse=True)))  # matched on lower-cased text (re.I is slow here)
 _CODE_OF_NAME = {n: c for c, ns in LANGUAGE_NAMES.items() for n in ns}
-_LOWER_WORD = re.compile(r"(?<![\w'’])[a-zà-ÿа-яёα-ω][a-zà-ÿа-яёα-ω'’]+")
-_CASED_SCRIPTS = ("latin", "cyrillic", "greek")
 
 
 def named_languages(text: str | None) -> set[str]:
@@ -70,11 +69,6 @@ def named_languages(text: str | None) -> set[str]:
         return set()
     text = text[:1000] + text[-1000:] if len(text) > 2000 else text  # the request is at the start or the end
     return {_CODE_OF_NAME[m.group()] for m in _NAME_PATTERN.finditer(text.lower())}
-
-
-def lower_words(text: str | None) -> int:
-    """Lower-case words of two letters or more: what prose has and lists of names, titles and labels lack."""
-    return len(_LOWER_WORD.findall(text)) if text else 0
 
 
 class LanguageParams(BaseModel):
@@ -172,9 +166,10 @@ class LanguageStep(RowStep):
             raise ValueError(f"step {self.name!r}: {e}") from e
 
     def process(self, batch: pa.Table) -> StepOutput:
+        """Vectorised over the batch: one detection pass over every field and turn, then decisions as masks."""
         p = self.params
         n = batch.num_rows
-        ids = batch.column("sample_id").to_pylist()
+        ids = np.asarray(batch.column("sample_id").to_pylist(), dtype=object)
         msgs = batch.column("messages").combine_chunks()
         texts: dict[str, list[str | None]] = {f: batch.column(f).to_pylist() for f in FIELDS}
         is_dialogue = pc.is_valid(msgs).to_numpy(zero_copy_only=False)
@@ -184,130 +179,143 @@ class LanguageStep(RowStep):
                 texts["instruction"][i] = users[i]
                 texts["output"][i] = assistants[i]
         flat = msgs.flatten()
-        turn_parent = pc.list_parent_indices(msgs).to_numpy(zero_copy_only=False)
+        turn_parent = pc.list_parent_indices(msgs).to_numpy(zero_copy_only=False).astype(np.int64)
         turn_index = (np.arange(len(flat)) - np.asarray(msgs.offsets)[turn_parent]) if len(flat) else np.zeros(0, int)
         turn_text = flat.field("content").to_pylist()
 
-        # one detect call for everything: fields, then turns
-        pool: list[str | None] = []
+        # one detection pass for everything: fields, then turns
+        pool: list[str | None] = [t for f in FIELDS for t in texts[f]] + turn_text
+        found = detect_arrays(pool, p.expected, backend=p.backend, judge_min_letters=p.min_letters,
+                              judge_min_words=p.min_words)
+        res = {f: found.take(slice(k * n, (k + 1) * n)) for k, f in enumerate(FIELDS)}
+        present = {f: np.array([bool(t) for t in texts[f]], dtype=bool) for f in FIELDS}
+        has_turn = np.array([bool(t) for t in turn_text], dtype=bool)
+        turns = found.take(slice(len(FIELDS) * n, len(pool)))
+
+        sig: list[pa.Table] = []
+
+        def signals(rows: np.ndarray, names: np.ndarray | str, values: np.ndarray | None,
+                    text: np.ndarray | None) -> None:
+            k = len(rows)
+            if not k:
+                return
+            names = np.full(k, names, dtype=object) if isinstance(names, str) else names
+            sig.append(pa.table([pa.array(ids[rows], pa.string()), pa.array(names, pa.string()),
+                                 pa.array(values, pa.float64()) if values is not None else pa.nulls(k, pa.float64()),
+                                 pa.array(text, pa.string()) if text is not None else pa.nulls(k, pa.string())],
+                                schema=SIGNAL_SCHEMA))
+
         for f in FIELDS:
-            pool.extend(texts[f])
-        pool.extend(turn_text)
-        results = detect(pool, p.expected, backend=p.backend)
-        res = {f: results[k * n:(k + 1) * n] for k, f in enumerate(FIELDS)}
-        turn_res = results[len(FIELDS) * n:]
-        # letters of what the model reads (code and URLs left out), so that "code + one word" is not judged
-        letters = script_counts([strip_non_language(t) if t else "" for t in pool]).sum(axis=1)
-        let = {f: letters[k * n:(k + 1) * n] for k, f in enumerate(FIELDS)}
+            rows = np.flatnonzero(present[f])
+            signals(rows, f"lang.{f}", res[f].confidence[rows], res[f].lang[rows])
+        tr = np.flatnonzero(has_turn)
+        signals(turn_parent[tr], np.array([f"lang.turn.{k}" for k in turn_index[tr]], dtype=object),
+                turns.confidence[tr], turns.lang[tr])
 
-        sig_ids: list[str] = []
-        sig_names: list[str] = []
-        sig_vals: list[float | None] = []
-        sig_texts: list[str | None] = []
-
-        def signal(i: int, name: str, value: float | None, text: str | None) -> None:
-            sig_ids.append(ids[i])
-            sig_names.append(name)
-            sig_vals.append(value)
-            sig_texts.append(text)
-
-        for f in FIELDS:
-            for i, r in enumerate(res[f]):
-                if texts[f][i]:
-                    signal(i, f"lang.{f}", r.confidence, r.lang)
-        for j, r in enumerate(turn_res):
-            if turn_text[j]:
-                signal(int(turn_parent[j]), f"lang.turn.{int(turn_index[j])}", r.confidence, r.lang)
-        # script shares of the whole sample
-        whole = ["\n".join(t for t in (texts[f][i] for f in FIELDS) if t) for i in range(n)]
-        counts = script_counts(whole)
+        # judged: enough letters of a known language, and prose (cased scripts need lower-case words)
+        judged = {f: present[f] & (res[f].letters >= p.min_letters) & (res[f].lang != UNDETERMINED)
+                  & (~np.isin(res[f].script, CASED_SCRIPTS) | (res[f].lower_words >= p.min_words)) for f in FIELDS}
+        out_r, ins_r, rs_r = res["output"], res["instruction"], res["reasoning"]
+        main = np.where(judged["output"], out_r.lang, np.where(judged["instruction"], ins_r.lang, "und"))
+        main_conf = np.where(judged["output"], out_r.confidence, np.where(judged["instruction"], ins_r.confidence, 0.0))
+        signals(np.arange(n), "lang", main_conf, main)
+        # script shares of the whole sample (what the models read: code and URLs left out)
+        counts = sum(res[f].counts for f in FIELDS)
         totals = counts.sum(axis=1)
+        rows, cols = np.nonzero(counts)
+        signals(rows, np.array([f"script.{SCRIPTS[j]}" for j in cols], dtype=object),
+                np.round(counts[rows, cols] / totals[rows], 4), None)
 
-        translation = re.compile(p.translation_pattern)
-        d_ids: list[str] = []
-        d_verdicts: list[str] = []
-        d_reasons: list[str] = []
-        d_scores: list[float | None] = []
+        asked = _asked(texts)
+        # read without its code: "translatedPath" in a program is no translation task
+        is_translation = present["instruction"] & _matches(
+            strip_non_language_array(pa.array(texts["instruction"], pa.string())), p.translation_pattern)
+        common = {f: np.isin(res[f].lang, tuple(COMMON_LANGUAGES)) | (res[f].confidence >= p.rare_min_confidence)
+                  for f in ("instruction", "output")}
+
+        decisions: list[tuple[int, int, str, str, float]] = []  # (row, order, verdict, reason, score)
         counters: Counter[str] = Counter()
-
-        def decide(i: int, verdict: str, reason: str, score: float | None, counter: str) -> None:
-            d_ids.append(ids[i])
-            d_verdicts.append(verdict)
-            d_reasons.append(reason)
-            d_scores.append(score)
-            counters[counter] += 1
-
-        keep = set(p.keep) if p.keep else None
-        stripped = {f: [strip_non_language(t) if t else "" for t in texts[f]] for f in ("instruction", "output", "reasoning")}
-
-        def prose(f: str, i: int) -> bool:
-            r = res[f][i]
-            return r.script not in _CASED_SCRIPTS or lower_words(stripped[f][i] if f in stripped else texts[f][i]) >= p.min_words
-
-        def evident(r) -> bool:  # noqa: ANN001
-            return r.lang in COMMON_LANGUAGES or r.confidence >= p.rare_min_confidence
-
-        for i in range(n):
-            out_r, ins_r = res["output"][i], res["instruction"][i]
-            judged = {f: bool(texts[f][i]) and let[f][i] >= p.min_letters and res[f][i].lang != "und" and prose(f, i)
-                      for f in FIELDS}
-            asked = named_languages(texts["instruction"][i]) | named_languages(texts["input"][i]) | named_languages(
-                texts["system"][i])
-            asked |= {c for a in asked for c in _RELATIVES_OF.get(a, ())}  # Afrikaans asked, read as Dutch
-            main = out_r if judged["output"] else ins_r if judged["instruction"] else None
-            if main is not None:
-                signal(i, "lang", main.confidence, main.lang)
-            else:
-                signal(i, "lang", 0.0, "und")
-            if totals[i]:
-                for j in np.flatnonzero(counts[i]):
-                    signal(i, f"script.{SCRIPTS[j]}", round(float(counts[i, j]) / float(totals[i]), 4), None)
-            # read without its code: "translatedPath" in a program is no translation task
-            is_translation = bool(ins_r and stripped["instruction"][i] and translation.search(stripped["instruction"][i]))
-            dropped = False
-            if keep is not None:
-                # judged by the sample's main text, the answer (its instruction when it has none): a short
-                # instruction is weak evidence, and a disagreement between the two is the mismatch flag's job
-                checked = ("instruction",) if is_translation or not judged["output"] else ("output",)
-                bad = [(f, res[f][i]) for f in checked if judged[f] and res[f][i].lang not in keep
-                       and res[f][i].lang not in asked and evident(res[f][i])]
-                if bad:
-                    f, r = max(bad, key=lambda x: x[1].confidence)
-                    where = ", ".join(f"{g} {q.lang} ({q.confidence:.2f})" for g, q in bad)
-                    if r.confidence >= p.drop_min_confidence:
-                        decide(i, "drop", f"language not kept: {where}; kept: {', '.join(sorted(keep))}",
-                               r.confidence, "dropped_language")
-                        dropped = True
-                    elif r.confidence >= p.flag_min_confidence:
-                        decide(i, "flag", f"language possibly not kept: {where}", r.confidence, "flagged_uncertain")
-            if dropped:
-                continue
-            need = p.mismatch_same_script_confidence if ins_r.script == out_r.script else p.mismatch_min_confidence
-            if (p.flag_mismatch and not is_translation and judged["instruction"] and judged["output"]
-                    and ins_r.lang != out_r.lang and min(ins_r.confidence, out_r.confidence) >= need
-                    and out_r.lang not in asked and evident(ins_r) and evident(out_r)
+        dropped = np.zeros(n, dtype=bool)
+        if p.keep:
+            keep = tuple(p.keep)
+            # judged by the sample's main text, the answer (its instruction when it has none): a short
+            # instruction is weak evidence, and a disagreement between the two is the mismatch flag's job
+            by_ins = is_translation | ~judged["output"]
+            lang = np.where(by_ins, ins_r.lang, out_r.lang)
+            conf = np.where(by_ins, ins_r.confidence, out_r.confidence)
+            field = np.where(by_ins, "instruction", "output")
+            bad = (np.where(by_ins, judged["instruction"] & common["instruction"], judged["output"] & common["output"])
+                   & ~np.isin(lang, keep) & (conf >= p.flag_min_confidence))
+            for i in np.flatnonzero(bad):
+                if lang[i] in asked.get(i, ()):
+                    continue
+                where = f"{field[i]} {lang[i]} ({conf[i]:.2f})"
+                if conf[i] >= p.drop_min_confidence:
+                    decisions.append((i, 0, "drop", f"language not kept: {where}; kept: {', '.join(sorted(keep))}",
+                                      float(conf[i])))
+                    counters["dropped_language"] += 1
+                    dropped[i] = True
+                else:
+                    decisions.append((i, 0, "flag", f"language possibly not kept: {where}", float(conf[i])))
+                    counters["flagged_uncertain"] += 1
+        if p.flag_mismatch:
+            need = np.where(ins_r.script == out_r.script, p.mismatch_same_script_confidence, p.mismatch_min_confidence)
+            cand = (~dropped & ~is_translation & judged["instruction"] & judged["output"] & (ins_r.lang != out_r.lang)
+                    & (np.minimum(ins_r.confidence, out_r.confidence) >= need) & common["instruction"] & common["output"]
                     # an instruction that is itself partly in the answer's script (Chinese words around English
                     # code or an error message) is answered in either language
-                    and ins_r.scripts.get(out_r.script, 0.0) < p.mixed_instruction_share):
-                decide(i, "flag", f"answer language differs from instruction: instruction {ins_r.lang}, answer {out_r.lang}",
-                       min(ins_r.confidence, out_r.confidence), "flagged_mismatch")
-            rs_r = res["reasoning"][i]
-            need = p.mismatch_same_script_confidence if rs_r.script == out_r.script else p.mismatch_min_confidence
-            if (p.flag_reasoning_mismatch and judged["reasoning"] and judged["output"] and rs_r.lang != out_r.lang
-                    and min(rs_r.confidence, out_r.confidence) >= need):
-                decide(i, "flag", f"reasoning language differs from answer: reasoning {rs_r.lang}, answer {out_r.lang}",
-                       min(rs_r.confidence, out_r.confidence), "flagged_reasoning_mismatch")
-            mixed = [(f, res[f][i]) for f in ("instruction", "output")
-                     if texts[f][i] and let[f][i] >= p.mixed_min_letters and res[f][i].mixed > p.max_mixed]
-            if mixed:
-                where = ", ".join(f"{f} {r.mixed:.0%} outside {r.script}" for f, r in mixed)
-                decide(i, "flag", f"mixed-language text: {where}", max(r.mixed for _, r in mixed), "flagged_mixed")
+                    & (ins_r.share_of(out_r.script) < p.mixed_instruction_share))
+            for i in np.flatnonzero(cand):
+                if out_r.lang[i] in asked.get(i, ()):
+                    continue
+                decisions.append((i, 1, "flag", f"answer language differs from instruction: instruction {ins_r.lang[i]}, "
+                                  f"answer {out_r.lang[i]}", float(min(ins_r.confidence[i], out_r.confidence[i]))))
+                counters["flagged_mismatch"] += 1
+        if p.flag_reasoning_mismatch:
+            need = np.where(rs_r.script == out_r.script, p.mismatch_same_script_confidence, p.mismatch_min_confidence)
+            cand = (~dropped & judged["reasoning"] & judged["output"] & (rs_r.lang != out_r.lang)
+                    & (np.minimum(rs_r.confidence, out_r.confidence) >= need))
+            for i in np.flatnonzero(cand):
+                decisions.append((i, 2, "flag", f"reasoning language differs from answer: reasoning {rs_r.lang[i]}, "
+                                  f"answer {out_r.lang[i]}", float(min(rs_r.confidence[i], out_r.confidence[i]))))
+                counters["flagged_reasoning_mismatch"] += 1
+        mixed = {f: present[f] & (res[f].letters >= p.mixed_min_letters) & (res[f].mixed > p.max_mixed)
+                 for f in ("instruction", "output")}
+        for i in np.flatnonzero(~dropped & (mixed["instruction"] | mixed["output"])):
+            parts = [(f, res[f]) for f in ("instruction", "output") if mixed[f][i]]
+            where = ", ".join(f"{f} {r.mixed[i]:.0%} outside {r.script[i]}" for f, r in parts)
+            decisions.append((i, 3, "flag", f"mixed-language text: {where}", float(max(r.mixed[i] for _, r in parts))))
+            counters["flagged_mixed"] += 1
 
-        decisions = pa.table([pa.array(d_ids, pa.string()), pa.array(d_verdicts, pa.string()),
-                              pa.array(d_reasons, pa.string()), pa.nulls(len(d_ids), pa.string()),
-                              pa.array(d_scores, pa.float64())], schema=DECISION_SCHEMA)
-        signals = pa.table([pa.array(sig_ids, pa.string()), pa.array(sig_names, pa.string()),
-                            pa.array(sig_vals, pa.float64()), pa.array(sig_texts, pa.string())], schema=SIGNAL_SCHEMA)
-        langs = Counter(t for name, t in zip(sig_names, sig_texts) if name == "lang")
-        counters.update({f"lang_{k}": v for k, v in langs.most_common(20)})
-        return StepOutput(decisions=decisions, signals=signals, counters=counters)
+        decisions.sort(key=lambda d: (d[0], d[1]))
+        out_decisions = pa.table([pa.array([ids[d[0]] for d in decisions], pa.string()),
+                                  pa.array([d[2] for d in decisions], pa.string()),
+                                  pa.array([d[3] for d in decisions], pa.string()), pa.nulls(len(decisions), pa.string()),
+                                  pa.array([d[4] for d in decisions], pa.float64())], schema=DECISION_SCHEMA)
+        out_signals = pa.concat_tables(sig) if sig else SIGNAL_SCHEMA.empty_table()
+        counters.update({f"lang_{k}": int(v) for k, v in Counter(main.tolist()).most_common(20)})
+        return StepOutput(decisions=out_decisions, signals=out_signals, counters=counters)
+
+
+def _asked(texts: dict[str, list[str | None]]) -> dict[int, set[str]]:
+    """Row -> the languages its instruction, input or system prompt names (with their relatives); rows naming none
+    are left out. One vectorised match finds the rows that name any."""
+    asked: dict[int, set[str]] = {}
+    for f in ("instruction", "input", "system"):
+        col = pa.array(texts[f], pa.string())
+        hits = pc.match_substring_regex(pc.utf8_lower(col), _NAME_PATTERN.pattern).to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(np.nan_to_num(hits.astype(float), nan=0.0) > 0):
+            asked.setdefault(int(i), set()).update(named_languages(texts[f][i]))
+    for codes in asked.values():
+        codes |= {c for a in list(codes) for c in _RELATIVES_OF.get(a, ())}  # Afrikaans asked, read as Dutch
+    return asked
+
+
+def _matches(texts: pa.Array, pattern: str) -> np.ndarray:
+    """Per text, whether ``pattern`` matches (Arrow's RE2 when it takes the pattern, else Python's re)."""
+    try:
+        hits = pc.match_substring_regex(texts, pattern)
+    except pa.ArrowInvalid:  # a Python-only construct (lookbehind, backreference): per text
+        rx = re.compile(pattern)
+        return np.array([bool(t and rx.search(t)) for t in texts.to_pylist()], dtype=bool)
+    return np.nan_to_num(hits.to_numpy(zero_copy_only=False).astype(float), nan=0.0) > 0
