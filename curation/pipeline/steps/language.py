@@ -28,6 +28,7 @@ from curation.language import (
     CASED_SCRIPTS,
     SCRIPTS,
     UNDETERMINED,
+    Detected,
     detect_arrays,
     get_backend,
     known_languages,
@@ -183,14 +184,27 @@ class LanguageStep(RowStep):
         turn_index = (np.arange(len(flat)) - np.asarray(msgs.offsets)[turn_parent]) if len(flat) else np.zeros(0, int)
         turn_text = flat.field("content").to_pylist()
 
-        # one detection pass for everything: fields, then turns
-        pool: list[str | None] = [t for f in FIELDS for t in texts[f]] + turn_text
+        # one detection pass for everything: fields, then turns; a dialogue's instruction and answer (its
+        # user and assistant turns) are read from its turns' results, not detected a second time
+        dialogue = np.flatnonzero(is_dialogue)
+        pool: list[str | None] = []
+        for f in FIELDS:
+            column = list(texts[f])
+            if f in ("instruction", "output"):
+                for i in dialogue:
+                    column[i] = None
+            pool.extend(column)
+        pool.extend(turn_text)
         found = detect_arrays(pool, p.expected, backend=p.backend, judge_min_letters=p.min_letters,
                               judge_min_words=p.min_words)
         res = {f: found.take(slice(k * n, (k + 1) * n)) for k, f in enumerate(FIELDS)}
         present = {f: np.array([bool(t) for t in texts[f]], dtype=bool) for f in FIELDS}
         has_turn = np.array([bool(t) for t in turn_text], dtype=bool)
         turns = found.take(slice(len(FIELDS) * n, len(pool)))
+        if len(dialogue):
+            roles = np.asarray(flat.field("role").to_pylist(), dtype=object)
+            _from_turns(res["instruction"], turns, turn_parent, np.flatnonzero(has_turn & (roles == "user")))
+            _from_turns(res["output"], turns, turn_parent, np.flatnonzero(has_turn & (roles == "assistant")))
 
         sig: list[pa.Table] = []
 
@@ -295,6 +309,37 @@ class LanguageStep(RowStep):
         out_signals = pa.concat_tables(sig) if sig else SIGNAL_SCHEMA.empty_table()
         counters.update({f"lang_{k}": int(v) for k, v in Counter(main.tolist()).most_common(20)})
         return StepOutput(decisions=out_decisions, signals=out_signals, counters=counters)
+
+
+def _from_turns(target: Detected, turns: Detected, parent: np.ndarray, rows: np.ndarray) -> None:
+    """Fill ``target`` (one entry per sample) from the turns ``rows`` of each sample: letters per script and
+    lower-case words summed; the language with the most letters, its confidence the letter-weighted mean of
+    its turns' times its share of the letters; the script of its longest turn."""
+    samples = parent[rows]
+    counts = np.zeros_like(target.counts)
+    np.add.at(counts, samples, turns.counts[rows])
+    words = np.zeros_like(target.lower_words)
+    np.add.at(words, samples, turns.lower_words[rows])
+    letters = turns.letters[rows]
+    votes: dict[tuple[int, str], list[float]] = {}  # (sample, lang) -> [letters, letters x confidence, longest, turn]
+    for s, t, n_letters in zip(samples.tolist(), rows.tolist(), letters.tolist()):
+        v = votes.setdefault((s, turns.lang[t]), [0.0, 0.0, -1.0, t])
+        v[0] += n_letters
+        v[1] += n_letters * turns.confidence[t]
+        if n_letters > v[2]:
+            v[2], v[3] = n_letters, t
+    best: dict[int, tuple[str, list[float]]] = {}
+    for (s, lang), v in votes.items():
+        if s not in best or v[0] > best[s][1][0]:
+            best[s] = (lang, v)
+    for s in np.unique(samples).tolist():
+        target.counts[s] = counts[s]
+        target.lower_words[s] = words[s]
+        lang, v = best[s]
+        total = counts[s].sum()
+        target.lang[s] = lang
+        target.confidence[s] = round(v[1] / total, 4) if total else 0.0
+        target.script[s] = turns.script[v[3]]
 
 
 def _asked(texts: dict[str, list[str | None]]) -> dict[int, set[str]]:
