@@ -76,6 +76,7 @@ _RANGES: dict[str, tuple[tuple[int, int], ...]] = {
     "katakana": ((0x30A0, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F)),
 }
 _CJK = ("han", "hiragana", "katakana", "hangul")
+_LATIN = SCRIPTS.index("latin")
 CJK_WEIGHT = 3
 # Scripts that one language owns (its ISO 639-1 code).
 SCRIPT_LANGUAGE = {
@@ -209,11 +210,38 @@ def text_view(text: str | None) -> str:
     return text[:VIEW_HEAD] + "\n" + text[-VIEW_TAIL:]
 
 
+_POOL: list = []
+PARALLEL_MIN = 4_000  # texts; fewer are not worth a thread
+
+
+def _halves(fn, texts: pa.Array):  # noqa: ANN001, ANN202
+    """``fn`` over the two halves of ``texts`` in two threads (Arrow's kernels release the GIL), joined."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(texts) < PARALLEL_MIN or (os.cpu_count() or 1) < 2:
+        return fn(texts)
+    with _TABLE_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(2, thread_name_prefix="language"))
+    mid = len(texts) // 2
+    a, b = _POOL[0].map(fn, (texts.slice(0, mid), texts.slice(mid)))
+    if isinstance(a, tuple):
+        return tuple(np.concatenate(pair) for pair in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return np.concatenate((a, b))
+    return pa.concat_arrays([a, b])
+
+
 def strip_non_language_array(texts: pa.Array) -> pa.Array:
     """Texts (an Arrow string array) without fenced code, inline code, URLs and lines of code; NFC.
 
     NFC: decomposed accents (Vietnamese is often stored so) would otherwise be foreign n-grams to the model.
     """
+    return _halves(_strip, texts)
+
+
+def _strip(texts: pa.Array) -> pa.Array:
     texts = pc.replace_substring_regex(texts, _NOT_LANGUAGE, " ")
     texts = pc.replace_substring_regex(texts, _CODE_LINE, " ")
     return pc.utf8_normalize(texts, "NFC")
@@ -243,17 +271,18 @@ def script_counts(texts: Sequence[str | None], chunk_chars: int = 8_000_000) -> 
         part = [t or "" for t in texts[start:end]]
         joined = "".join(part)
         if joined:
-            sid = table[np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)]
+            cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            sid = table[cps]
             lens = np.fromiter((len(t) for t in part), dtype=np.int64, count=len(part))
             starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
             nonempty = lens > 0
-            raw = sid.tobytes()  # bytes.count is a fast scan; np.bincount on uint8 is not
+            # letters per script in the whole chunk: ASCII letters are Latin, the rest counted by bincount
+            # over the non-ASCII characters only (np.bincount over every uint8 converts all to intp)
+            per_script = np.bincount(sid[cps >= 0x80], minlength=n_scripts)
+            per_script[_LATIN] += int(np.count_nonzero(sid[cps < 0x80]))
             block = out[start:end]
-            for j in range(1, n_scripts):
-                total = raw.count(j.to_bytes(1, "little"))
-                if not total:
-                    continue
-                if total * 50 < len(sid):  # a rare script: its letters' documents by binary search
+            for j in np.flatnonzero(per_script[1:]) + 1:
+                if per_script[j] * 50 < len(sid):  # a rare script: its letters' documents by binary search
                     docs = np.searchsorted(starts, np.flatnonzero(sid == j), "right") - 1
                     block[:, j] = np.bincount(docs, minlength=len(part))
                 else:
@@ -420,8 +449,6 @@ ENGLISH_WORDS = frozenset(
 ENGLISH_SHARE = 0.25
 ENGLISH_MIN_WORDS = 8
 ENGLISH_PREFIX = 600  # characters read for the share: about 100 words
-_WORD = r"[a-z]+(?:'[a-z]+)?"
-_ENGLISH_WORD = r"\b(?:" + "|".join(sorted(ENGLISH_WORDS)) + r")\b"
 # Lower-case words of two letters or more (cased scripts): what prose has and lists of names, titles and
 # labels lack. Counted over the first LOWER_WORDS_PREFIX characters: only small counts matter.
 _LOWER_WORD = r"(?:^|[^\pL\pN_'’])[a-zà-ÿа-яёα-ω][a-zà-ÿа-яёα-ω'’]+"
@@ -436,14 +463,33 @@ def english_share(text: str) -> tuple[int, float]:
 
 
 def _english_shares(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    return _halves(_english_shares_of, texts)
+
+
+def _english_shares_of(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(words, share of English function words) per text: words are the whitespace-separated tokens of the
+    lower-cased prefix, punctuation around them left out."""
     lower = pc.utf8_lower(pc.utf8_slice_codeunits(texts, 0, ENGLISH_PREFIX))
-    words = pc.count_substring_regex(lower, _WORD).to_numpy(zero_copy_only=False).astype(np.int64)
-    hits = pc.count_substring_regex(lower, _ENGLISH_WORD).to_numpy(zero_copy_only=False).astype(np.int64)
+    tokens = pc.utf8_split_whitespace(lower)
+    words = pc.list_value_length(tokens).to_numpy(zero_copy_only=False)
+    words = np.nan_to_num(words.astype(float), nan=0.0).astype(np.int64)
+    flat = pc.utf8_trim(pc.list_flatten(tokens), _PUNCT)
+    hit = pc.is_in(flat, value_set=_ENGLISH_SET).to_numpy(zero_copy_only=False)
+    parents = pc.list_parent_indices(tokens).to_numpy(zero_copy_only=False)
+    hits = np.bincount(parents[hit], minlength=len(texts))
     return words, np.divide(hits, words, out=np.zeros(len(words)), where=words > 0)
+
+
+_ENGLISH_SET = pa.array(sorted(ENGLISH_WORDS))
+_PUNCT = "\"'“”‘’()[]{}<>,.;:!?*_-"
 
 
 def lower_words_array(texts: pa.Array) -> np.ndarray:
     """Lower-case words per text (see :data:`_LOWER_WORD`), counted in the first LOWER_WORDS_PREFIX characters."""
+    return _halves(_lower_words, texts)
+
+
+def _lower_words(texts: pa.Array) -> np.ndarray:
     head = pc.utf8_slice_codeunits(texts, 0, LOWER_WORDS_PREFIX)
     return pc.count_substring_regex(head, _LOWER_WORD).to_numpy(zero_copy_only=False).astype(np.int64)
 
@@ -489,6 +535,7 @@ class FastTextFirstPass:
 # probability (it agrees with lingua on 98% of the real ShareGPT texts it is then taken for, and where they
 # differ lingua mostly names a rare language for English with code in it).
 FASTTEXT_SURE = 0.7
+FASTTEXT_CHARS = 200  # what fastText reads (its time grows with the words it reads)
 FASTTEXT_SURE_SHORT = 0.9  # texts under SHORT_TEXT characters, where lingua is the stronger model
 _first_pass: list[FastTextFirstPass | None] = []
 
@@ -647,8 +694,10 @@ def _model_pass(stripped: list[str], rows: np.ndarray, script: np.ndarray, pools
     fast = first_pass()
     taken: dict[int, tuple[str, float]] = {}
     asked = list(heads)
+    fast_best: dict[int, list[tuple[str, float]]] = {}
     if fast is not None and asked:
-        for i, best in zip(asked, fast.predict([heads[i] for i in asked])):
+        for i, best in zip(asked, fast.predict([heads[i][:FASTTEXT_CHARS] for i in asked])):
+            fast_best[i] = best
             pool = pools[script[i]]
             if quick[i]:
                 inside = [(c, p) for c, p in best if c in pool]
@@ -662,9 +711,31 @@ def _model_pass(stripped: list[str], rows: np.ndarray, script: np.ndarray, pools
         if i in taken:
             lang[i], conf[i] = taken[i][0], taken[i][1] * share[i]
         else:
-            rest.setdefault(pools[script[i]], []).append(i)
+            pool = pools[script[i]]
+            if fast is not None and len(heads[i]) >= SHORT_TEXT:  # fastText's best three are weak on short text
+                pool = _narrowed(pool, [c for c, _ in fast_best[i]])
+            rest.setdefault(pool, []).append(i)
     if rest:
         model = get_backend(backend)
         for pool, idx in rest.items():
             for i, (code, c) in zip(idx, model.detect([heads[i] for i in idx], pool)):
                 lang[i], conf[i] = code, c * share[i]
+
+
+# The backend chooses among fastText's best labels rather than the whole pool (lingua's time grows with the
+# number of languages it weighs: 50 for Latin script): those labels that are in the pool, their close
+# relatives, and the common languages of web text of the pool's script (see COMMON_PRIOR) so that a short
+# text's usual reading is always among them. A pool of NARROW_MIN or fewer is kept whole.
+NARROW_MIN = 8
+
+
+def _narrowed(pool: tuple[str, ...], best: list[str]) -> tuple[str, ...]:
+    if len(pool) <= NARROW_MIN or not any(c in pool for c in best):
+        return pool
+    keep = {c for c in best if c in pool}
+    keep |= {r for c in list(keep) for r in _RELATIVES_OF.get(c, ())}
+    keep |= {c for c in _NARROW_COMMON if c in pool}
+    return tuple(sorted(c for c in keep if c in pool))
+
+
+_NARROW_COMMON = ("en", "es", "fr", "de", "pt", "it", "ru")

@@ -348,8 +348,10 @@ def _asked(texts: dict[str, list[str | None]]) -> dict[int, set[str]]:
     asked: dict[int, set[str]] = {}
     for f in ("instruction", "input", "system"):
         col = pa.array(texts[f], pa.string())
-        hits = pc.match_substring_regex(pc.utf8_lower(col), _NAME_PATTERN.pattern).to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(np.nan_to_num(hits.astype(float), nan=0.0) > 0):
+        hits = np.zeros(len(col), dtype=bool)
+        for part in (pc.utf8_slice_codeunits(col, 0, 1000), pc.utf8_slice_codeunits(col, -1000)):  # see named_languages
+            hits |= _matches(pc.utf8_lower(part), _NAME_PATTERN.pattern)
+        for i in np.flatnonzero(hits):
             asked.setdefault(int(i), set()).update(named_languages(texts[f][i]))
     for codes in asked.values():
         codes |= {c for a in list(codes) for c in _RELATIVES_OF.get(a, ())}  # Afrikaans asked, read as Dutch
