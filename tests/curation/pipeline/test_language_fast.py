@@ -1,0 +1,98 @@
+"""The language step's fast path: arrays equal to objects, fastText as first pass, dialogues read from their
+turns, views of long texts, code lines left out. Real models (lingua, fastText's lid.176.ftz)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from curation.language import (
+    FASTTEXT_SURE,
+    VIEW_HEAD,
+    detect,
+    detect_arrays,
+    english_share,
+    first_pass,
+    script_counts,
+    strip_non_language,
+    text_view,
+)
+from curation.pipeline.steps.language import LanguageStep
+from tests.curation.pipeline.test_filters import GOOD_EN, _batch
+
+TEXTS = [
+    "La fotosíntesis es el proceso por el cual las plantas convierten la luz del sol en energía química.",
+    "光合作用是植物利用阳光把二氧化碳和水变成糖的过程。",
+    "Фотосинтез — это процесс, при котором растения превращают свет в химическую энергию.",
+    GOOD_EN,
+    "continue",
+    "",
+    "Die Photosynthese ist der Vorgang, bei dem Pflanzen Licht in chemische Energie umwandeln.",
+]
+
+
+def test_detect_arrays_is_detect() -> None:
+    arrays = detect_arrays(TEXTS)
+    objects = detect(TEXTS)
+    assert list(arrays.lang) == [r.lang for r in objects] == ["es", "zh", "ru", "en", arrays.lang[4], "und", "de"]
+    assert np.allclose(arrays.confidence, [r.confidence for r in objects])
+    assert list(arrays.mixed) == [r.mixed for r in objects]
+    # the same texts in another order and repeated: the same answers (identical texts detected once)
+    again = detect_arrays(TEXTS[::-1] + TEXTS)
+    assert list(again.lang[: len(TEXTS)]) == list(arrays.lang[::-1]) and list(again.lang[len(TEXTS):]) == list(arrays.lang)
+
+
+def test_fasttext_first_pass_is_the_shipped_model_and_is_sure_on_plain_text() -> None:
+    fast = first_pass()
+    assert fast is not None and fast.path.endswith("lid.176.ftz")
+    (best, *_), = fast.predict([TEXTS[0]])
+    assert best[0] == "es" and best[1] >= FASTTEXT_SURE
+
+
+def test_long_texts_are_read_as_a_head_and_a_tail() -> None:
+    long = GOOD_EN * 40
+    view = text_view(long)
+    assert len(view) < len(long) and view.startswith(long[:VIEW_HEAD]) and view.endswith(long[-100:])
+    # a long answer whose language is clear in its first lines: judged as such, with its script shares
+    r = detect(["这是一个很长的回答。" * 300])[0]
+    assert r.lang == "zh" and r.scripts == {"han": 1.0}
+
+
+def test_script_counts_rare_and_common_scripts() -> None:
+    counts = script_counts(["abc" * 1000 + "Ω", "中文", "", "Привет"])
+    assert counts[0].sum() == 3001 and counts[1].sum() == 6 and counts[2].sum() == 0 and counts[3].sum() == 6
+
+
+def test_english_share_from_tokens() -> None:
+    words, share = english_share("The answer is in the second (the last) part of it.")
+    assert words == 11 and share > 0.5
+    assert english_share("Der Hund ist auf der Matte und es ist gut.")[1] < 0.25
+
+
+def test_javascript_entries_are_code_not_german() -> None:
+    # rewritten from a ShareGPT request: an object literal of translated paths, then the request
+    instruction = ("Input:\n{\n" + "".join(f" {c}: '/{p}',\n" for c, p in (
+        ("de", "datenschutz-erklaerung"), ("de", "ueber-uns"), ("fr", "politique-de-confidentialite"),
+        ("es", "politica-de-privacidad"), ("de", "cookie-richtlinie"))) + "}\n\nGenerate the same output for "
+                   "every locale in the object and keep the keys in the order they were given.")
+    assert "richtlinie" not in strip_non_language(instruction)
+    out = LanguageStep(params={"keep": ["en", "zh"]}).process(
+        _batch([{"instruction": instruction, "output": "```js\nconst paths = {};\n```"}]))
+    assert out.decisions.num_rows == 0, out.decisions.column("reason").to_pylist()
+
+
+def test_dialogue_languages_come_from_its_turns() -> None:
+    messages = [
+        {"role": "user", "content": "请解释一下什么是二分查找，以及它为什么比线性查找快。"},
+        {"role": "assistant", "content": GOOD_EN},
+        {"role": "user", "content": "那么它的时间复杂度是多少？请详细说明。"},
+        {"role": "assistant", "content": "Its time complexity is O(log n), because every comparison halves the "
+                                         "part of the list that can still hold the target."},
+    ]
+    out = LanguageStep(params={"keep": ["en", "zh"]}).process(_batch([{"messages": messages}]))
+    reasons = out.decisions.column("reason").to_pylist()
+    assert reasons == ["answer language differs from instruction: instruction zh, answer en"]
+    sig = {(n, t) for n, t in zip(out.signals.column("name").to_pylist(), out.signals.column("text").to_pylist())}
+    assert {("lang.instruction", "zh"), ("lang.output", "en"), ("lang.turn.0", "zh"), ("lang.turn.1", "en"),
+            ("lang.turn.2", "zh"), ("lang.turn.3", "en"), ("lang", "en")} <= sig
+    values = dict(zip(out.signals.column("name").to_pylist(), out.signals.column("value").to_pylist()))
+    assert values["lang.output"] > 0.5 and abs(values["script.han"] + values["script.latin"] - 1) < 1e-3
