@@ -183,13 +183,16 @@ def _script_table() -> np.ndarray:
 # Lines of code outside fences (ShareGPT answers often lose their fences): a line that starts with a
 # keyword or a closing bracket, ends with ");" or "{", holds an arrow or an assignment, is a call, or is a
 # JSON / YAML / JavaScript entry ("key": "value", key: 'value',). Code reads as Latin or French to a language model. RE2 syntax (run by
-# Arrow over whole columns); \pL and \pN so that identifiers in any script count as words.
+# Arrow over whole columns). Identifiers are ASCII (\w is ASCII in RE2): a Chinese sentence that ends with
+# "调用pg_nextoid()" or "(10个目标)" is prose, and SQL keywords count only before SQL ("INSERT 的指定字段数" is
+# a translated message).
 _CODE_LINE = (
     r"(?m)^[ \t]*(?:(?:import|from|def|class|function|var|let|const|return|public|private|protected|static|void|"
-    r"#include|package|using|func|fn|elif|else|try|catch|except|SELECT|INSERT|UPDATE|DELETE|CREATE|WHERE|FROM)\b"
-    r"|[\pL\pN_.\[\]'\"]+[ \t]*(?:[-+*/]?=|=>|:=)[^=]|[\pL\pN_.]+\(.*\)[ \t;,]*$|[}\])]"
+    r"#include|package|using|func|fn|elif|else|try|catch|except)\b"
+    r"|(?:SELECT|INSERT|UPDATE|DELETE|CREATE|WHERE|FROM)[ \t]+[A-Za-z_*(]"
+    r"|[A-Za-z_$][\w.\[\]'\"$]*[ \t]*(?:[-+*/]?=|=>|:=)[^=]|[A-Za-z_$][\w.$]*\(.*\)[ \t;,]*$|[}\])]"
     r"|.*[)}\]'\"][ \t]*;[ \t]*$|.*\{[ \t]*$|[\"'][^\"'\n]*[\"'][ \t]*:[ \t]*[\"'\[{\d-]"
-    r"|[\pL\pN_$]+[ \t]*:[ \t]*.*['\"],[ \t]*$).*$")  # not "...;": prose lists end clauses so
+    r"|[A-Za-z_$][\w$]*[ \t]*:[ \t]*.*['\"],[ \t]*$).*$")  # not "...;": prose lists end clauses so
 # Fenced and inline code, URLs (a URL ends at the first non-ASCII character: Chinese text often follows a
 # link without a space).
 _NOT_LANGUAGE = r"(?s)```.*?(?:```|$)|`[^`\n]*`|https?://[!-~]+|www\.[!-~]+"
@@ -712,8 +715,8 @@ def _model_pass(stripped: list[str], rows: np.ndarray, script: np.ndarray, pools
             lang[i], conf[i] = taken[i][0], taken[i][1] * share[i]
         else:
             pool = pools[script[i]]
-            if fast is not None and len(heads[i]) >= SHORT_TEXT:  # fastText's best three are weak on short text
-                pool = _narrowed(pool, [c for c, _ in fast_best[i]])
+            if fast is not None:
+                pool = _narrowed(pool, [c for c, _ in fast_best[i]], short=len(heads[i]) < SHORT_TEXT)
             rest.setdefault(pool, []).append(i)
     if rest:
         model = get_backend(backend)
@@ -724,17 +727,19 @@ def _model_pass(stripped: list[str], rows: np.ndarray, script: np.ndarray, pools
 
 # The backend chooses among fastText's best labels rather than the whole pool (lingua's time grows with the
 # number of languages it weighs: 50 for Latin script): those labels that are in the pool, their close
-# relatives, and the common languages of web text of the pool's script (see COMMON_PRIOR) so that a short
-# text's usual reading is always among them. A pool of NARROW_MIN or fewer is kept whole.
+# relatives, and the commonest languages of web text of the pool's script (_NARROW_COMMON) so that a text's
+# usual reading is always among them. fastText's best three are weak on short text: a short text keeps every
+# language of COMMON_PRIOR (the others are weighed by RARE_PRIOR there anyway). A pool of NARROW_MIN or fewer
+# is kept whole.
 NARROW_MIN = 8
 
 
-def _narrowed(pool: tuple[str, ...], best: list[str]) -> tuple[str, ...]:
+def _narrowed(pool: tuple[str, ...], best: list[str], short: bool = False) -> tuple[str, ...]:
     if len(pool) <= NARROW_MIN or not any(c in pool for c in best):
         return pool
     keep = {c for c in best if c in pool}
     keep |= {r for c in list(keep) for r in _RELATIVES_OF.get(c, ())}
-    keep |= {c for c in _NARROW_COMMON if c in pool}
+    keep |= set(COMMON_PRIOR if short else _NARROW_COMMON)
     return tuple(sorted(c for c in keep if c in pool))
 
 

@@ -96,3 +96,12 @@ def test_dialogue_languages_come_from_its_turns() -> None:
             ("lang.turn.2", "zh"), ("lang.turn.3", "en"), ("lang", "en")} <= sig
     values = dict(zip(out.signals.column("name").to_pylist(), out.signals.column("value").to_pylist()))
     assert values["lang.output"] > 0.5 and abs(values["script.han"] + values["script.latin"] - 1) < 1e-3
+
+
+def test_chinese_prose_that_ends_like_a_call_is_not_code() -> None:
+    # rewritten from translated PostgreSQL messages in the bundled sample
+    lines = ["只有超级用户才能调用pg_reload_conf()", "生成中等规模的统计信息(20个目标)", "UPDATE 的目标字段数多于给出的值"]
+    assert [strip_non_language(t) for t in lines] == lines
+    assert [r.lang for r in detect(lines)] == ["zh", "zh", "zh"]
+    for code in ("UPDATE accounts SET balance = 0;", "reload_conf()", "total = compute(rows)"):
+        assert strip_non_language(code).strip() == "", code
