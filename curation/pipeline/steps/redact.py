@@ -54,6 +54,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], object]] = [
     ("card", _py(CARD), valid_card),
     ("phone", _py(PHONE), None),
 ]
+_IN_DECIMAL = re.compile(r"\d\.$")
 _ANY = "|".join(f"(?:{p})" for p in (EMAIL, CN_ID, CARD, PHONE))
 
 
@@ -72,9 +73,11 @@ class RedactStep(RowStep):
             if kind not in self.params.kinds:
                 continue
 
-            def sub(m: re.Match[str], kind: str = kind, check=check) -> str:  # noqa: ANN001
+            def sub(m: re.Match[str], kind: str = kind, check=check, text: str = text) -> str:  # noqa: ANN001
                 if check is not None and not check(m.group(0)):
                     return m.group(0)
+                if kind == "card" and _IN_DECIMAL.match(text, max(0, m.start() - 2), m.start()):
+                    return m.group(0)  # the digits of a decimal fraction (3.4111111111111111), not a card
                 counts[kind] += 1
                 return ph.get(kind, f"[{kind.upper()}]")
 

@@ -273,6 +273,11 @@ def test_redaction_next_to_chinese_text() -> None:
     assert step.redact("我的手机号13912345678，有事打给我。", Counter()) == "我的手机号[PHONE]，有事打给我。"
     assert step.redact("身份证11010519491231002X", Counter()) == "身份证[ID_NUMBER]"
     assert step.redact("version 2.2.0+12345678", Counter()) == "version 2.2.0+12345678"
+    # cards next to text and punctuation are redacted; the digits of a decimal fraction are not a card
+    assert step.redact("卡号4111 1111 1111 1111，请核对。", Counter()) == "卡号[CARD_NUMBER]，请核对。"
+    assert step.redact("Pay with card 4111-1111-1111-1111.", Counter()) == "Pay with card [CARD_NUMBER]."
+    assert step.redact("Card no.4111111111111111", Counter()) == "Card no.[CARD_NUMBER]"
+    assert step.redact("x = 0.4111111111111111", Counter()) == "x = 0.4111111111111111"
 
 
 def test_language_step_judges_the_answer_not_a_short_instruction() -> None:
