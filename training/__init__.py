@@ -1,7 +1,9 @@
-"""Training: dataset building from exported, approved snapshots, the LoRA trainer and evaluation.
+"""Training: the LoRA trainer on exported, approved snapshots (and, to come, the evaluation).
 
 Reads only exported snapshot folders (never the live store). Installed with the ``train`` extra.
-So far: :mod:`training.config` (``TrainConfig``, TOML and ``--set``) and :mod:`training.data` (the chat
-template, loss on the assistant's tokens only, reasoning, truncation). The trainer, ``curate train`` and
-the evaluation are not built yet (see the README's roadmap).
+:mod:`training.config` (``TrainConfig``, TOML and ``--set``), :mod:`training.data` (the chat template,
+loss on the assistant's tokens only, reasoning, truncation) and :mod:`training.trainer` (checks before
+training, the dry run, training with eval loss, early stopping and the best checkpoint, the adapter's
+manifest). ``curate train`` calls them. Not built yet: ``--merge``, ``--from-adapter`` with replay,
+packing, and ``curate eval`` (see the README).
 """

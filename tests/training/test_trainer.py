@@ -1,0 +1,145 @@
+"""The LoRA trainer on a real export of an approved snapshot, with a tiny Llama: checks before training,
+dry run, training lowers eval loss, the adapter reloads to identical logits, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from curation.errors import RefusedError, UsageError
+from curation.ingest import ingest_paths
+from curation.pipeline.executor import run_pipeline
+from curation.snapshots import approve, create_snapshot
+from curation.snapshots.export import export_snapshot
+from curation.store import Store
+from schemas.pipeline import PipelineConfig, StepConfig
+from training.config import TrainConfig
+from training.trainer import check, dry_run, train
+
+ROWS = [
+    {"instruction": f"What is {a} plus {b}?", "output": f"{a} plus {b} is {a + b}."}
+    for a in range(1, 13) for b in range(1, 6)
+]
+
+
+def _export(tmp: Path, approved: bool = True) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    store = Store(tmp / "store" / "curate.duckdb", lock_timeout=30)
+    src = tmp / "sums.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    ingest_paths(store, [str(src)])
+    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="clean"), StepConfig(type="exact_dedup")]))
+    snap = create_snapshot(store)
+    if approved:
+        approve(store, snap.snapshot_id, force=True)
+    return export_snapshot(store, snap.snapshot_id, tmp / "export", eval_share=0.2, force=not approved, hf=False).path
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory) -> Path:
+    return _export(tmp_path_factory.mktemp("train-export"))
+
+
+SMALL = dict(max_steps=24, per_device_train_batch_size=4, gradient_accumulation_steps=1, eval_steps=8,
+             learning_rate=5e-3, r=8, lora_alpha=16, lora_dropout=0.0, gradient_checkpointing=False,
+             logging_steps=4, early_stopping_patience=0, max_seq_length=256)
+TRAIN = {**SMALL, "max_steps": 60, "eval_steps": 15, "learning_rate": 1e-2, "target_modules": "all-linear"}
+
+
+def test_checks_before_training(export_dir, tiny_model_dir, tmp_path) -> None:  # noqa: ANN001
+    prep = check(export_dir, tiny_model_dir, TrainConfig(**SMALL))
+    assert len(prep.train) + len(prep.eval) == len(ROWS) and prep.eval and not prep.forced
+    assert {"q_proj", "v_proj", "o_proj", "gate_proj"} <= set(prep.linear_modules)
+    with pytest.raises(UsageError, match=r"\['wq'\] are not modules.*q_proj"):
+        check(export_dir, tiny_model_dir, TrainConfig(**{**SMALL, "target_modules": ["wq", "v_proj"]}))
+    with pytest.raises(UsageError, match="every training sample is longer"):
+        check(export_dir, tiny_model_dir, TrainConfig(**{**SMALL, "max_seq_length": 16}))
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    with pytest.raises(UsageError, match="missing a tokenizer.*weights"):
+        check(export_dir, broken, TrainConfig(**SMALL))
+    # an unapproved export is refused unless forced; a changed file breaks the content hash
+    unapproved = _export(tmp_path / "u", approved=False)
+    with pytest.raises(RefusedError, match="not approved"):
+        check(unapproved, tiny_model_dir, TrainConfig(**SMALL))
+    assert check(unapproved, tiny_model_dir, TrainConfig(**SMALL), force=True).forced
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(export_dir / "train.parquet")
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for f in export_dir.iterdir():
+        if f.is_file():
+            (changed / f.name).write_bytes(f.read_bytes())
+    pq.write_table(t.slice(1), changed / "train.parquet")
+    with pytest.raises(RefusedError, match="content hash"):
+        check(changed, tiny_model_dir, TrainConfig(**SMALL))
+
+
+def test_dry_run_counts_without_weights(export_dir, tiny_model_dir) -> None:  # noqa: ANN001
+    cfg = TrainConfig(**SMALL)
+    prep = check(export_dir, tiny_model_dir, cfg)
+    d = dry_run(prep, tiny_model_dir, cfg, device="cpu")
+    # LoRA r=8 on q and v of 2 layers of hidden 64: (64*8 + 8*64) for q, (64*8 + 8*32) for v (2 kv heads of 16)
+    assert d["trainable_parameters"] == 2 * ((64 * 8 + 8 * 64) + (64 * 8 + 8 * 32))
+    assert 0 < d["trainable_share"] < 0.1 and d["steps"] == 24 and d["precision"] == "float32"
+    assert d["tokens_per_epoch"] > d["trained_tokens_per_epoch"] > 0 and d["memory_gib"]["total"] > 0
+
+
+def test_training_lowers_eval_loss_and_the_adapter_reloads(export_dir, tiny_model_dir, tmp_path) -> None:  # noqa: ANN001
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    cfg = TrainConfig(**TRAIN)
+    prep = check(export_dir, tiny_model_dir, cfg)
+    out = tmp_path / "adapter"
+    manifest = train(prep, tiny_model_dir, out, cfg)
+    evals = manifest["loss_curve"]["eval"]
+    # the first point is the base model's (evaluated before the first step); the adapter lowers it
+    assert evals[0][0] == 0 and len(evals) >= 4 and evals[-1][1] < evals[0][1] * 0.95, evals
+    assert all(b[1] < a[1] for a, b in zip(evals, evals[1:])), evals
+    assert (out / "adapter_config.json").is_file() and (out / "loss.png").stat().st_size > 1000
+    saved = json.loads((out / "train_manifest.json").read_text())
+    assert saved["snapshot_id"] == prep.data.manifest.snapshot_id and saved["content_hash"] == prep.data.manifest.content_hash
+    assert saved["metrics"]["eval_loss"] == pytest.approx(min(v for _, v in evals))  # the best checkpoint is kept
+    assert saved["config"]["r"] == 8 and len(saved["base_model_weights_sha256"]) == 64
+    # reloading the adapter gives identical logits
+    ids = torch.tensor([prep.train[0].input_ids])
+    with torch.no_grad():
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        reloaded = PeftModel.from_pretrained(base, out).eval()
+        a = reloaded(ids).logits
+        base2 = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        b = PeftModel.from_pretrained(base2, out).eval()(ids).logits
+        plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(ids).logits
+    assert torch.equal(a, b) and not torch.allclose(a, plain)
+
+
+def test_curate_train_cli(tiny_model_dir, tmp_path, runner) -> None:  # noqa: ANN001
+    from curation.cli.app import app
+
+    db = tmp_path / "store" / "curate.duckdb"
+    src = tmp_path / "sums.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    for args in (["ingest", str(src)], ["run"], ["snapshot", "create"]):
+        res = runner.invoke(app, ["--db", str(db), *args])
+        assert res.exit_code == 0, res.output
+    base = ["--db", str(db), "train", "--snapshot", "1", "--model", str(tiny_model_dir)]
+    # a draft snapshot is refused (exit 3), a config value out of range is bad usage (exit 2), nothing written
+    res = runner.invoke(app, base + ["--dry-run"])
+    assert res.exit_code == 3 and "not approved" in res.output, res.output
+    assert runner.invoke(app, ["--db", str(db), "snapshot", "approve", "1", "--force"]).exit_code == 0
+    res = runner.invoke(app, base + ["--set", "lora_dropout=2"])
+    assert res.exit_code == 2 and "lora_dropout" in res.output and not (db.parent / "adapters").exists()
+    res = runner.invoke(app, base + ["--dry-run", "--set", "r=4"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["trainable_parameters"] == 2 * ((64 * 4 + 4 * 64) + (64 * 4 + 4 * 32)) and d["steps"] > 0
+    res = runner.invoke(app, base + ["--set", "max_steps=6", "--set", "eval_steps=3", "--set", "gradient_checkpointing=false"])
+    assert res.exit_code == 0, res.output
+    out = db.parent / "adapters" / "snapshot-1"
+    assert (out / "adapter_model.safetensors").is_file() and json.loads((out / "train_manifest.json").read_text())["snapshot_id"] == 1
