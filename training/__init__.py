@@ -4,6 +4,6 @@ Reads only exported snapshot folders (never the live store). Installed with the 
 :mod:`training.config` (``TrainConfig``, TOML and ``--set``), :mod:`training.data` (the chat template,
 loss on the assistant's tokens only, reasoning, truncation) and :mod:`training.trainer` (checks before
 training, the dry run, training with eval loss, early stopping and the best checkpoint, the adapter's
-manifest). ``curate train`` calls them. Not built yet: ``--merge``, ``--from-adapter`` with replay,
+manifest). ``curate train`` calls them. Not built yet: ``--from-adapter`` with replay,
 packing, and ``curate eval`` (see the README).
 """

@@ -206,11 +206,13 @@ def _weights_hash(model: Path) -> str:
     return h.hexdigest()
 
 
-def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool = False, progress: bool = False) -> dict:
-    """Train; write the adapter, ``train_manifest.json`` and ``loss.png`` into ``out``; the manifest as a dict."""
+def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool = False, progress: bool = False,
+          merge: bool = False) -> dict:
+    """Train; write the adapter, ``train_manifest.json`` and ``loss.png`` into ``out`` (and with ``merge`` the
+    base model with the adapter merged in, ``out/merged``); the manifest as a dict."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import AutoModelForCausalLM, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -218,9 +220,17 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
     base = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype))
     if cfg.gradient_checkpointing:
         base.enable_input_require_grads()
+    set_seed(cfg.seed)  # the LoRA matrices are drawn here, before the Trainer seeds: the same seed, the same adapter
     net = get_peft_model(base, _lora_config(cfg, LoraConfig))
     has_eval = bool(prep.eval)
     ckpt = out / "checkpoints"
+    last = None
+    if resume and ckpt.is_dir():
+        # a checkpoint is complete once its trainer_state.json is written (the Trainer writes it last): a run
+        # killed while saving leaves a partial folder, which is passed over
+        found = sorted((p for p in ckpt.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+                       key=lambda p: int(p.name.split("-")[-1]))
+        last = str(found[-1]) if found else None
     args = TrainingArguments(
         output_dir=str(ckpt), learning_rate=cfg.learning_rate, num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.per_device_train_batch_size,
@@ -230,7 +240,7 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
         lr_scheduler_type=cfg.lr_scheduler_type, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
         gradient_checkpointing=cfg.gradient_checkpointing, bf16=dtype == "bfloat16", fp16=dtype == "float16",
         seed=cfg.seed, data_seed=cfg.seed, logging_steps=cfg.logging_steps, report_to=[],
-        eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps, eval_on_start=has_eval,
+        eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps, eval_on_start=has_eval and last is None,
         save_strategy="steps",
         save_steps=cfg.eval_steps, save_total_limit=cfg.save_total_limit, load_best_model_at_end=has_eval,
         metric_for_best_model="eval_loss", greater_is_better=False, remove_unused_columns=False,
@@ -241,10 +251,6 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
     rows = lambda exs: [{"input_ids": e.input_ids, "labels": e.labels} for e in exs]  # noqa: E731
     trainer = Trainer(model=net, args=args, train_dataset=rows(prep.train), eval_dataset=rows(prep.eval) if has_eval else None,
                       data_collator=_Collator(prep.tokenizer.pad_token_id), callbacks=callbacks)
-    last = None
-    if resume and ckpt.is_dir():
-        found = sorted(ckpt.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-        last = str(found[-1]) if found else None
     result = trainer.train(resume_from_checkpoint=last)
     history = list(trainer.state.log_history)
     metrics = dict(result.metrics)
@@ -252,6 +258,9 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
         metrics.update(trainer.evaluate())
     net.save_pretrained(out)
     prep.tokenizer.save_pretrained(out)
+    if merge:  # a standalone model: the LoRA deltas added into the base weights
+        net.merge_and_unload().save_pretrained(out / "merged")
+        prep.tokenizer.save_pretrained(out / "merged")
     train_loss = [(h["step"], h["loss"]) for h in history if "loss" in h]
     eval_loss = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     _plot(out / "loss.png", train_loss, eval_loss)
@@ -260,7 +269,7 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
         "snapshot_id": m.snapshot_id, "content_hash": m.content_hash, "export": str(prep.data.path),
         "forced": prep.forced, "base_model": str(model), "base_model_weights_sha256": _weights_hash(Path(model)),
         "config": cfg.model_dump(), "code_version": __version__, "precision": dtype,
-        "resumed_from": last, "metrics": metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
+        "resumed_from": last, "merged": str(out / "merged") if merge else None, "metrics": metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_eval_gap": (eval_loss[-1][1] - train_loss[-1][1]) if eval_loss and train_loss else None,
         "data": {"train": asdict(prep.train_report), "eval": asdict(prep.eval_report)},
         "loss_curve": {"train": train_loss, "eval": eval_loss}, "wall_seconds": round(time.time() - started, 1),

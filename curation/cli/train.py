@@ -22,6 +22,7 @@ def train_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Parameters, tokens, steps and memory; train nothing.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Train on an unapproved or changed export (recorded).")] = False,
+    merge: Annotated[bool, typer.Option("--merge", help="Also write the base model with the adapter merged in (<out>/merged).")] = False,
 ) -> None:
     """Train a LoRA adapter on an approved snapshot: the model's chat template, loss on the assistant's tokens,
     eval loss on the export's eval split, early stopping, the best checkpoint kept.
@@ -52,7 +53,7 @@ def train_command(
         return
     err.print(f"training on {len(prep.train)} samples ({len(prep.eval)} eval) of snapshot "
               f"{prep.data.manifest.snapshot_id} into {out}", highlight=False)
-    manifest = train(prep, model, out, cfg, resume=resume, progress=True)
+    manifest = train(prep, model, out, cfg, resume=resume, progress=True, merge=merge)
     err.print(f"adapter: {out}  (loss curves: {out / 'loss.png'})", highlight=False)
     stdout.print_json(data={k: manifest[k] for k in ("snapshot_id", "content_hash", "metrics", "best_checkpoint",
                                                      "train_eval_gap", "wall_seconds")}, default=str)

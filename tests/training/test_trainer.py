@@ -143,3 +143,49 @@ def test_curate_train_cli(tiny_model_dir, tmp_path, runner) -> None:  # noqa: AN
     assert res.exit_code == 0, res.output
     out = db.parent / "adapters" / "snapshot-1"
     assert (out / "adapter_model.safetensors").is_file() and json.loads((out / "train_manifest.json").read_text())["snapshot_id"] == 1
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(export_dir, tiny_model_dir, tmp_path) -> None:  # noqa: ANN001
+    """SIGKILL after the first checkpoints, then --resume: the same losses as a run that was never stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sets = ["--set", "max_steps=40", "--set", "eval_steps=5", "--set", "gradient_checkpointing=false",
+            "--set", "early_stopping_patience=0", "--set", "save_total_limit=50", "--set", "learning_rate=0.005"]
+
+    def cmd(out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-c", "from curation.cli.app import main; main()", "train", "--data", str(export_dir),
+                "--model", str(tiny_model_dir), "--out", str(out), *sets, *extra]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = tmp_path / "whole"
+    subprocess.run(cmd(whole, "--merge"), check=True, capture_output=True, env=env, timeout=600)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "checkpoint-15" / "trainer_state.json").is_file() and time.time() < deadline \
+            and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "train_manifest.json").exists(), "the run finished before it could be killed"
+    res = subprocess.run(cmd(killed, "--resume"), capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = json.loads((whole / "train_manifest.json").read_text())
+    b = json.loads((killed / "train_manifest.json").read_text())
+    assert b["resumed_from"] and b["resumed_from"].rsplit("-", 1)[-1] in ("15", "20", "25", "30", "35")
+    assert b["metrics"]["eval_loss"] == pytest.approx(a["metrics"]["eval_loss"], rel=1e-3), (a["loss_curve"], b["loss_curve"])
+    assert [s for s, _ in b["loss_curve"]["eval"]][-1] == 40
+    # --merge wrote a standalone model with the adapter's effect
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    assert (whole / "merged" / "config.json").is_file() and a["merged"]
+    ids = torch.tensor([[1, 5, 9, 12, 40]])
+    with torch.no_grad():
+        merged = AutoModelForCausalLM.from_pretrained(whole / "merged")(ids).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(ids).logits
+    assert not torch.allclose(merged, base)
