@@ -1,9 +1,10 @@
-"""Training: the LoRA trainer on exported, approved snapshots (and, to come, the evaluation).
+"""Training: the LoRA trainer on exported, approved snapshots, and the evaluation.
 
 Reads only exported snapshot folders (never the live store). Installed with the ``train`` extra.
 :mod:`training.config` (``TrainConfig``, TOML and ``--set``), :mod:`training.data` (the chat template,
 loss on the assistant's tokens only, reasoning, truncation) and :mod:`training.trainer` (checks before
 training, the dry run, training with eval loss, early stopping and the best checkpoint, the adapter's
-manifest). ``curate train`` calls them. Not built yet: ``--from-adapter`` with replay,
-packing, and ``curate eval`` (see the README).
+manifest) and :mod:`training.evaluate` (generation, BLEU-4, ROUGE-L, BERTScore, eval loss). ``curate train``
+and ``curate eval`` call them. Not built yet: ``--from-adapter`` with replay, packing, the human rating
+round (see the README).
 """

@@ -57,3 +57,49 @@ def train_command(
     err.print(f"adapter: {out}  (loss curves: {out / 'loss.png'})", highlight=False)
     stdout.print_json(data={k: manifest[k] for k in ("snapshot_id", "content_hash", "metrics", "best_checkpoint",
                                                      "train_eval_gap", "wall_seconds")}, default=str)
+
+
+@handle_errors
+def eval_command(
+    model: Annotated[Path, typer.Option("--model", help="Base model folder.")],
+    adapter: Annotated[Optional[list[Path]], typer.Option("--adapter", help="Adapter folder, repeatable.")] = None,
+    snapshot: Annotated[Optional[int], typer.Option("--snapshot", help="Snapshot id in the store (exported first if needed).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="An export folder (manifest.json) instead of --snapshot.")] = None,
+    max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="Score the first N eval samples.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Results folder (default: <export>/eval).")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest answer generated.")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts generated together.")] = 8,
+) -> None:
+    """Evaluate the base model and its adapters on the export's eval split: greedy answers scored with BLEU-4,
+    ROUGE-L and BERTScore against the reference answers, per language and source, and the eval loss.
+
+    Example: curate eval --snapshot 2 --model models/SmolLM2-135M-Instruct --adapter data/store/adapters/snapshot-2
+    """
+    from curation.cli.render import err, out as stdout
+
+    try:
+        import bert_score  # noqa: F401
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        from training.data import load_export
+        from training.evaluate import GenerationSettings, evaluate_models, results_table
+        from training.trainer import check_model_folder, snapshot_export_dir
+    except ImportError as e:  # depends on the install
+        raise MissingExtraError("train", "the evaluation (transformers, peft, sacrebleu, rouge-score, bert-score)") from e
+    if (snapshot is None) == (data is None):
+        raise UsageError("give one of --snapshot ID or --data DIR")
+    if snapshot is not None:
+        data = snapshot_export_dir(open_cli_store(), snapshot)
+    check_model_folder(model)
+    for a in adapter or []:
+        if not (a / "adapter_config.json").is_file():
+            raise UsageError(f"adapter {a}: no adapter_config.json (a folder written by curate train)")
+    export = load_export(Path(data))
+    out = out or Path(data) / "eval"
+    res = evaluate_models(export, model, list(adapter or []), out, max_samples,
+                          GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size))
+    err.print(results_table(res))
+    err.print(f"results: {out / 'eval_results.json'}  generations: {out / 'generations.jsonl'}", highlight=False)
+    stdout.print_json(data={k: {m: v[m] for m in ("bleu4", "rougeL", "bertscore_f1", "eval_loss")}
+                            for k, v in res["models"].items()})

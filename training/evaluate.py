@@ -1,0 +1,219 @@
+"""``curate eval``: the base model and its adapters side by side on an export's eval split.
+
+Each model answers every eval prompt (the conversation up to its last assistant turn, through the model's
+chat template; greedy by default, the settings recorded); the answers are scored against the reference
+answer with BLEU-4 (sacrebleu; ``tokenize="zh"`` for Chinese references), ROUGE-L (rouge-score with a
+tokenizer that keeps CJK characters, one token each: its default drops every non-ASCII character) and
+BERTScore F1 (bert-score on a local model: the all-MiniLM-L6-v2 the project installs, an English model,
+so the report says that its Chinese scores are not meaningful). Scores per model, per language and per
+source, the eval loss on the assistant's tokens, as JSON and a table; the generations as JSONL.
+
+A ``<think>...</think>`` block in an answer (R1-style models) is left out before scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.data import IGNORE_INDEX, ExportData, to_messages, tokenize_rows
+
+_THINK = re.compile(r"<think>.*?</think>\s*", re.S)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]|[^\W_]+", re.U)
+BERTSCORE_LANGUAGES = ("en",)  # what the default scoring model (all-MiniLM-L6-v2) was trained on
+
+
+@dataclass
+class GenerationSettings:
+    """How answers are generated (recorded in the results)."""
+
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 8
+    seed: int = 0
+
+
+def prompt_and_reference(row: dict) -> tuple[list[dict], str]:
+    """The conversation up to the last assistant turn, and that turn's answer (its reasoning left out)."""
+    messages = to_messages(row, reasoning="drop")
+    last = max(k for k, m in enumerate(messages) if m["role"] == "assistant")
+    return messages[:last], messages[last]["content"]
+
+
+def cjk_tokens(text: str) -> list[str]:
+    """Lower-cased words, and every CJK character as a token of its own (for ROUGE-L)."""
+    return _TOKEN.findall(text.lower())
+
+
+class _CJKTokenizer:
+    def tokenize(self, text: str) -> list[str]:
+        return cjk_tokens(text)
+
+
+def is_chinese(text: str) -> bool:
+    letters = sum(ch.isalpha() for ch in text)
+    return bool(letters) and len(_CJK.findall(text)) >= 0.3 * letters
+
+
+def bleu4(hyps: list[str], refs: list[str]) -> float:
+    """Corpus BLEU-4 (0-100) with sacrebleu: its Chinese tokenizer when the references are mostly Chinese."""
+    import sacrebleu
+
+    if not hyps:
+        return float("nan")
+    zh = sum(is_chinese(r) for r in refs) * 2 > len(refs)
+    return float(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh" if zh else "13a").score)
+
+
+def rouge_l(hyps: list[str], refs: list[str]) -> float:
+    """Mean ROUGE-L F1 (0-100) with rouge-score and a CJK-keeping tokenizer."""
+    from rouge_score import rouge_scorer
+
+    if not hyps:
+        return float("nan")
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_CJKTokenizer())
+    return 100.0 * sum(scorer.score(r, h)["rougeL"].fmeasure for h, r in zip(hyps, refs)) / len(hyps)
+
+
+def bertscore_model() -> str:
+    """The local scoring model: the packaged all-MiniLM-L6-v2 (its hub id where the package is missing)."""
+    from curation.dedup.semantic import resolve_model
+
+    return resolve_model(None)
+
+
+def bertscore_f1(hyps: list[str], refs: list[str], model: str | None = None) -> list[float]:
+    """BERTScore F1 per pair (bert-score, layer 6 of the scoring model, no baseline rescaling)."""
+    if not hyps:
+        return []
+    from bert_score import BERTScorer
+
+    scorer = BERTScorer(model_type=model or bertscore_model(), num_layers=6, lang="en", batch_size=32)
+    _, _, f1 = scorer.score(hyps, refs)
+    return [float(x) for x in f1]
+
+
+def generate(model, tokenizer, prompts: list[list[dict]], settings: GenerationSettings) -> list[str]:  # noqa: ANN001
+    """Answers to the prompts, in batches (left padding), decoded without special tokens."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(settings.seed)
+    out: list[str] = []
+    for k in range(0, len(prompts), settings.batch_size):
+        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                 for p in prompts[k:k + settings.batch_size]]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            ids = model.generate(**enc, max_new_tokens=settings.max_new_tokens, do_sample=settings.do_sample,
+                                 temperature=settings.temperature if settings.do_sample else None,
+                                 top_p=settings.top_p if settings.do_sample else None,
+                                 pad_token_id=tokenizer.pad_token_id)
+        for row in ids[:, enc["input_ids"].shape[1]:]:
+            out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    return out
+
+
+def eval_loss(model, tokenizer, rows: list[dict], max_seq_length: int = 2048) -> float:  # noqa: ANN001
+    """Mean cross-entropy over the assistant's tokens of the eval rows (teacher forcing)."""
+    import torch
+
+    examples, _ = tokenize_rows(tokenizer, rows, max_seq_length, reasoning="drop")
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ex in examples:
+            ids = torch.tensor([ex.input_ids])
+            labels = torch.tensor([ex.labels])
+            logits = model(ids).logits[:, :-1]
+            target = labels[:, 1:]
+            mask = target != IGNORE_INDEX
+            loss = torch.nn.functional.cross_entropy(logits[mask], target[mask], reduction="sum")
+            total += float(loss)
+            count += int(mask.sum())
+    return total / count if count else float("nan")
+
+
+def _scores(hyps: list[str], refs: list[str], f1: list[float]) -> dict:
+    return {"n": len(hyps), "bleu4": bleu4(hyps, refs), "rougeL": rouge_l(hyps, refs),
+            "bertscore_f1": sum(f1) / len(f1) if f1 else float("nan")}
+
+
+def evaluate_models(data: ExportData, model_path: Path, adapters: list[Path], out: Path,
+                    max_samples: int | None = None, settings: GenerationSettings | None = None,
+                    scorer_model: str | None = None) -> dict:
+    """Generate and score for the base model and each adapter; write ``eval_results.json`` and
+    ``generations.jsonl`` into ``out``; the results as a dict."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from curation.language import detect
+
+    settings = settings or GenerationSettings()
+    rows = data.eval[:max_samples] if max_samples else data.eval
+    if not rows:
+        from curation.errors import UsageError
+
+        raise UsageError(f"{data.path}: the eval split is empty; export with a larger --eval-share")
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = [prompt_and_reference(r) for r in rows]
+    prompts, refs = [p for p, _ in pairs], [r for _, r in pairs]
+    langs = [r.lang for r in detect(refs)]
+    sources = [str(r.get("source") or "") for r in rows]
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    results: dict = {"snapshot_id": data.manifest.snapshot_id, "content_hash": data.manifest.content_hash,
+                     "base_model": str(model_path), "samples": len(rows), "generation": settings.__dict__,
+                     "scorer": {"bertscore_model": scorer_model or bertscore_model(), "bertscore_layer": 6,
+                                "bertscore_languages": list(BERTSCORE_LANGUAGES),
+                                "note": "BERTScore uses an English model: its scores on other languages are not "
+                                        "meaningful (see by_language)"}, "models": {}}
+    started = time.time()
+    gens_file = open(out / "generations.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        for name, adapter in [("base", None)] + [(Path(a).name, Path(a)) for a in adapters]:
+            net = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+            if adapter is not None:
+                from peft import PeftModel
+
+                net = PeftModel.from_pretrained(net, adapter)
+            net.eval()
+            t0 = time.time()
+            hyps = [_THINK.sub("", h).strip() for h in generate(net, tokenizer, prompts, settings)]
+            gen_seconds = time.time() - t0
+            f1 = bertscore_f1(hyps, refs, scorer_model)
+            entry = {"adapter": str(adapter) if adapter else None, **_scores(hyps, refs, f1),
+                     "eval_loss": eval_loss(net, tokenizer, rows), "generation_seconds": round(gen_seconds, 2),
+                     "by_language": {}, "by_source": {}}
+            for key, values in (("by_language", langs), ("by_source", sources)):
+                for v in sorted(set(values)):
+                    idx = [k for k, x in enumerate(values) if x == v]
+                    entry[key][v] = _scores([hyps[k] for k in idx], [refs[k] for k in idx], [f1[k] for k in idx])
+            results["models"][name] = entry
+            for row, p, r, h in zip(rows, prompts, refs, hyps):
+                gens_file.write(json.dumps({"model": name, "sample_id": row.get("sample_id"), "prompt": p,
+                                            "reference": r, "answer": h}, ensure_ascii=False) + "\n")
+    finally:
+        gens_file.close()
+    results["wall_seconds"] = round(time.time() - started, 1)
+    (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    return results
+
+
+def results_table(results: dict):  # noqa: ANN201
+    """A rich table: one row per model, BLEU-4, ROUGE-L, BERTScore F1, eval loss."""
+    from rich.table import Table
+
+    t = Table(title=f"snapshot {results['snapshot_id']}: {results['samples']} eval samples")
+    for col in ("model", "BLEU-4", "ROUGE-L", "BERTScore F1", "eval loss", "gen s"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in results["models"].items():
+        t.add_row(name, f"{m['bleu4']:.2f}", f"{m['rougeL']:.2f}", f"{m['bertscore_f1']:.4f}", f"{m['eval_loss']:.4f}",
+                  f"{m['generation_seconds']:.1f}")
+    return t
