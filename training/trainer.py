@@ -38,6 +38,8 @@ class Prepared:
     eval_report: TokenizeReport
     forced: bool
     linear_modules: list[str] = field(default_factory=list)
+    from_adapter: Path | None = None
+    replay: dict | None = None  # with from_adapter: the earlier snapshot, how many of its rows were replayed
 
 
 def content_hash(rows: list[dict]) -> str:
@@ -80,8 +82,13 @@ def linear_module_names(net) -> list[str]:  # noqa: ANN001
     return sorted(names - {"lm_head"})
 
 
-def check(data_dir: Path, model: Path, cfg: TrainConfig, force: bool = False) -> Prepared:
-    """Everything that can fail before training; raises UsageError (exit 2) or RefusedError (exit 3)."""
+def check(data_dir: Path, model: Path, cfg: TrainConfig, force: bool = False, from_adapter: Path | None = None) -> Prepared:
+    """Everything that can fail before training; raises UsageError (exit 2) or RefusedError (exit 3).
+
+    ``from_adapter``: an adapter written by an earlier ``curate train``, continued on this snapshot with
+    ``cfg.replay_share`` x (this snapshot's training rows) rows of the snapshot it was trained on (seeded; rows
+    whose sample is in this snapshot are not replayed), so that the new round does not forget the old one.
+    """
     from transformers import AutoTokenizer
 
     data = load_export(data_dir)
@@ -116,7 +123,37 @@ def check(data_dir: Path, model: Path, cfg: TrainConfig, force: bool = False) ->
     if not train:
         raise UsageError(f"every training sample is longer than max_seq_length={cfg.max_seq_length} or has no answer "
                          f"left after truncation (longest: {train_report.longest} tokens): raise max_seq_length")
-    return Prepared(data, tok, train, evals, train_report, eval_report, forced, linear)
+    prep = Prepared(data, tok, train, evals, train_report, eval_report, forced, linear)
+    if from_adapter is not None:
+        _add_replay(prep, Path(from_adapter), cfg)
+    return prep
+
+
+def _add_replay(prep: Prepared, adapter: Path, cfg: TrainConfig) -> None:
+    import random
+
+    mf = adapter / "train_manifest.json"
+    if not (adapter / "adapter_config.json").is_file() or not mf.is_file():
+        raise UsageError(f"--from-adapter {adapter}: not a folder written by curate train (adapter_config.json and "
+                         "train_manifest.json)")
+    earlier = json.loads(mf.read_text(encoding="utf-8"))
+    prep.from_adapter = adapter
+    if not cfg.replay_share:
+        prep.replay = {"snapshot_id": earlier.get("snapshot_id"), "rows": 0, "share": 0.0}
+        return
+    try:
+        old = load_export(Path(earlier["export"]))
+    except UsageError as e:
+        raise UsageError(f"--from-adapter {adapter}: the export it was trained on is gone ({e}); its rows are "
+                         "needed for replay (set replay_share=0 to continue without)") from e
+    current = {r["sample_id"] for r in prep.data.train + prep.data.eval}
+    pool = [r for r in old.train if r["sample_id"] not in current]
+    k = min(len(pool), round(cfg.replay_share * len(prep.data.train)))
+    chosen = random.Random(cfg.seed).sample(pool, k) if k else []
+    replayed, report = tokenize_rows(prep.tokenizer, chosen, cfg.max_seq_length, cfg.too_long, cfg.reasoning)
+    prep.train += replayed
+    prep.replay = {"snapshot_id": old.manifest.snapshot_id, "content_hash": old.manifest.content_hash,
+                   "rows": len(replayed), "share": cfg.replay_share, "skipped": report.skipped_too_long + report.skipped_no_answer}
 
 
 def _steps(cfg: TrainConfig, n_train: int) -> int:
@@ -221,7 +258,12 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
     if cfg.gradient_checkpointing:
         base.enable_input_require_grads()
     set_seed(cfg.seed)  # the LoRA matrices are drawn here, before the Trainer seeds: the same seed, the same adapter
-    net = get_peft_model(base, _lora_config(cfg, LoraConfig))
+    if prep.from_adapter is not None:  # an earlier round's adapter, trained further (its own LoRA settings)
+        from peft import PeftModel
+
+        net = PeftModel.from_pretrained(base, prep.from_adapter, is_trainable=True)
+    else:
+        net = get_peft_model(base, _lora_config(cfg, LoraConfig))
     has_eval = bool(prep.eval)
     ckpt = out / "checkpoints"
     last = None
@@ -269,7 +311,8 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
         "snapshot_id": m.snapshot_id, "content_hash": m.content_hash, "export": str(prep.data.path),
         "forced": prep.forced, "base_model": str(model), "base_model_weights_sha256": _weights_hash(Path(model)),
         "config": cfg.model_dump(), "code_version": __version__, "precision": dtype,
-        "resumed_from": last, "merged": str(out / "merged") if merge else None, "metrics": metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
+        "resumed_from": last, "from_adapter": str(prep.from_adapter) if prep.from_adapter else None,
+        "replay": prep.replay, "merged": str(out / "merged") if merge else None, "metrics": metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_eval_gap": (eval_loss[-1][1] - train_loss[-1][1]) if eval_loss and train_loss else None,
         "data": {"train": asdict(prep.train_report), "eval": asdict(prep.eval_report)},
         "loss_curve": {"train": train_loss, "eval": eval_loss}, "wall_seconds": round(time.time() - started, 1),

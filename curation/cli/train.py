@@ -23,6 +23,8 @@ def train_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Train on an unapproved or changed export (recorded).")] = False,
     merge: Annotated[bool, typer.Option("--merge", help="Also write the base model with the adapter merged in (<out>/merged).")] = False,
+    from_adapter: Annotated[Optional[Path], typer.Option("--from-adapter", help="Continue an earlier adapter on this snapshot, "
+                                                          "replaying replay_share of its snapshot.")] = None,
 ) -> None:
     """Train a LoRA adapter on an approved snapshot: the model's chat template, loss on the assistant's tokens,
     eval loss on the export's eval split, early stopping, the best checkpoint kept.
@@ -47,7 +49,7 @@ def train_command(
         data = snapshot_export_dir(store, snapshot, force)
         out = out or store.path.parent / "adapters" / f"snapshot-{snapshot}"
     out = out or Path(data) / "adapter"
-    prep = check(Path(data), model, cfg, force=force)
+    prep = check(Path(data), model, cfg, force=force, from_adapter=from_adapter)
     if dry_run:
         stdout.print_json(data=estimate(prep, model, cfg))
         return

@@ -189,3 +189,48 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(export_dir, tiny_model
         merged = AutoModelForCausalLM.from_pretrained(whole / "merged")(ids).logits
         base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(ids).logits
     assert not torch.allclose(merged, base)
+
+
+def test_a_new_round_continues_an_adapter_with_replay(export_dir, tiny_model_dir, tmp_path) -> None:  # noqa: ANN001
+    """--from-adapter: the earlier adapter trained further on a newer snapshot, 10% of the old one replayed."""
+    cfg = TrainConfig(**{**SMALL, "max_steps": 6})
+    first = tmp_path / "round1"
+    train(check(export_dir, tiny_model_dir, cfg), tiny_model_dir, first, cfg)
+    newer_rows = [{"instruction": f"What is {a} times {b}?", "output": f"{a} times {b} is {a * b}."}
+                  for a in range(2, 10) for b in range(2, 7)]
+    store_dir = tmp_path / "newer"
+    store_dir.mkdir()
+    store = Store(store_dir / "curate.duckdb", lock_timeout=30)
+    src = store_dir / "times.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in newer_rows), encoding="utf-8")
+    ingest_paths(store, [str(src)])
+    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="clean")]))
+    snap = approve(store, create_snapshot(store).snapshot_id, force=True)
+    newer = export_snapshot(store, snap.snapshot_id, store_dir / "export", eval_share=0.2, hf=False).path
+    prep = check(newer, tiny_model_dir, cfg, from_adapter=first)
+    n_new = len(prep.data.train)
+    assert prep.replay["rows"] == round(0.1 * n_new) and len(prep.train) == n_new + prep.replay["rows"]
+    second = tmp_path / "round2"
+    manifest = train(prep, tiny_model_dir, second, cfg)
+    assert manifest["from_adapter"] == str(first) and manifest["replay"]["snapshot_id"] == 1
+    # the second round started from the first adapter's weights, not from a fresh LoRA
+    from safetensors.torch import load_file
+
+    a, b = load_file(first / "adapter_model.safetensors"), load_file(second / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)
+    import torch
+
+    fresh = tmp_path / "fresh"
+    plain = check(newer, tiny_model_dir, cfg)
+    train(plain, tiny_model_dir, fresh, cfg)
+    c = load_file(fresh / "adapter_model.safetensors")
+    lora_b = [k for k in a if "lora_B" in k]
+
+    def cos(x: dict, y: dict) -> float:
+        u = torch.cat([x[k].flatten() for k in lora_b])
+        v = torch.cat([y[k].flatten() for k in lora_b])
+        return float(torch.nn.functional.cosine_similarity(u, v, dim=0))
+
+    assert cos(a, b) > cos(a, c) + 0.2
+    with pytest.raises(UsageError, match="not a folder written by curate train"):
+        check(newer, tiny_model_dir, cfg, from_adapter=tmp_path)
