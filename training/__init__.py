@@ -5,5 +5,5 @@ Reads only exported snapshot folders (never the live store). Installed with the 
 loss on the assistant's tokens only, reasoning, truncation) and :mod:`training.trainer` (checks before
 training, the dry run, training with eval loss, early stopping and the best checkpoint, the adapter's
 manifest) and :mod:`training.evaluate` (generation, BLEU-4, ROUGE-L, BERTScore, eval loss). ``curate train``
-and ``curate eval`` call them. Not built yet: packing, the human rating round (see the README).
+and ``curate eval`` call them. and the human rating round. Not built yet: packing (see the README).
 """

@@ -217,3 +217,72 @@ def results_table(results: dict):  # noqa: ANN201
         t.add_row(name, f"{m['bleu4']:.2f}", f"{m['rougeL']:.2f}", f"{m['bertscore_f1']:.4f}", f"{m['eval_loss']:.4f}",
                   f"{m['generation_seconds']:.1f}")
     return t
+
+
+def _transcript(prompt: list[dict]) -> str:
+    """A conversation as a reviewer reads it: one block per turn, its role first."""
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in prompt)
+
+
+def push_human_round(store, round_name: str, generations: list[dict], backend: str = "labelstudio",  # noqa: ANN001
+                     url: str | None = None, results: Path | None = None):  # noqa: ANN201
+    """Push the generations (``generations.jsonl`` rows) as rating items of the round ``round_name``.
+
+    Each model answer is one item rated on :data:`curation.review.items.EVAL_QUESTIONS` (factual accuracy,
+    logical consistency, style match; 1-5), with the conversation as its prompt and the model's name beside it.
+    Idempotent by item id (round, sample, model). Returns the backend's push result.
+    """
+    from curation.review.backends import get_backend, round_key
+    from curation.review.items import EVAL_QUESTIONS, answer_items
+    from curation.review.verdicts import add_answer_items
+
+    answers = [{"item_id": f"{round_name}:{g['sample_id']}:{g['model']}", "prompt": _transcript(g["prompt"]),
+                "answer": g["answer"] or "(empty answer)", "model": g["model"], "reference": g.get("reference"),
+                "sample_id": g["sample_id"], "questions": EVAL_QUESTIONS, "results": str(results) if results else None}
+               for g in generations]
+    add_answer_items(store, round_name, answers, backend)
+    be = get_backend(backend, **({"url": url} if url else {}))
+    return be.push(round_key(round_name, store_id=store.store_id), "answer", answer_items(store, round_name))
+
+
+def human_round_report(store, round_name: str, backend: str = "labelstudio", url: str | None = None) -> dict:  # noqa: ANN001
+    """Pull the round's ratings into the store and summarise them per model, beside the automatic scores.
+
+    Per model and question: the mean rating and how many ratings it rests on; items rated / pushed.
+    """
+    from curation.review.backends import get_backend, round_key
+    from curation.review.verdicts import record_verdicts
+
+    be = get_backend(backend, **({"url": url} if url else {}))
+    pulled = be.pull(round_key(round_name, store_id=store.store_id), "answer")
+    new = record_verdicts(store, pulled, backend)
+    with store.reader() as con:
+        # the item's row holds its payload; each reviewer's verdict is a row of its own
+        rows = con.execute(
+            """SELECT r.item_id, r.reviewer, CAST(r.ratings AS VARCHAR), CAST(i.payload AS VARCHAR) FROM reviews r
+               JOIN (SELECT item_id, any_value(payload) AS payload FROM reviews
+                     WHERE item_kind = 'answer' AND payload IS NOT NULL GROUP BY item_id) i USING (item_id)
+               WHERE r.item_kind = 'answer' AND r.stratum = ?""", [round_name]).fetchall()
+    models: dict[str, dict] = {}
+    results_file = None
+    for item_id, reviewer, ratings, payload in rows:
+        p = json.loads(payload) if payload else {}
+        m = models.setdefault(p.get("model") or "?", {"items": set(), "rated": set(), "ratings": {}})
+        m["items"].add(item_id)
+        results_file = results_file or p.get("results")
+        if ratings and reviewer:
+            m["rated"].add(item_id)
+            for q, v in json.loads(ratings).items():
+                if isinstance(v, (int, float)):
+                    m["ratings"].setdefault(q, []).append(float(v))
+    auto = {}
+    if results_file and Path(results_file).is_file():
+        auto = json.loads(Path(results_file).read_text(encoding="utf-8")).get("models", {})
+    out = {"round": round_name, "pulled": len(pulled), "new": new, "models": {}}
+    for name, m in sorted(models.items()):
+        out["models"][name] = {
+            "items": len(m["items"]), "rated": len(m["rated"]),
+            "ratings": {q: {"mean": sum(v) / len(v), "n": len(v)} for q, v in sorted(m["ratings"].items())},
+            "automatic": {k: auto.get(name, {}).get(k) for k in ("bleu4", "rougeL", "bertscore_f1", "eval_loss")},
+        }
+    return out

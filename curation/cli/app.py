@@ -24,7 +24,7 @@ Pipeline:   run, stats, report, export (a run's kept samples), demo
 Snapshots:  snapshot create | list | show | approve | export
 Review:     review plan | certify | push | pull | status | apply | serve
 Training:   train (a LoRA adapter from an approved snapshot), eval (base and adapters side by side),
-            models (a local base model: smollm2)
+            eval-report (a human rating round), models (a local base model: smollm2)
 
 \b
 Example:    curate demo && curate sql "SELECT shape, count(*) FROM samples GROUP BY 1"
@@ -429,11 +429,12 @@ def report(
 from curation.cli.review import review_app  # noqa: E402  (the sub-apps register on the root app)
 from curation.cli.snapshots import snapshot_app  # noqa: E402
 from curation.cli.sql import sql_command  # noqa: E402
-from curation.cli.train import eval_command, models_command, train_command  # noqa: E402
+from curation.cli.train import eval_command, eval_report_command, models_command, train_command  # noqa: E402
 
 app.command(name="sql")(sql_command)
 app.command(name="train")(train_command)
 app.command(name="eval")(eval_command)
+app.command(name="eval-report")(eval_report_command)
 app.command(name="models")(models_command)
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(review_app, name="review")

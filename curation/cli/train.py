@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -71,6 +72,9 @@ def eval_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="Results folder (default: <export>/eval).")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest answer generated.")] = 256,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts generated together.")] = 8,
+    human_round: Annotated[Optional[str], typer.Option("--human-round", help="Also push the answers to Label Studio as "
+                                                       "rating items of this round (factual, logic, style; 1-5).")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (default: $CURATE_LABEL_STUDIO_URL).")] = None,
 ) -> None:
     """Evaluate the base model and its adapters on the export's eval split: greedy answers scored with BLEU-4,
     ROUGE-L and BERTScore against the reference answers, per language and source, and the eval loss.
@@ -103,8 +107,32 @@ def eval_command(
                           GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size))
     err.print(results_table(res))
     err.print(f"results: {out / 'eval_results.json'}  generations: {out / 'generations.jsonl'}", highlight=False)
-    stdout.print_json(data={k: {m: v[m] for m in ("bleu4", "rougeL", "bertscore_f1", "eval_loss")}
-                            for k, v in res["models"].items()})
+    summary = {k: {m: v[m] for m in ("bleu4", "rougeL", "bertscore_f1", "eval_loss")} for k, v in res["models"].items()}
+    if human_round:
+        from training.evaluate import push_human_round
+
+        gens = [json.loads(x) for x in (out / "generations.jsonl").read_text(encoding="utf-8").splitlines()]
+        pushed = push_human_round(open_cli_store(), human_round, gens, url=url, results=out / "eval_results.json")
+        err.print(f"human round {human_round!r}: {pushed.created} answers pushed to {pushed.url} "
+                  f"({pushed.existing} already there); then: curate eval-report {human_round}", highlight=False)
+        summary["human_round"] = {"round": human_round, "created": pushed.created, "existing": pushed.existing,
+                                  "url": pushed.url}
+    stdout.print_json(data=summary)
+
+
+@handle_errors
+def eval_report_command(
+    round_name: Annotated[str, typer.Argument(help="The round named with curate eval --human-round.")],
+    url: Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (default: $CURATE_LABEL_STUDIO_URL).")] = None,
+) -> None:
+    """Pull a human rating round from Label Studio and summarise it per model beside the automatic scores.
+
+    Example: curate eval-report round1
+    """
+    from curation.cli.render import out as stdout
+    from training.evaluate import human_round_report
+
+    stdout.print_json(data=human_round_report(open_cli_store(), round_name, url=url))
 
 
 @handle_errors

@@ -26,6 +26,12 @@ RATING_QUESTIONS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "correct": ("Is the answer correct?", ("yes", "partly", "no")),
     "language": ("Is it in the language of the question?", ("yes", "no")),
 }
+# the evaluation's human round (curate eval --human-round): the three dimensions of practice, 1..5 each
+EVAL_QUESTIONS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "factual": ("Factual accuracy: is what it says true? (1 = wrong, 5 = fully correct)", None),
+    "logic": ("Logical consistency: does it follow from the question and the earlier turns? (1-5)", None),
+    "style": ("Style match: length, tone, format and language as the question asks (1-5)", None),
+}
 
 
 @dataclass

@@ -123,7 +123,8 @@ class LabelStudioBackend(ReviewBackend):
 
     # ------------------------------------------------------------------ projects
 
-    def project_id(self, key: ProjectKey, kind: str, overlap: int = 1, create: bool = True) -> int | None:
+    def project_id(self, key: ProjectKey, kind: str, overlap: int = 1, create: bool = True,
+                   questions: dict | None = None) -> int | None:
         """The id of the project for ``key`` (made with our config when missing and ``create``).
 
         Found by its exact title and its description's store and review lines; a project with our title
@@ -158,7 +159,7 @@ class LabelStudioBackend(ReviewBackend):
         elif not create:
             return None
         else:
-            config = sample_config() if kind == "sample" else rating_config()
+            config = sample_config() if kind == "sample" else rating_config(questions)
             what = ("accept or reject each sample; a correction or error categories help. Suggestions come from "
                     "the curation filters." if kind == "sample" else "rate each answer.")
             description = f"Review of llm-curate {key.name}: {what}\n\n" + "\n".join(project_marks(key))
@@ -198,7 +199,9 @@ class LabelStudioBackend(ReviewBackend):
     # ------------------------------------------------------------------ push and pull
 
     def push(self, key: ProjectKey, kind: str, items: list[ReviewItem], overlap: int = 1, progress=None) -> PushResult:  # noqa: ANN001
-        pid = self.project_id(key, kind, overlap)
+        # a rating round's questions come with its items (the project is configured with them when made)
+        questions = next((it.payload.get("questions") for it in items if it.payload and it.payload.get("questions")), None)
+        pid = self.project_id(key, kind, overlap, questions=questions)
         there = self.item_ids(pid)
         todo = [it for it in items if it.item_id not in there]
         created = 0

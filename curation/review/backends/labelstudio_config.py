@@ -48,7 +48,7 @@ def sample_config() -> str:
 def rating_config(questions: dict[str, tuple[str, tuple[str, ...] | None]] | None = None) -> str:
     """Labeling config of an answer item: the prompt, the answer and the rating questions (all required)."""
     parts = []
-    for name, (question, choices) in (questions or RATING_QUESTIONS).items():
+    for name, (question, choices) in (questions or RATING_QUESTIONS).items():  # choices: a tuple, or a list from JSON
         parts.append(f"  <Header value={quoteattr(question)} size=\"6\"/>")
         if choices is None:
             parts.append(f"  <Rating name={quoteattr(name)} toName=\"answer\" maxRating=\"5\" required=\"true\"/>")

@@ -308,3 +308,36 @@ def test_a_taken_port_is_refused_not_silently_moved(monkeypatch, tmp_path) -> No
         s.listen()
         with pytest.raises(UsageError, match="in use"):
             start(tmp_path, port=s.getsockname()[1])
+
+
+def test_the_evaluation_s_human_round(store, backend, tmp_path, runner, labelstudio, monkeypatch) -> None:  # noqa: ANN001
+    """curate eval's generations pushed as rating items (factual, logic, style), rated in Label Studio, pulled
+    and summarised per model beside the automatic scores (curate eval-report)."""
+    from training.evaluate import push_human_round
+
+    results = tmp_path / "eval_results.json"
+    results.write_text(json.dumps({"models": {"base": {"bleu4": 3.0, "rougeL": 20.0, "bertscore_f1": 0.7, "eval_loss": 2.0},
+                                              "lora-v1": {"bleu4": 9.0, "rougeL": 31.0, "bertscore_f1": 0.8,
+                                                          "eval_loss": 1.2}}}), encoding="utf-8")
+    gens = [{"model": m, "sample_id": f"s{i}", "prompt": [{"role": "user", "content": f"第{i}个问题：北京在哪里？"}],
+             "reference": "北京在中国北部。", "answer": f"{m} answer {i}"} for m in ("base", "lora-v1") for i in range(3)]
+    pushed = push_human_round(store, "round-x", gens, url=labelstudio.url, results=results)
+    assert pushed.created == 6 and push_human_round(store, "round-x", gens, url=labelstudio.url).created == 0
+    key = round_key("round-x", store_id=store.store_id)
+    pid = backend.project_id(key, "answer")
+    config = backend.client.projects.get(id=pid).label_config
+    assert all(f'name="{q}"' in config for q in ("factual", "logic", "style"))
+    uid = _users(backend, 1)[0]
+    for item, task in backend.item_ids(pid).items():
+        good = ":lora-v1" in item
+        backend.client.annotations.create(id=task, completed_by=uid, result=[
+            {"from_name": q, "to_name": "answer", "type": "rating", "value": {"rating": 5 if good else 2}}
+            for q in ("factual", "logic", "style")])
+    monkeypatch.setenv("CURATE_LABEL_STUDIO_TOKEN", labelstudio.token)
+    res = runner.invoke(app, ["--db", str(store.path), "eval-report", "round-x", "--url", labelstudio.url])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout[res.stdout.index("{"):])
+    assert rep["pulled"] == 6, rep
+    assert rep["models"]["lora-v1"]["ratings"]["factual"] == {"mean": 5.0, "n": 3}, rep
+    assert rep["models"]["base"]["ratings"]["style"]["mean"] == 2.0 and rep["models"]["base"]["rated"] == 3
+    assert rep["models"]["lora-v1"]["automatic"]["bleu4"] == 9.0
