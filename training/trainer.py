@@ -280,7 +280,7 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         warmup_steps=float(cfg.warmup_ratio),  # transformers 5: a float in [0, 1) is the share of steps
         lr_scheduler_type=cfg.lr_scheduler_type, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
-        gradient_checkpointing=cfg.gradient_checkpointing, bf16=dtype == "bfloat16", fp16=dtype == "float16",
+        **_checkpointing(TrainingArguments, cfg.gradient_checkpointing), bf16=dtype == "bfloat16", fp16=dtype == "float16",
         seed=cfg.seed, data_seed=cfg.seed, logging_steps=cfg.logging_steps, report_to=[],
         eval_strategy="steps" if has_eval else "no", eval_steps=cfg.eval_steps, eval_on_start=has_eval and last is None,
         save_strategy="steps",
@@ -322,6 +322,14 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
     return manifest
 
 
+def _checkpointing(args_cls, on: bool) -> dict:  # noqa: ANN001
+    """Gradient checkpointing under the name the installed transformers takes (5.x: activation_checkpointing)."""
+    import inspect
+
+    names = inspect.signature(args_cls.__init__).parameters
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
+
+
 def _plot(path: Path, train_loss: list[tuple[int, float]], eval_loss: list[tuple[int, float]]) -> None:
     import matplotlib
 
@@ -335,7 +343,8 @@ def _plot(path: Path, train_loss: list[tuple[int, float]], eval_loss: list[tuple
         ax.plot(*zip(*eval_loss), marker="o", label="eval loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.legend()
+    if train_loss or eval_loss:
+        ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
