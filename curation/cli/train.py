@@ -12,6 +12,13 @@ from curation.cli.common import handle_errors, open_cli_store
 from curation.errors import MissingExtraError, UsageError
 
 
+def _quiet_deprecations() -> None:
+    """transformers 5 and peft warn about their own renamed internals on every run: not the user's concern."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
+
+
 @handle_errors
 def train_command(
     model: Annotated[Path, typer.Option("--model", help="Base model folder (config.json, tokenizer, weights).")],
@@ -34,6 +41,7 @@ def train_command(
     """
     from curation.cli.render import err, out as stdout
 
+    _quiet_deprecations()
     try:
         import peft  # noqa: F401
         import torch  # noqa: F401
@@ -83,6 +91,7 @@ def eval_command(
     """
     from curation.cli.render import err, out as stdout
 
+    _quiet_deprecations()
     try:
         import bert_score  # noqa: F401
         import peft  # noqa: F401
