@@ -176,3 +176,50 @@ def report_json(report: TokenizeReport) -> str:
     d = dict(report.__dict__)
     d["skipped_ids"] = d["skipped_ids"][:100]
     return json.dumps(d)
+
+
+@dataclass
+class Packed:
+    """Several examples in one sequence: ``position_ids`` restart at 0 for each, which is how transformers
+    tells packed samples apart (with no attention mask, each sample attends only to itself)."""
+
+    sample_ids: list[str]
+    input_ids: list[int]
+    labels: list[int]
+    position_ids: list[int]
+
+
+def pack(examples: list[Example], max_seq_length: int) -> list[Packed]:
+    """Pack examples into sequences of at most ``max_seq_length`` tokens, best fit by decreasing length.
+
+    Each example stays whole and in one sequence; the first token of each keeps no label, so that no sample
+    is trained to predict the start of the next one.
+    """
+    import bisect
+
+    order = sorted(range(len(examples)), key=lambda k: (-len(examples[k].input_ids), k))
+    bins: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # (room left, bin index), sorted
+    for k in order:
+        n = len(examples[k].input_ids)
+        at = bisect.bisect_left(free, (n, -1))
+        if at < len(free):
+            room, b = free.pop(at)
+            bins[b].append(k)
+            bisect.insort(free, (room - n, b))
+        else:
+            bins.append([k])
+            bisect.insort(free, (max_seq_length - n, len(bins) - 1))
+    out = []
+    for members in bins:
+        members.sort()  # sample order inside a sequence, stable across runs
+        p = Packed([], [], [], [])
+        for k in members:
+            e = examples[k]
+            p.sample_ids.append(e.sample_id)
+            p.input_ids += e.input_ids
+            p.labels += [IGNORE_INDEX] + e.labels[1:]
+            p.position_ids += list(range(len(e.input_ids)))
+        out.append(p)
+    out.sort(key=lambda p: min(p.sample_ids))  # a fixed order; the Trainer's sampler shuffles anyway
+    return out

@@ -224,13 +224,60 @@ def _transcript(prompt: list[dict]) -> str:
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in prompt)
 
 
+@dataclass
+class HumanRoundPush:
+    """What :func:`push_human_round` pushed: the rating items, and the preference items (None with one model)."""
+
+    ratings: object
+    preference: object | None
+
+    @property
+    def created(self) -> int:
+        return self.ratings.created + (self.preference.created if self.preference else 0)
+
+    @property
+    def existing(self) -> int:
+        return self.ratings.existing + (self.preference.existing if self.preference else 0)
+
+    @property
+    def url(self) -> str:
+        return self.ratings.url
+
+
+def preference_items(round_name: str, generations: list[dict]) -> list[dict]:
+    """One item per prompt and pair of models that answered it: both answers, models hidden, as "Answer A" and
+    "Answer B" in an order drawn from the item id (the same on every push); the order is kept in the payload."""
+    import itertools
+    import random
+
+    from curation.review.items import PREFERENCE_QUESTIONS
+
+    by_sample: dict[str, dict[str, dict]] = {}
+    for g in generations:
+        by_sample.setdefault(g["sample_id"], {})[g["model"]] = g
+    items = []
+    for sid, answers in by_sample.items():
+        for a, b in itertools.combinations(sorted(answers), 2):
+            item_id = f"{round_name}:{sid}:{a}|{b}"
+            order = [a, b]
+            random.Random(item_id).shuffle(order)
+            text = (f"Answer A\n\n{answers[order[0]]['answer'] or '(empty answer)'}\n\n----------\n\n"
+                    f"Answer B\n\n{answers[order[1]]['answer'] or '(empty answer)'}")
+            items.append({"item_id": item_id, "prompt": _transcript(answers[a]["prompt"]), "answer": text,
+                          "model": "two answers to one prompt, in random order", "order": order, "pair": [a, b],
+                          "sample_id": sid, "questions": PREFERENCE_QUESTIONS})
+    return items
+
+
 def push_human_round(store, round_name: str, generations: list[dict], backend: str = "labelstudio",  # noqa: ANN001
-                     url: str | None = None, results: Path | None = None):  # noqa: ANN201
-    """Push the generations (``generations.jsonl`` rows) as rating items of the round ``round_name``.
+                     url: str | None = None, results: Path | None = None) -> HumanRoundPush:
+    """Push the generations (``generations.jsonl`` rows) as items of the human round ``round_name``.
 
     Each model answer is one item rated on :data:`curation.review.items.EVAL_QUESTIONS` (factual accuracy,
     logical consistency, style match; 1-5), with the conversation as its prompt and the model's name beside it.
-    Idempotent by item id (round, sample, model). Returns the backend's push result.
+    Where two or more models answered one prompt, each pair is also one item of a second project (the round's
+    preference project, stratum ``NAME/preference``): which answer is better, the models hidden, in random
+    order (:func:`preference_items`). Idempotent by item id (round, sample, model or pair).
     """
     from curation.review.backends import get_backend, round_key
     from curation.review.items import EVAL_QUESTIONS, answer_items
@@ -242,13 +289,69 @@ def push_human_round(store, round_name: str, generations: list[dict], backend: s
                for g in generations]
     add_answer_items(store, round_name, answers, backend)
     be = get_backend(backend, **({"url": url} if url else {}))
-    return be.push(round_key(round_name, store_id=store.store_id), "answer", answer_items(store, round_name))
+    ratings = be.push(round_key(round_name, store_id=store.store_id), "answer", answer_items(store, round_name))
+    pairs = preference_items(round_name, generations)
+    preference = None
+    if pairs:
+        add_answer_items(store, f"{round_name}/preference", pairs, backend)
+        preference = be.push(round_key(f"{round_name} preference", store_id=store.store_id), "answer",
+                             answer_items(store, f"{round_name}/preference"))
+    return HumanRoundPush(ratings, preference)
+
+
+def _sign_test(wins: int, losses: int) -> float | None:
+    """Two-sided sign test of wins against losses (ties left out): the chance of a split this uneven if
+    neither model were better."""
+    if wins + losses == 0:
+        return None
+    from scipy.stats import binomtest
+
+    return float(binomtest(wins, wins + losses, 0.5).pvalue)
+
+
+def _preference_summary(store, round_name: str, be) -> dict:  # noqa: ANN001
+    from curation.review.backends import round_key
+    from curation.review.verdicts import record_verdicts
+
+    stratum = f"{round_name}/preference"
+    with store.reader() as con:
+        pushed = con.execute("SELECT count(*) FROM reviews WHERE item_kind = 'answer' AND stratum = ?", [stratum]).fetchone()[0]
+    if not pushed:
+        return {}
+    record_verdicts(store, be.pull(round_key(f"{round_name} preference", store_id=store.store_id), "answer"), be.name)
+    with store.reader() as con:
+        rows = con.execute(
+            """SELECT r.reviewer, CAST(r.ratings AS VARCHAR), CAST(i.payload AS VARCHAR) FROM reviews r
+               JOIN (SELECT item_id, any_value(payload) AS payload FROM reviews
+                     WHERE item_kind = 'answer' AND payload IS NOT NULL GROUP BY item_id) i USING (item_id)
+               WHERE r.item_kind = 'answer' AND r.stratum = ? AND r.reviewer IS NOT NULL""", [stratum]).fetchall()
+    out: dict[str, dict] = {}
+    for _, ratings, payload in rows:
+        p = json.loads(payload)
+        choice = (json.loads(ratings) if ratings else {}).get("preferred")
+        a, b = p["pair"]
+        s = out.setdefault(f"{a} vs {b}", {a: 0, b: 0, "equally good": 0, "both bad": 0, "n": 0})
+        if choice in ("Answer A", "Answer B"):
+            s[p["order"][0 if choice == "Answer A" else 1]] += 1
+        elif choice == "Equally good":
+            s["equally good"] += 1
+        elif choice == "Both bad":
+            s["both bad"] += 1
+        else:
+            continue
+        s["n"] += 1
+    for name, s in out.items():
+        a, b = name.split(" vs ")
+        s["sign_test_p"] = _sign_test(s[a], s[b])
+    return out
 
 
 def human_round_report(store, round_name: str, backend: str = "labelstudio", url: str | None = None) -> dict:  # noqa: ANN001
     """Pull the round's ratings into the store and summarise them per model, beside the automatic scores.
 
-    Per model and question: the mean rating and how many ratings it rests on; items rated / pushed.
+    Per model and question: the mean rating and how many ratings it rests on; items rated / pushed. Per pair of
+    models (``preference``): how often each was preferred, ties ("equally good", "both bad"), and a two-sided
+    sign test over the decided items.
     """
     from curation.review.backends import get_backend, round_key
     from curation.review.verdicts import record_verdicts
@@ -285,4 +388,5 @@ def human_round_report(store, round_name: str, backend: str = "labelstudio", url
             "ratings": {q: {"mean": sum(v) / len(v), "n": len(v)} for q, v in sorted(m["ratings"].items())},
             "automatic": {k: auto.get(name, {}).get(k) for k in ("bleu4", "rougeL", "bertscore_f1", "eval_loss")},
         }
+    out["preference"] = _preference_summary(store, round_name, be)
     return out

@@ -20,7 +20,7 @@ from pathlib import Path
 from curation import __version__
 from curation.errors import RefusedError, UsageError
 from training.config import TrainConfig
-from training.data import IGNORE_INDEX, ExportData, Example, TokenizeReport, load_export, tokenize_rows
+from training.data import IGNORE_INDEX, ExportData, Example, TokenizeReport, load_export, pack, tokenize_rows
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -181,6 +181,9 @@ def dry_run(prep: Prepared, model: Path, cfg: TrainConfig, device: str = "cuda")
     layers = getattr(hf_cfg, "num_hidden_layers", 0)
     heads = getattr(hf_cfg, "num_attention_heads", 1)
     seq = min(cfg.max_seq_length, max((len(e.input_ids) for e in prep.train), default=0))
+    n_packed = len(pack(prep.train, cfg.max_seq_length)) if cfg.packing else None
+    if cfg.packing:
+        seq = cfg.max_seq_length
     b = cfg.per_device_train_batch_size
     per_layer_full = b * seq * hidden * 34 + 5 * b * heads * seq * seq
     activations = (b * seq * hidden * 2 * layers + per_layer_full) if cfg.gradient_checkpointing else per_layer_full * layers
@@ -196,7 +199,8 @@ def dry_run(prep: Prepared, model: Path, cfg: TrainConfig, device: str = "cuda")
         "skipped": prep.train_report.skipped_too_long + prep.train_report.skipped_no_answer
         + prep.eval_report.skipped_too_long + prep.eval_report.skipped_no_answer,
         "longest_tokens": max(prep.train_report.longest, prep.eval_report.longest),
-        "effective_batch": cfg.effective_batch, "steps": _steps(cfg, len(prep.train)), "precision": dtype,
+        "packed_sequences": n_packed, "effective_batch": cfg.effective_batch,
+        "steps": _steps(cfg, n_packed or len(prep.train)), "precision": dtype,
         "memory_gib": {"weights": weights / gib, "lora_and_optimizer": optimizer / gib,
                        "activations": activations / gib, "total": (weights + optimizer + activations) / gib},
     }
@@ -220,6 +224,9 @@ def _dtype_name(cfg: TrainConfig, device: str) -> str:
 
 
 class _Collator:
+    """Pads a batch. Packed rows (``position_ids`` given) get no attention mask, so that transformers finds the
+    samples from the restarting positions; their padding is a segment of its own that carries no label."""
+
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
@@ -227,6 +234,12 @@ class _Collator:
         import torch
 
         n = max(len(x["input_ids"]) for x in batch)
+        if "position_ids" in batch[0]:
+            ids = [x["input_ids"] + [self.pad_id] * (n - len(x["input_ids"])) for x in batch]
+            labels = [x["labels"] + [IGNORE_INDEX] * (n - len(x["labels"])) for x in batch]
+            pos = [x["position_ids"] + list(range(n - len(x["position_ids"]))) for x in batch]
+            return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "position_ids": torch.tensor(pos),
+                    "use_cache": False}
         ids = [x["input_ids"] + [self.pad_id] * (n - len(x["input_ids"])) for x in batch]
         labels = [x["labels"] + [IGNORE_INDEX] * (n - len(x["labels"])) for x in batch]
         mask = [[1] * len(x["input_ids"]) + [0] * (n - len(x["input_ids"])) for x in batch]
@@ -249,12 +262,14 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
     base model with the adapter merged in, ``out/merged``); the manifest as a dict."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers import AutoModelForCausalLM, EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
 
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
     dtype = _dtype_name(cfg, "cuda" if torch.cuda.is_available() else "cpu")
     base = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype))
+    use_cache = getattr(base.config, "use_cache", True)
+    base.config.use_cache = False  # no key / value cache in training (and none, so that packed rows are found)
     if cfg.gradient_checkpointing:
         base.enable_input_require_grads()
     set_seed(cfg.seed)  # the LoRA matrices are drawn here, before the Trainer seeds: the same seed, the same adapter
@@ -286,20 +301,33 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
         save_strategy="steps",
         save_steps=cfg.eval_steps, save_total_limit=cfg.save_total_limit, load_best_model_at_end=has_eval,
         metric_for_best_model="eval_loss", greater_is_better=False, remove_unused_columns=False,
-        disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
+        disable_tqdm=True, include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
     callbacks = []
     if has_eval and cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))
     rows = lambda exs: [{"input_ids": e.input_ids, "labels": e.labels} for e in exs]  # noqa: E731
-    trainer = Trainer(model=net, args=args, train_dataset=rows(prep.train), eval_dataset=rows(prep.eval) if has_eval else None,
-                      data_collator=_Collator(prep.tokenizer.pad_token_id), callbacks=callbacks)
+    train_rows = rows(prep.train)
+    packed = None
+    if cfg.packing:
+        packed = pack(prep.train, cfg.max_seq_length)
+        train_rows = [{"input_ids": p.input_ids, "labels": p.labels, "position_ids": p.position_ids} for p in packed]
+    if progress:
+        from training.progress import RichProgressCallback
+
+        callbacks.append(RichProgressCallback())
+    trainer = Trainer(model=net, args=args, train_dataset=train_rows, eval_dataset=rows(prep.eval) if has_eval else None,
+                      data_collator=_Collator(prep.tokenizer.pad_token_id), callbacks=callbacks,
+                      processing_class=prep.tokenizer)  # the pad id: tokens/s counts no padding
+    trainer.remove_callback(PrinterCallback)  # the log dicts are in the manifest; the bar shows the latest
     result = trainer.train(resume_from_checkpoint=last)
     history = list(trainer.state.log_history)
     metrics = dict(result.metrics)
-    if has_eval:  # the kept (best) adapter's eval loss
-        metrics.update(trainer.evaluate())
+    if has_eval:  # the kept (best) adapter's eval loss: from its evaluation during training, not evaluated again
+        best = trainer.state.best_metric
+        metrics["eval_loss"] = best if best is not None else trainer.evaluate()["eval_loss"]
     net.save_pretrained(out)
     prep.tokenizer.save_pretrained(out)
+    base.config.use_cache = use_cache
     if merge:  # a standalone model: the LoRA deltas added into the base weights
         net.merge_and_unload().save_pretrained(out / "merged")
         prep.tokenizer.save_pretrained(out / "merged")
@@ -312,7 +340,7 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
         "forced": prep.forced, "base_model": str(model), "base_model_weights_sha256": _weights_hash(Path(model)),
         "config": cfg.model_dump(), "code_version": __version__, "precision": dtype,
         "resumed_from": last, "from_adapter": str(prep.from_adapter) if prep.from_adapter else None,
-        "replay": prep.replay, "merged": str(out / "merged") if merge else None, "metrics": metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
+        "replay": prep.replay, "packed_sequences": len(packed) if packed is not None else None, "merged": str(out / "merged") if merge else None, "metrics": metrics, "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_eval_gap": (eval_loss[-1][1] - train_loss[-1][1]) if eval_loss and train_loss else None,
         "data": {"train": asdict(prep.train_report), "eval": asdict(prep.eval_report)},
         "loss_curve": {"train": train_loss, "eval": eval_loss}, "wall_seconds": round(time.time() - started, 1),

@@ -122,10 +122,12 @@ def eval_command(
 
         gens = [json.loads(x) for x in (out / "generations.jsonl").read_text(encoding="utf-8").splitlines()]
         pushed = push_human_round(open_cli_store(), human_round, gens, url=url, results=out / "eval_results.json")
-        err.print(f"human round {human_round!r}: {pushed.created} answers pushed to {pushed.url} "
-                  f"({pushed.existing} already there); then: curate eval-report {human_round}", highlight=False)
-        summary["human_round"] = {"round": human_round, "created": pushed.created, "existing": pushed.existing,
-                                  "url": pushed.url}
+        pairs = pushed.preference.created if pushed.preference else 0
+        err.print(f"human round {human_round!r}: {pushed.ratings.created} answers to rate and {pairs} pairs to compare "
+                  f"pushed to {pushed.url} ({pushed.existing} already there); then: curate eval-report {human_round}",
+                  highlight=False)
+        summary["human_round"] = {"round": human_round, "created": pushed.ratings.created, "pairs_created": pairs,
+                                  "existing": pushed.existing, "url": pushed.url}
     stdout.print_json(data=summary)
 
 

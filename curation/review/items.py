@@ -32,6 +32,12 @@ EVAL_QUESTIONS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "logic": ("Logical consistency: does it follow from the question and the earlier turns? (1-5)", None),
     "style": ("Style match: length, tone, format and language as the question asks (1-5)", None),
 }
+#: The preference question of an evaluation's human round: two models' answers to one prompt, models hidden,
+#: in an order drawn per item.
+PREFERENCE_QUESTIONS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "preferred": ("Which answer is better? (the models are hidden; their order is random)",
+                  ("Answer A", "Answer B", "Equally good", "Both bad")),
+}
 
 
 @dataclass

@@ -64,3 +64,20 @@ def test_base_and_adapter_side_by_side(tiny_model_dir, tmp_path, runner) -> None
     res = runner.invoke(app, ["--db", str(db), "eval", "--snapshot", "1", "--model", str(tiny_model_dir),
                               "--adapter", str(tmp_path)])
     assert res.exit_code == 2 and "adapter_config.json" in res.output
+
+
+def test_preference_items_hide_the_models_in_a_drawn_order() -> None:
+    from training.evaluate import preference_items
+
+    gens = [{"model": m, "sample_id": f"s{i}", "prompt": [{"role": "user", "content": f"question {i}"}],
+             "answer": f"{m} says {i}"} for m in ("base", "lora-a", "lora-b") for i in range(200)]
+    items = preference_items("r1", gens)
+    assert len(items) == 200 * 3  # every pair of the three models, per prompt
+    again = {it["item_id"]: it for it in preference_items("r1", list(reversed(gens)))}
+    assert {it["item_id"]: it for it in items} == again  # the same items, in the same order, on every push
+    for it in items[:30]:
+        a_text, b_text = it["answer"].split("----------")
+        assert f"{it['order'][0]} says" in a_text and f"{it['order'][1]} says" in b_text
+        assert not any(m in it["model"] for m in ("base", "lora"))
+    first = sum(it["order"][0] == it["pair"][0] for it in items) / len(items)
+    assert 0.45 < first < 0.55, first

@@ -139,10 +139,16 @@ def test_curate_train_cli(tiny_model_dir, tmp_path, runner) -> None:  # noqa: AN
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["trainable_parameters"] == 2 * ((64 * 4 + 4 * 64) + (64 * 4 + 4 * 32)) and d["steps"] > 0
-    res = runner.invoke(app, base + ["--set", "max_steps=6", "--set", "eval_steps=3", "--set", "gradient_checkpointing=false"])
+    res = runner.invoke(app, base + ["--set", "max_steps=6", "--set", "eval_steps=3", "--set", "gradient_checkpointing=false",
+                                     "--set", "logging_steps=2"])
     assert res.exit_code == 0, res.output
     out = db.parent / "adapters" / "snapshot-1"
     assert (out / "adapter_model.safetensors").is_file() and json.loads((out / "train_manifest.json").read_text())["snapshot_id"] == 1
+    # the progress bar: steps, the latest train and eval loss, tokens/s; no log dict printed per step
+    import re
+
+    assert re.search(r"6/6 steps loss \d+\.\d{4} .* [\d,]+ tokens/s", res.stderr), res.stderr
+    assert "{'loss'" not in res.output and "'eval_loss'" not in res.output
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_result(export_dir, tiny_model_dir, tmp_path) -> None:  # noqa: ANN001
@@ -234,3 +240,52 @@ def test_a_new_round_continues_an_adapter_with_replay(export_dir, tiny_model_dir
     assert cos(a, b) > cos(a, c) + 0.2
     with pytest.raises(UsageError, match="not a folder written by curate train"):
         check(newer, tiny_model_dir, cfg, from_adapter=tmp_path)
+
+
+def test_packed_samples_see_only_themselves(export_dir, tiny_model_dir) -> None:  # noqa: ANN001
+    """Packing: each sample in a packed row gets the same logits and loss as alone, and every token is kept."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from training.data import IGNORE_INDEX, pack
+    from training.trainer import _Collator
+
+    cfg = TrainConfig(**{**SMALL, "packing": True, "max_seq_length": 256})
+    prep = check(export_dir, tiny_model_dir, cfg)
+    packed = pack(prep.train, cfg.max_seq_length)
+    assert len(packed) < len(prep.train) / 2 and all(len(p.input_ids) <= 256 for p in packed)
+    assert sorted(s for p in packed for s in p.sample_ids) == sorted(e.sample_id for e in prep.train)
+    assert sum(len(p.input_ids) for p in packed) == sum(len(e.input_ids) for e in prep.train)
+    by_id = {e.sample_id: e for e in prep.train}
+    net = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    rows = [{"input_ids": p.input_ids, "labels": p.labels, "position_ids": p.position_ids} for p in packed[:3]]
+    batch = _Collator(prep.tokenizer.pad_token_id)(rows)  # padded: the shorter rows get a padding segment
+    assert "attention_mask" not in batch and batch["use_cache"] is False
+    with torch.no_grad():
+        logits = net(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        for row, p in enumerate(packed[:3]):
+            at = 0
+            for sid in p.sample_ids:
+                e = by_id[sid]
+                alone = net(torch.tensor([e.input_ids])).logits[0]
+                n = len(e.input_ids)
+                torch.testing.assert_close(logits[row, at:at + n], alone, atol=1e-5, rtol=1e-4)
+                # no sample is trained on the start of the next: its first token has no label
+                assert p.labels[at] == IGNORE_INDEX and p.labels[at + 1:at + n] == e.labels[1:]
+                at += n
+    # without the restarting positions the samples would see each other
+    with torch.no_grad():
+        mixed = net(torch.tensor([packed[0].input_ids])).logits[0]
+    n0 = len(by_id[packed[0].sample_ids[0]].input_ids)
+    assert not torch.allclose(mixed[n0:], logits[0, n0:len(packed[0].input_ids)], atol=1e-4)
+
+
+def test_training_with_packing(export_dir, tiny_model_dir, tmp_path) -> None:  # noqa: ANN001
+    cfg = TrainConfig(**{**TRAIN, "packing": True, "max_seq_length": 256, "max_steps": 30, "eval_steps": 10})
+    prep = check(export_dir, tiny_model_dir, cfg)
+    d = dry_run(prep, tiny_model_dir, cfg, device="cpu")
+    assert d["packed_sequences"] < len(prep.train) / 2 and d["steps"] == 30
+    manifest = train(prep, tiny_model_dir, tmp_path / "packed", cfg)
+    evals = manifest["loss_curve"]["eval"]
+    assert manifest["packed_sequences"] == d["packed_sequences"]
+    assert evals[-1][1] < evals[0][1] * 0.95, evals

@@ -319,10 +319,12 @@ def test_the_evaluation_s_human_round(store, backend, tmp_path, runner, labelstu
     results.write_text(json.dumps({"models": {"base": {"bleu4": 3.0, "rougeL": 20.0, "bertscore_f1": 0.7, "eval_loss": 2.0},
                                               "lora-v1": {"bleu4": 9.0, "rougeL": 31.0, "bertscore_f1": 0.8,
                                                           "eval_loss": 1.2}}}), encoding="utf-8")
-    gens = [{"model": m, "sample_id": f"s{i}", "prompt": [{"role": "user", "content": f"第{i}个问题：北京在哪里？"}],
+    gens = [{"model": m, "sample_id": f"p{i}", "prompt": [{"role": "user", "content": f"第{i}个问题：北京在哪里？"}],
              "reference": "北京在中国北部。", "answer": f"{m} answer {i}"} for m in ("base", "lora-v1") for i in range(3)]
     pushed = push_human_round(store, "round-x", gens, url=labelstudio.url, results=results)
-    assert pushed.created == 6 and push_human_round(store, "round-x", gens, url=labelstudio.url).created == 0
+    # 6 answers to rate, and 3 prompts answered by both models to compare
+    assert pushed.ratings.created == 6 and pushed.preference.created == 3
+    assert push_human_round(store, "round-x", gens, url=labelstudio.url).created == 0
     key = round_key("round-x", store_id=store.store_id)
     pid = backend.project_id(key, "answer")
     config = backend.client.projects.get(id=pid).label_config
@@ -341,3 +343,26 @@ def test_the_evaluation_s_human_round(store, backend, tmp_path, runner, labelstu
     assert rep["models"]["lora-v1"]["ratings"]["factual"] == {"mean": 5.0, "n": 3}, rep
     assert rep["models"]["base"]["ratings"]["style"]["mean"] == 2.0 and rep["models"]["base"]["rated"] == 3
     assert rep["models"]["lora-v1"]["automatic"]["bleu4"] == 9.0
+    assert rep["preference"] == {}  # not rated yet
+
+    # the preference project: both answers, models hidden, in an order drawn per item
+    ppid = backend.project_id(round_key("round-x preference", store_id=store.store_id), "answer")
+    assert 'name="preferred"' in backend.client.projects.get(id=ppid).label_config
+    tasks = backend.item_ids(ppid)
+    orders = []
+    for item, task in tasks.items():
+        data = backend.client.tasks.get(id=task).data
+        first = data["answer"].split("----------")[0]
+        assert "lora-v1" not in data["model"] and "base" not in data["model"]
+        lora_first = "lora-v1 answer" in first
+        orders.append(lora_first)
+        # the reviewer prefers the adapter's answer on two prompts and finds the third a tie
+        choice = "Equally good" if item.endswith(":p2:base|lora-v1") else ("Answer A" if lora_first else "Answer B")
+        backend.client.annotations.create(id=task, completed_by=uid, result=[
+            {"from_name": "preferred", "to_name": "answer", "type": "choices", "value": {"choices": [choice]}}])
+    assert len(set(orders)) == 2, "the answers' order is drawn per item"
+    res = runner.invoke(app, ["--db", str(store.path), "eval-report", "round-x", "--url", labelstudio.url])
+    rep = json.loads(res.stdout[res.stdout.index("{"):])
+    pref = rep["preference"]["base vs lora-v1"]
+    assert pref["lora-v1"] == 2 and pref["base"] == 0 and pref["equally good"] == 1 and pref["n"] == 3, pref
+    assert pref["sign_test_p"] == pytest.approx(0.5)  # 2 of 2 decided: too few to tell
