@@ -113,3 +113,33 @@ def load_config(path: Path | None = None, sets: list[str] | None = None) -> Trai
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in e.errors())
         raise UsageError(f"train config ({where}{' and --set' if sets else ''}): {problems}") from e
+
+
+def accelerate_config(num_processes: int, mixed_precision: str = "bf16", gpu_ids: str = "all") -> str:
+    """An accelerate config file (YAML) for data-parallel LoRA training on ``num_processes`` GPUs of one machine.
+
+    Used as ``accelerate launch --config_file FILE -m curation train --data EXPORT --model MODEL``; each GPU
+    takes ``per_device_train_batch_size`` samples, so the effective batch is that x
+    ``gradient_accumulation_steps`` x ``num_processes``.
+    """
+    if num_processes < 1:
+        raise UsageError(f"--num-processes {num_processes}: at least 1")
+    if mixed_precision not in ("no", "bf16", "fp16"):
+        raise UsageError(f"--mixed-precision {mixed_precision!r}: one of no, bf16, fp16")
+    kind = "MULTI_GPU" if num_processes > 1 else "NO"
+    return "\n".join([
+        "# written by curate accelerate-config; see accelerate's docs for the other fields",
+        "compute_environment: LOCAL_MACHINE",
+        f"distributed_type: {kind}",
+        "downcast_bf16: 'no'",
+        f"gpu_ids: {gpu_ids}",
+        "machine_rank: 0",
+        "main_training_function: main",
+        f"mixed_precision: {mixed_precision}",
+        "num_machines: 1",
+        f"num_processes: {num_processes}",
+        "rdzv_backend: static",
+        "same_network: true",
+        "use_cpu: false",
+        "",
+    ])

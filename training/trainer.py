@@ -301,7 +301,7 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
         save_strategy="steps",
         save_steps=cfg.eval_steps, save_total_limit=cfg.save_total_limit, load_best_model_at_end=has_eval,
         metric_for_best_model="eval_loss", greater_is_better=False, remove_unused_columns=False,
-        disable_tqdm=True, include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
+        disable_tqdm=True, include_num_input_tokens_seen="non_padding", ddp_find_unused_parameters=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
     callbacks = []
     if has_eval and cfg.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold))
@@ -325,6 +325,8 @@ def train(prep: Prepared, model: Path, out: Path, cfg: TrainConfig, resume: bool
     if has_eval:  # the kept (best) adapter's eval loss: from its evaluation during training, not evaluated again
         best = trainer.state.best_metric
         metrics["eval_loss"] = best if best is not None else trainer.evaluate()["eval_loss"]
+    if not trainer.is_world_process_zero():  # under accelerate launch, one process writes the results
+        return {"metrics": metrics, "rank": trainer.args.process_index}
     net.save_pretrained(out)
     prep.tokenizer.save_pretrained(out)
     base.config.use_cache = use_cache

@@ -24,7 +24,8 @@ Pipeline:   run, stats, report, export (a run's kept samples), demo
 Snapshots:  snapshot create | list | show | approve | export
 Review:     review plan | certify | push | pull | status | apply | serve
 Training:   train (a LoRA adapter from an approved snapshot), eval (base and adapters side by side),
-            eval-report (a human rating round), models (a local base model: smollm2)
+            eval-report (a human rating round), models (a local base model: smollm2),
+            accelerate-config (training on several GPUs)
 
 \b
 Example:    curate demo && curate sql "SELECT shape, count(*) FROM samples GROUP BY 1"
@@ -429,13 +430,20 @@ def report(
 from curation.cli.review import review_app  # noqa: E402  (the sub-apps register on the root app)
 from curation.cli.snapshots import snapshot_app  # noqa: E402
 from curation.cli.sql import sql_command  # noqa: E402
-from curation.cli.train import eval_command, eval_report_command, models_command, train_command  # noqa: E402
+from curation.cli.train import (  # noqa: E402
+    accelerate_config_command,
+    eval_command,
+    eval_report_command,
+    models_command,
+    train_command,
+)
 
 app.command(name="sql")(sql_command)
 app.command(name="train")(train_command)
 app.command(name="eval")(eval_command)
 app.command(name="eval-report")(eval_report_command)
 app.command(name="models")(models_command)
+app.command(name="accelerate-config")(accelerate_config_command)
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(review_app, name="review")
 

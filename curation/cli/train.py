@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -52,6 +53,9 @@ def train_command(
         raise MissingExtraError("train", "the trainer (transformers, peft, accelerate)") from e
     if (snapshot is None) == (data is None):
         raise UsageError("give one of --snapshot ID or --data DIR")
+    if snapshot is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError("under accelerate launch, give --data with an export folder (curate snapshot export ID "
+                         "first): several processes must not export one snapshot at once")
     cfg = load_config(config, set_)
     if snapshot is not None:
         store = open_cli_store()
@@ -62,9 +66,13 @@ def train_command(
     if dry_run:
         stdout.print_json(data=estimate(prep, model, cfg))
         return
-    err.print(f"training on {len(prep.train)} samples ({len(prep.eval)} eval) of snapshot "
-              f"{prep.data.manifest.snapshot_id} into {out}", highlight=False)
+    main_process = os.environ.get("RANK", "0") == "0"
+    if main_process:
+        err.print(f"training on {len(prep.train)} samples ({len(prep.eval)} eval) of snapshot "
+                  f"{prep.data.manifest.snapshot_id} into {out}", highlight=False)
     manifest = train(prep, model, out, cfg, resume=resume, progress=True, merge=merge)
+    if not main_process:
+        return
     err.print(f"adapter: {out}  (loss curves: {out / 'loss.png'})", highlight=False)
     stdout.print_json(data={k: manifest[k] for k in ("snapshot_id", "content_hash", "metrics", "best_checkpoint",
                                                      "train_eval_gap", "wall_seconds")}, default=str)
@@ -163,3 +171,24 @@ def models_command(
     except ImportError as e:  # depends on the install
         raise MissingExtraError("train", "converting a model (transformers)") from e
     stdout.file.write(f"{smollm2_checkpoint()}\n")
+
+
+@handle_errors
+def accelerate_config_command(
+    num_processes: Annotated[int, typer.Option("--num-processes", help="GPUs to train on (one process each).")] = 2,
+    mixed_precision: Annotated[str, typer.Option("--mixed-precision", help="bf16, fp16 or no.")] = "bf16",
+    gpu_ids: Annotated[str, typer.Option("--gpu-ids", help="Which GPUs: all, or a list such as 0,1.")] = "all",
+    out: Annotated[Path, typer.Option("--out", help="File to write.")] = Path("accelerate.yaml"),
+) -> None:
+    """Write an accelerate config for training on several GPUs of one machine, then launch with it.
+
+    Example: curate accelerate-config --num-processes 4 && accelerate launch --config_file accelerate.yaml
+    -m curation train --data data/store/exports/snapshot-2 --model models/Qwen2.5-7B-Instruct
+    """
+    from curation.cli.render import err
+    from training.config import accelerate_config
+
+    text = accelerate_config(num_processes, mixed_precision, gpu_ids)
+    out.write_text(text, encoding="utf-8")
+    err.print(f"wrote {out}; launch: accelerate launch --config_file {out} -m curation train --data EXPORT_DIR "
+              "--model MODEL_DIR", highlight=False)

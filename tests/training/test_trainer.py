@@ -289,3 +289,42 @@ def test_training_with_packing(export_dir, tiny_model_dir, tmp_path) -> None:  #
     evals = manifest["loss_curve"]["eval"]
     assert manifest["packed_sequences"] == d["packed_sequences"]
     assert evals[-1][1] < evals[0][1] * 0.95, evals
+
+
+def test_data_parallel_training_under_a_launcher(export_dir, tiny_model_dir, tmp_path) -> None:  # noqa: ANN001
+    """Two processes (torch's launcher, which accelerate launch uses for several GPUs; gloo on CPU here): each
+    trains on half the data, one writes the adapter and the manifest."""
+    import os
+    import subprocess
+    import sys
+
+    sets = ["--set", "max_steps=4", "--set", "eval_steps=2", "--set", "gradient_checkpointing=false",
+            "--set", "max_seq_length=256", "--set", "per_device_train_batch_size=4", "--set", "gradient_accumulation_steps=1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for n in (1, 2):
+        out = tmp_path / f"adapter-{n}"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "-m", "curation", "train",
+               "--data", str(export_dir), "--model", str(tiny_model_dir), "--out", str(out), *sets]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert res.stderr.count("training on ") == 1 and res.stdout.count('"snapshot_id"') == 1, res.stderr[-2000:]
+        runs[n] = json.loads((out / "train_manifest.json").read_text())
+        assert (out / "adapter_model.safetensors").is_file()
+    # the same steps see about twice the samples with two processes (an epoch is 13 batches of 4 on one, 7 on each of two)
+    one, two = runs[1]["metrics"]["epoch"], runs[2]["metrics"]["epoch"]
+    assert 1.8 < two / one < 2.1, (one, two)
+
+
+def test_accelerate_config_is_read_by_accelerate(tmp_path, runner) -> None:  # noqa: ANN001
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from curation.cli.app import app
+
+    out = tmp_path / "accelerate.yaml"
+    res = runner.invoke(app, ["accelerate-config", "--num-processes", "4", "--out", str(out)])
+    assert res.exit_code == 0 and "accelerate launch --config_file" in res.stderr, res.output
+    cfg = load_config_from_file(str(out))
+    assert cfg.num_processes == 4 and str(cfg.distributed_type).endswith("MULTI_GPU") and cfg.mixed_precision == "bf16"
+    bad = runner.invoke(app, ["accelerate-config", "--num-processes", "0", "--out", str(tmp_path / "x.yaml")])
+    assert bad.exit_code == 2 and not (tmp_path / "x.yaml").exists()
