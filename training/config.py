@@ -29,21 +29,21 @@ class TrainConfig(BaseModel):
     # optimisation (TrainingArguments names)
     learning_rate: float = Field(default=2e-4, gt=0, le=1e-2,
                                  description="2e-4 for LoRA; 1e-5 to 5e-5 is the range of full fine-tuning.")
-    num_train_epochs: float = Field(default=3.0, gt=0, le=100)
+    num_train_epochs: float = Field(default=3.0, gt=0, le=100, description="Passes over the training split.")
     max_steps: int = Field(default=-1, ge=-1, description="Stop after this many optimizer steps (-1: by epochs).")
-    per_device_train_batch_size: int = Field(default=4, ge=1, le=1024)
-    per_device_eval_batch_size: int = Field(default=4, ge=1, le=1024)
+    per_device_train_batch_size: int = Field(default=4, ge=1, le=1024, description="Samples per forward pass on each device.")
+    per_device_eval_batch_size: int = Field(default=4, ge=1, le=1024, description="Samples per forward pass in evaluation.")
     gradient_accumulation_steps: int = Field(default=4, ge=1, le=1024,
                                              description="4 x 4 = an effective batch of 16; 8 to 32 is usual.")
     warmup_ratio: float = Field(default=0.1, ge=0, le=0.5, description="Share of steps spent warming up.")
-    lr_scheduler_type: str = Field(default="cosine")
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    gradient_checkpointing: bool = Field(default=True)
-    bf16: bool | None = Field(default=None, description="None: bf16 where the device supports it.")
+    lr_scheduler_type: str = Field(default="cosine", description="transformers' scheduler name (linear, cosine, constant, ...).")
+    weight_decay: float = Field(default=0.0, ge=0, le=1, description="AdamW weight decay.")
+    max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient clipping norm.")
+    gradient_checkpointing: bool = Field(default=True, description="Recompute activations in the backward pass: less memory, about 30% slower.")
+    bf16: bool | None = Field(default=None, description="None: bf16 on GPUs that have it, else fp16; fp32 on CPU. true: bf16 (CPU too).")
     fp16: bool = Field(default=False, description="fp16 mixed precision (GPUs without bf16).")
-    seed: int = Field(default=42)
-    logging_steps: int = Field(default=10, ge=1)
+    seed: int = Field(default=42, description="Seeds the LoRA matrices, the data order and dropout.")
+    logging_steps: int = Field(default=10, ge=1, description="Train loss logged every N steps.")
     # evaluation and early stopping
     eval_steps: int = Field(default=50, ge=1, description="Eval loss on the export's eval split every N steps.")
     early_stopping_patience: int = Field(default=3, ge=0, description="Evaluations without improvement before "
@@ -51,18 +51,19 @@ class TrainConfig(BaseModel):
     early_stopping_threshold: float = Field(default=0.0, ge=0, description="Minimum eval-loss improvement.")
     save_total_limit: int = Field(default=2, ge=1, description="Checkpoints kept (the best one always).")
     # LoRA (LoraConfig names)
-    r: int = Field(default=8, ge=1, le=1024)
-    lora_alpha: int = Field(default=16, ge=1, le=4096)
-    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: list[str] | Literal["all-linear"] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    r: int = Field(default=8, ge=1, le=1024, description="LoRA rank.")
+    lora_alpha: int = Field(default=16, ge=1, le=4096, description="LoRA scaling: the update is scaled by lora_alpha / r.")
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(default_factory=lambda: ["q_proj", "v_proj"], description="Linear modules that get LoRA matrices, or all-linear.")
     # data
-    max_seq_length: int = Field(default=2048, ge=16, le=1_048_576)
+    max_seq_length: int = Field(default=2048, ge=16, le=1_048_576, description="Tokens per sample after the chat template (and per packed sequence).")
     too_long: Literal["truncate", "skip"] = Field(default="truncate",
                                                   description="What to do with a sample over max_seq_length.")
     reasoning: Literal["keep", "drop"] = Field(
         default="keep", description="keep: <think>reasoning</think> before the trained answer (distillation); "
                                     "drop: the answer alone. Earlier turns' reasoning is always removed.")
-    packing: bool = Field(default=False, description="Pack several samples into one sequence.")
+    packing: bool = Field(default=False, description="Pack several samples into one sequence of up to max_seq_length, "
+                                                     "kept apart by their positions (fewer, fuller steps).")
     replay_share: float = Field(default=0.1, ge=0, le=1,
                                 description="With --from-adapter: share of the earlier snapshot replayed.")
 
@@ -143,3 +144,17 @@ def accelerate_config(num_processes: int, mixed_precision: str = "bf16", gpu_ids
         "use_cpu: false",
         "",
     ])
+
+
+def markdown_reference() -> str:
+    """The README's reference of every ``TrainConfig`` field: name, type, default, meaning (generated, tested)."""
+    lines = ["| field | type | default | meaning |", "|---|---|---|---|"]
+    for name, f in TrainConfig.model_fields.items():
+        default = f.default_factory() if f.default_factory is not None else f.default
+        kind = str(f.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "").replace(" | ", " or ")
+        kind = kind.replace("Union[list[str], Literal['all-linear']]", "list[str] or 'all-linear'")
+        bounds = [f"{k} {getattr(m, a)}" for m in f.metadata for k, a in
+                  ((">", "gt"), (">=", "ge"), ("<", "lt"), ("<=", "le")) if getattr(m, a, None) is not None]
+        meaning = (f.description or "") + (f" ({', '.join(bounds)})" if bounds else "")
+        lines.append(f"| `{name}` | `{kind}` | `{default!r}` | {meaning.replace('|', '/')} |")
+    return "\n".join(lines)

@@ -99,3 +99,12 @@ def test_config_defaults_toml_and_sets(tmp_path) -> None:  # noqa: ANN001
         load_config(tmp_path / "bad.toml")
     with pytest.raises(UsageError, match="no_such_field"):
         load_config(None, ["no_such_field=1"])
+
+
+def test_readme_config_reference_is_current() -> None:
+    from pathlib import Path
+
+    from training.config import markdown_reference
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert markdown_reference() in readme, "README's TrainConfig reference is stale: paste training.config.markdown_reference()"
