@@ -485,7 +485,7 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
     # the clauses that hold boilerplate ("As an AI language model," / "我没有个人观点。"), and what is left without them
     sentence = _q(f"[^.!?。！？\\n,，;；]*(?:{pat})[^.!?。！？\\n,，;；]*[.!?。！？,，;；]?")
     rest = f"regexp_replace(o, {sentence}, '', 'g')"
-    rest_size = f"(length(wtrim({rest})) + 2 * length(regexp_replace({rest}, '[^\\p{{Han}}]', '', 'g')))"
+    rest_size = f"(length(wtrim({rest})) + 2 * length(regexp_replace({rest}, '[^\\p{{Han}}]+', '', 'g')))"
     # the whole sentences, for what they say the assistant cannot do ("As an AI, I cannot browse ...")
     whole = _q(f"[^.!?。！？\\n]*(?:{pat})[^.!?。！？\\n]*[.!?。！？]?")
     bp_sentences = f"array_to_string(regexp_extract_all(o, {whole}), ' ')"
@@ -501,7 +501,7 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
     # a refusal followed by a substantive answer (declining a harmful premise, then helping) is not flagged
     sentence = _q(f"[^.!?。！？\\n]*(?:{pat})[^.!?。！？\\n]*[.!?。！？]?")
     rest = f"regexp_replace(o, {sentence}, '', 'g')"
-    rest_size = f"(length({rest}) + 2 * length(regexp_replace({rest}, '[^\\p{{Han}}]', '', 'g')))"
+    rest_size = f"(length({rest}) + 2 * length(regexp_replace({rest}, '[^\\p{{Han}}]+', '', 'g')))"
     rules["refusal"] = (f"CASE WHEN regexp_matches(o, {_q(pat)}) THEN {rest_size} < {rf.max_rest} END",
                         f"'\"' || regexp_extract(o, {_q(pat)}) || '\"'")
     mi = r.missing_input
@@ -532,32 +532,46 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
     return {k: (v[0], v[1], v[2] if len(v) > 2 else None) for k, v in rules.items() if getattr(r, k).enabled}
 
 
-def _grams(n: int) -> str:
-    """The token n-grams of an answer (tokens joined by a space), for answers long enough to judge."""
-    # indexed elements, not a slice: a slice copies, which made long answers quadratic
-    parts = ", ".join(f"tok[k + {j}]" for j in range(n))
-    return f"list_transform(range(1, n_tok - {n - 2}), lambda k: concat_ws(' ', {parts}))"
+def _samples_cte() -> str:
+    """The CTE ``s`` over the batch ``b``: instruction (``ins``) and answer (``o``) as the rules read them (a
+    dialogue's user and assistant turns joined), reasoning, all text, roles."""
+    return f"""s AS (
+    SELECT sample_id, messages, input, system, instruction, messages IS NOT NULL AS dialogue,
+           CASE WHEN messages IS NULL THEN coalesce(instruction, '') ELSE {_join_role('user')} END AS ins,
+           wtrim(CASE WHEN messages IS NULL THEN coalesce(output, '') ELSE {_join_role('assistant')} END) AS o,
+           coalesce(reasoning, nullif(array_to_string(list_filter(list_transform(messages, lambda m: m.reasoning),
+                                                                  lambda x: x IS NOT NULL), chr(10)), '')) AS rsn,
+           concat_ws(chr(10), system, instruction, input, output, reasoning,
+                     array_to_string(list_transform(messages, lambda m: coalesce(m.content, '') || chr(10)
+                                                    || coalesce(m.reasoning, '')), chr(10))) AS alltext,
+           list_transform(messages, lambda m: m.role) AS roles
+    FROM b
+)"""
 
 
-def _top_share(n: int) -> str:
-    """Gopher's share of token characters in the most frequent n-gram."""
-    g, mode = f"g{n}", f"mode{n}"
-    return (f"len(list_filter({g}, lambda x: x = {mode})) * (length({mode}) - {n - 1}) / greatest(tok_chars, 1)")
+def tokens_sql() -> str:
+    """The query over the batch ``b`` of each answer's tokens (words, CJK characters in pairs), lower-cased."""
+    return f"WITH {_samples_cte()} SELECT sample_id, regexp_extract_all(lower(o), {_q(TOKENS)}) AS tok FROM s"
+
+
+def ngram_table(tok: pa.Table, rules: QualityRules) -> pa.Table:
+    """``ng``: per sample the token count and characters, and Gopher's repetition statistics (NULL where the
+    answer is too short to judge, or the rule is off), from :func:`tokens_sql`'s result."""
+    from curation.ngram_stats import ngram_stats
+
+    ng = rules.ngram_repetition
+    off = 1 << 62
+    st = ngram_stats(tok.column("tok"), ng.min_tokens if ng.enabled else off, ng.min_tokens_dup if ng.enabled else off)
+    cols = {"sample_id": tok.column("sample_id"), "n_tok": pa.array(st["n_tok"], pa.int64()),
+            "tok_chars": pa.array(st["tok_chars"], pa.int64())}
+    for k in ("top2", "top3", "top4", "dup5"):
+        cols[k] = pa.array(st[k], pa.float64(), from_pandas=True)  # NaN: not judged, NULL in SQL
+    return pa.table(cols)
 
 
 def metrics_sql(rules: QualityRules) -> str:
-    """The query over the batch ``b`` that computes what the rules read."""
-    ng = rules.ngram_repetition
-    if ng.enabled:
-        gram_cols = ", ".join(f"CASE WHEN n_tok >= {ng.min_tokens} THEN {_grams(k)} END AS g{k}" for k in (2, 3, 4))
-        gram_cols += f", CASE WHEN n_tok >= {ng.min_tokens_dup} THEN {_grams(5)} END AS g5"
-        mode_cols = ", ".join(f"list_aggregate(g{k}, 'mode') AS mode{k}" for k in (2, 3, 4))
-        ngram_cols = (", ".join(f"{_top_share(k)} AS top{k}" for k in (2, 3, 4))
-                      + ", 1 - len(list_distinct(g5)) / greatest(len(g5), 1) AS dup5")
-    else:
-        gram_cols = "NULL AS g2"
-        mode_cols = "NULL AS mode2"
-        ngram_cols = "NULL AS top2, NULL AS top3, NULL AS top4, NULL AS dup5"
+    """The query over the batch ``b`` and its n-gram table ``ng`` (:func:`ngram_table`) that computes what the
+    rules read."""
     pii = rules.personal_data
     none = "[]::VARCHAR[]"
     pii_cols = ", ".join(
@@ -582,18 +596,7 @@ def metrics_sql(rules: QualityRules) -> str:
         return (f"CASE WHEN len({items}) - len(list_distinct({items})) >= {run - 1} "
                 f"THEN {runs(run, lr.min_line_chars)} OR {runs(2 * run, 1)} ELSE false END")
     return f"""
-WITH s AS (
-    SELECT sample_id, messages, input, system, instruction, messages IS NOT NULL AS dialogue,
-           CASE WHEN messages IS NULL THEN coalesce(instruction, '') ELSE {_join_role('user')} END AS ins,
-           wtrim(CASE WHEN messages IS NULL THEN coalesce(output, '') ELSE {_join_role('assistant')} END) AS o,
-           coalesce(reasoning, nullif(array_to_string(list_filter(list_transform(messages, lambda m: m.reasoning),
-                                                                  lambda x: x IS NOT NULL), chr(10)), '')) AS rsn,
-           concat_ws(chr(10), system, instruction, input, output, reasoning,
-                     array_to_string(list_transform(messages, lambda m: coalesce(m.content, '') || chr(10)
-                                                    || coalesce(m.reasoning, '')), chr(10))) AS alltext,
-           list_transform(messages, lambda m: m.role) AS roles
-    FROM b
-), m0 AS (
+WITH {_samples_cte()}, m0 AS (
     SELECT *, length(o) AS olen,
            regexp_replace(o, {_q(_CODE)}, ' ', 'gs') AS o_nocode,
            {_count('o', '```')} % 2 = 1 AS fence_open,
@@ -601,13 +604,12 @@ WITH s AS (
            regexp_extract(o, '^[^\\n]*') AS first_line,
            concat_ws(chr(10), system, ins, input) AS given_text,
            regexp_matches(o, '^\\s*[\\[{{<]|\\n\\s*\\|.*\\|') AS looks_structured,
-           regexp_extract_all(lower(o), {_q(TOKENS)}) AS tok,
            list_filter(string_split(o_nocode, chr(10)), lambda x: length(wtrim(x)) > 0) AS lines,
            list_filter(string_split_regex(o_nocode, '\\n\\s*\\n'), lambda x: length(wtrim(x)) > 0) AS paras,
            list_filter(list_transform(roles, lambda x: CASE WHEN x = 'tool' THEN 'user' ELSE x END), lambda x: x IN ('user', 'assistant')) AS roles_ua
-    FROM s
+    FROM s JOIN ng USING (sample_id)
 ), m AS (
-    SELECT *, len(tok) AS n_tok, list_sum(list_transform(tok, lambda x: length(x))) AS tok_chars,
+    SELECT *,
            len(list_filter(lines, lambda x: length(wtrim(x)) >= {lr.min_line_chars})) AS n_long_lines,
            len(list_filter(lines, lambda x: length(wtrim(x)) >= {lr.min_line_chars}))
              - len(list_distinct(list_filter(lines, lambda x: length(wtrim(x)) >= {lr.min_line_chars}))) AS dup_long_lines,
@@ -617,18 +619,14 @@ WITH s AS (
            {_count('o_nocode', ')') + ' + ' + _count('o_nocode', '）')} AS closes_round,
            {_count('o_nocode', '[')} AS opens_square, {_count('o_nocode', ']')} AS closes_square,
            {_count('o_nocode', '{')} AS opens_curly, {_count('o_nocode', '}')} AS closes_curly,
-           length(regexp_replace(o_nocode, '[^\\p{{S}}]', '', 'g')) AS n_sym,
-           length(regexp_replace(o_nocode, '[^\\p{{N}}]', '', 'g')) AS n_dig,
-           length(regexp_replace(o_nocode, '[^\\p{{P}}]', '', 'g')) AS n_pun,
+           length(regexp_replace(o_nocode, '[^\\p{{S}}]+', '', 'g')) AS n_sym,
+           length(regexp_replace(o_nocode, '[^\\p{{N}}]+', '', 'g')) AS n_dig,
+           length(regexp_replace(o_nocode, '[^\\p{{P}}]+', '', 'g')) AS n_pun,
            len(regexp_extract_all(o, 'https?://\\S+|www\\.\\S+|{EMAIL}')) AS n_url,
            {pii_cols}
     FROM m0
-), m1 AS (
-    SELECT *, {gram_cols} FROM m
-), m2 AS (
-    SELECT *, {mode_cols} FROM m1
 )
-SELECT * EXCLUDE (tok, lines, paras), {ngram_cols} FROM m2
+SELECT * EXCLUDE (lines, paras) FROM m
 """
 
 
@@ -679,6 +677,7 @@ class QualityStep(RowStep):
         con = _connect()
         try:
             con.register("b", batch.select(["sample_id", "instruction", "input", "output", "system", "messages", "reasoning"]))
+            con.register("ng", ngram_table(query_arrow(con, tokens_sql()), self.params.rules))
             res = query_arrow(con, self._sql)
         finally:
             con.close()

@@ -1,0 +1,72 @@
+"""Gopher's repetition statistics (curation/ngram_stats.py) against a plain Counter reference, on real text
+(the bundled sample's answers) and on loops, ties and short rows."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+
+from curation.ngram_stats import ngram_stats
+
+TOKENS = re.compile(r"[\u4e00-\u9fff]{1,2}|[^\W\u4e00-\u9fff]+")
+
+
+def _reference(tok: list[str], min_top: int, min_dup: int) -> dict:
+    chars = sum(len(t) for t in tok)
+    out = {"n_tok": len(tok), "tok_chars": chars}
+    for n in (2, 3, 4, 5):
+        grams = [tuple(tok[k:k + n]) for k in range(len(tok) - n + 1)]
+        if len(tok) < (min_top if n < 5 else min_dup):
+            out[f"top{n}" if n < 5 else "dup5"] = math.nan
+        elif n == 5:
+            out["dup5"] = 1 - len(set(grams)) / max(len(grams), 1)
+        else:
+            (gram, count), = Counter(grams).most_common(1)  # ties: the first seen
+            out[f"top{n}"] = count * sum(len(t) for t in gram) / max(chars, 1)
+    return out
+
+
+def _rows() -> list[list[str]]:
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample" / "instructions.jsonl"
+    texts = []
+    for line in sample.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # the sample keeps bad rows on purpose
+            continue
+        if isinstance(row, dict) and isinstance(row.get("output"), str):
+            texts.append(row["output"])
+    rows = [TOKENS.findall(t.lower()) for t in texts[:400]]
+    rows += [["the", "cat", "sat"] * 60, ["a", "b"] * 100 + ["c", "d"] * 100,  # a loop; two tied 2-grams
+             ["x"] * 3, [], ["猫", "在", "垫子", "上"] * 50, [str(k) for k in range(300)]]
+    return rows
+
+
+def test_statistics_match_a_counter_reference() -> None:
+    rows = _rows()
+    got = ngram_stats(pa.array(rows + [None], pa.list_(pa.string())), 20, 10)
+    assert math.isnan(got["top2"][-1]) and got["n_tok"][-1] == 0  # a missing answer
+    judged = 0
+    for k, tok in enumerate(rows):
+        ref = _reference(tok, 20, 10)
+        for name, value in ref.items():
+            g = got[name][k]
+            assert (math.isnan(value) and math.isnan(g)) or math.isclose(g, value, rel_tol=1e-12), (k, name, g, value, tok[:20])
+        judged += not math.isnan(ref["top2"])
+    assert judged > 100
+    # the loop is caught; two tied 2-grams: the first seen ("a b", 2 chars), not the later one
+    loop = ngram_stats(pa.array([rows[400]], pa.list_(pa.string())), 20, 10)
+    assert loop["top3"][0] > 0.9 and loop["dup5"][0] > 0.9
+    assert got["top2"][401] == 100 * 2 / 400
+
+
+def test_chunked_and_empty_input() -> None:
+    empty = ngram_stats(pa.chunked_array([], pa.list_(pa.string())), 5, 5)
+    assert len(empty["top2"]) == 0
+    chunked = ngram_stats(pa.chunked_array([[["a", "b"] * 10], [["c"] * 30]], pa.list_(pa.string())), 5, 5)
+    assert chunked["top2"][1] == 29 * 2 / 30 and chunked["dup5"][1] == 1 - 1 / 26
