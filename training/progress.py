@@ -24,6 +24,8 @@ class RichProgressCallback(TrainerCallback):
         self.fields = {"loss": "-", "eval_loss": "-", "tok_s": "-"}
         self._t0 = 0.0
         self._tokens0 = 0
+        self._eval_started = 0.0
+        self._eval_seconds = 0.0  # not training time: left out of tokens/s
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201, D102
         if not state.is_world_process_zero:
@@ -39,7 +41,7 @@ class RichProgressCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201, D102
         if self.progress is None:
             return
-        seconds = time.perf_counter() - self._t0
+        seconds = time.perf_counter() - self._t0 - self._eval_seconds
         tokens = state.num_input_tokens_seen - self._tokens0
         if seconds > 0 and tokens > 0:
             self.fields["tok_s"] = f"{tokens / seconds:,.0f}"
@@ -49,6 +51,7 @@ class RichProgressCallback(TrainerCallback):
         if self.progress is None or eval_dataloader is None:
             return
         if self.eval_task is None:
+            self._eval_started = time.perf_counter()
             self.eval_task = self.progress.add_task("eval", total=len(eval_dataloader), **self.fields)
         self.progress.advance(self.eval_task)
 
@@ -56,6 +59,7 @@ class RichProgressCallback(TrainerCallback):
         if self.progress is not None and self.eval_task is not None:
             self.progress.remove_task(self.eval_task)
             self.eval_task = None
+            self._eval_seconds += time.perf_counter() - self._eval_started
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201, D102
         self._end_eval()
