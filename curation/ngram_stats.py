@@ -41,15 +41,30 @@ def _gram_hashes(ids: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
         return h
 
 
+CHUNK_TOKENS = 1 << 21  # tokens per slice: the working arrays stay near 100 MB however large the batch
+
+
 def ngram_stats(tokens: pa.Array | pa.ChunkedArray, min_top_tokens: int, min_dup_tokens: int) -> dict[str, np.ndarray]:
     """Per row of a list<string> array: ``n_tok``, ``tok_chars``, ``top2``, ``top3``, ``top4`` (NaN where the
     row has fewer than ``min_top_tokens`` tokens) and ``dup5`` (NaN under ``min_dup_tokens``)."""
     if isinstance(tokens, pa.ChunkedArray):
         tokens = tokens.combine_chunks() if tokens.num_chunks else pa.array([], tokens.type)
-    n_rows = len(tokens)
     tokens = tokens.fill_null(pa.scalar([], tokens.type))
+    sizes = np.diff(tokens.offsets.to_numpy().astype(np.int64))
+    # slices of whole rows of about CHUNK_TOKENS tokens each
+    cuts = np.searchsorted(np.cumsum(sizes), np.arange(CHUNK_TOKENS, int(sizes.sum()), CHUNK_TOKENS), side="left") + 1
+    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(sizes))), len(sizes)]
+    parts = [_stats(tokens.slice(a, b - a), min_top_tokens, min_dup_tokens) for a, b in zip(bounds, bounds[1:]) if b > a]
+    if not parts:
+        return _stats(tokens, min_top_tokens, min_dup_tokens)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _stats(tokens: pa.Array, min_top_tokens: int, min_dup_tokens: int) -> dict[str, np.ndarray]:
+    n_rows = len(tokens)
     offsets = tokens.offsets.to_numpy().astype(np.int64)
     flat = tokens.flatten()
+    offsets = offsets - offsets[0]  # a slice's offsets start where the slice does
     n_tok = np.diff(offsets)
     lengths = pc.utf8_length(flat).to_numpy(zero_copy_only=False).astype(np.int64)
     cs = np.concatenate(([0], np.cumsum(lengths)))

@@ -70,3 +70,17 @@ def test_chunked_and_empty_input() -> None:
     assert len(empty["top2"]) == 0
     chunked = ngram_stats(pa.chunked_array([[["a", "b"] * 10], [["c"] * 30]], pa.list_(pa.string())), 5, 5)
     assert chunked["top2"][1] == 29 * 2 / 30 and chunked["dup5"][1] == 1 - 1 / 26
+
+
+def test_slices_give_the_same_statistics(monkeypatch) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from curation import ngram_stats as mod
+
+    rows = _rows()
+    arr = pa.array(rows, pa.list_(pa.string()))
+    whole = ngram_stats(arr, 20, 10)
+    monkeypatch.setattr(mod, "CHUNK_TOKENS", 500)  # many slices, some rows longer than a slice
+    sliced = ngram_stats(arr.slice(0), 20, 10)
+    for k in whole:
+        np.testing.assert_array_equal(whole[k], sliced[k], err_msg=k)
