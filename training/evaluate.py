@@ -99,8 +99,11 @@ def bertscore_f1(hyps: list[str], refs: list[str], model: str | None = None) -> 
     return [float(x) for x in f1]
 
 
-def generate(model, tokenizer, prompts: list[list[dict]], settings: GenerationSettings) -> list[str]:  # noqa: ANN001
-    """Answers to the prompts, in batches (left padding), decoded without special tokens."""
+def generate(model, tokenizer, prompts: list[list[dict]], settings: GenerationSettings,  # noqa: ANN001
+             progress=None) -> list[str]:  # noqa: ANN001
+    """Answers to the prompts, in batches (left padding), decoded without special tokens.
+
+    ``progress``: called ``(description, done, total, unit)`` after each batch."""
     import torch
 
     tokenizer.padding_side = "left"
@@ -119,17 +122,19 @@ def generate(model, tokenizer, prompts: list[list[dict]], settings: GenerationSe
                                  pad_token_id=tokenizer.pad_token_id)
         for row in ids[:, enc["input_ids"].shape[1]:]:
             out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+        if progress is not None:
+            progress("generating", len(out), len(prompts), "prompts")
     return out
 
 
-def eval_loss(model, tokenizer, rows: list[dict], max_seq_length: int = 2048) -> float:  # noqa: ANN001
+def eval_loss(model, tokenizer, rows: list[dict], max_seq_length: int = 2048, progress=None) -> float:  # noqa: ANN001
     """Mean cross-entropy over the assistant's tokens of the eval rows (teacher forcing)."""
     import torch
 
     examples, _ = tokenize_rows(tokenizer, rows, max_seq_length, reasoning="drop")
     total, count = 0.0, 0
     with torch.no_grad():
-        for ex in examples:
+        for k, ex in enumerate(examples):
             ids = torch.tensor([ex.input_ids])
             labels = torch.tensor([ex.labels])
             logits = model(ids).logits[:, :-1]
@@ -138,6 +143,8 @@ def eval_loss(model, tokenizer, rows: list[dict], max_seq_length: int = 2048) ->
             loss = torch.nn.functional.cross_entropy(logits[mask], target[mask], reduction="sum")
             total += float(loss)
             count += int(mask.sum())
+            if progress is not None:
+                progress("eval loss", k + 1, len(examples), "samples")
     return total / count if count else float("nan")
 
 
@@ -148,9 +155,10 @@ def _scores(hyps: list[str], refs: list[str], f1: list[float]) -> dict:
 
 def evaluate_models(data: ExportData, model_path: Path, adapters: list[Path], out: Path,
                     max_samples: int | None = None, settings: GenerationSettings | None = None,
-                    scorer_model: str | None = None) -> dict:
+                    scorer_model: str | None = None, progress=None) -> dict:  # noqa: ANN001
     """Generate and score for the base model and each adapter; write ``eval_results.json`` and
-    ``generations.jsonl`` into ``out``; the results as a dict."""
+    ``generations.jsonl`` into ``out``; the results as a dict. ``progress``: ``(description, done, total,
+    unit)`` per batch of answers and per eval-loss sample, the description prefixed with the model's name."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -185,11 +193,12 @@ def evaluate_models(data: ExportData, model_path: Path, adapters: list[Path], ou
                 net = PeftModel.from_pretrained(net, adapter)
             net.eval()
             t0 = time.time()
-            hyps = [_THINK.sub("", h).strip() for h in generate(net, tokenizer, prompts, settings)]
+            step = (lambda d, n, t, u, _m=name: progress(f"{_m}: {d}", n, t, u)) if progress else None  # noqa: E731
+            hyps = [_THINK.sub("", h).strip() for h in generate(net, tokenizer, prompts, settings, step)]
             gen_seconds = time.time() - t0
             f1 = bertscore_f1(hyps, refs, scorer_model)
             entry = {"adapter": str(adapter) if adapter else None, **_scores(hyps, refs, f1),
-                     "eval_loss": eval_loss(net, tokenizer, rows), "generation_seconds": round(gen_seconds, 2),
+                     "eval_loss": eval_loss(net, tokenizer, rows, progress=step), "generation_seconds": round(gen_seconds, 2),
                      "by_language": {}, "by_source": {}}
             for key, values in (("by_language", langs), ("by_source", sources)):
                 for v in sorted(set(values)):

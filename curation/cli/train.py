@@ -120,8 +120,11 @@ def eval_command(
             raise UsageError(f"adapter {a}: no adapter_config.json (a folder written by curate train)")
     export = load_export(Path(data))
     out = out or Path(data) / "eval"
-    res = evaluate_models(export, model, list(adapter or []), out, max_samples,
-                          GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size))
+    from curation.cli.render import progress_bar
+
+    with progress_bar() as update:
+        res = evaluate_models(export, model, list(adapter or []), out, max_samples,
+                              GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size), progress=update)
     err.print(results_table(res))
     err.print(f"results: {out / 'eval_results.json'}  generations: {out / 'generations.jsonl'}", highlight=False)
     summary = {k: {m: v[m] for m in ("bleu4", "rougeL", "bertscore_f1", "eval_loss")} for k, v in res["models"].items()}

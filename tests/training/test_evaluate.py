@@ -64,6 +64,15 @@ def test_base_and_adapter_side_by_side(tiny_model_dir, tmp_path, runner) -> None
     res = runner.invoke(app, ["--db", str(db), "eval", "--snapshot", "1", "--model", str(tiny_model_dir),
                               "--adapter", str(tmp_path)])
     assert res.exit_code == 2 and "adapter_config.json" in res.output
+    # progress: each model's answers per batch, then its eval loss per sample
+    from training.data import load_export
+    from training.evaluate import GenerationSettings, evaluate_models
+
+    calls = []
+    evaluate_models(load_export(out.parent), tiny_model_dir, [adapter], tmp_path / "again", 4,
+                    GenerationSettings(max_new_tokens=4, batch_size=2), progress=lambda *a: calls.append(a))
+    assert ("base: generating", 2, 4, "prompts") in calls and ("snapshot-1: generating", 4, 4, "prompts") in calls
+    assert ("snapshot-1: eval loss", 4, 4, "samples") in calls
 
 
 def test_preference_items_hide_the_models_in_a_drawn_order() -> None:
