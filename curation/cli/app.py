@@ -26,6 +26,7 @@ Review:     review plan | certify | push | pull | status | apply | serve
 Training:   train (a LoRA adapter from an approved snapshot), eval (base and adapters side by side),
             eval-report (a human rating round), models (a local base model: smollm2),
             accelerate-config (training on several GPUs)
+Serving:    serve (a model and its adapters with the OpenAI API, on the CPU)
 
 \b
 Example:    curate demo && curate sql "SELECT shape, count(*) FROM samples GROUP BY 1"
@@ -444,6 +445,10 @@ app.command(name="eval")(eval_command)
 app.command(name="eval-report")(eval_report_command)
 app.command(name="models")(models_command)
 app.command(name="accelerate-config")(accelerate_config_command)
+
+from curation.cli.serve import serve_command  # noqa: E402
+
+app.command(name="serve")(serve_command)
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(review_app, name="review")
 

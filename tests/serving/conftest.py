@@ -1,0 +1,64 @@
+"""The CPU engine served on 127.0.0.1 once per test session: a tiny Llama (built from a config, tokenizer
+trained here) and a LoRA adapter trained on it through `curate train`'s trainer from an approved snapshot."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.training.tiny import build_llama, build_tokenizer
+
+
+@dataclass
+class Served:
+    url: str
+    engine: object
+    base: str
+    adapter: str
+    adapter_dir: Path
+    model_dir: Path
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):  # noqa: ANN201
+    import uvicorn
+
+    from serving.api import create_app
+    from serving.engine import CpuEngine
+    from tests.training.test_trainer import TRAIN, _export
+    from training.config import TrainConfig
+    from training.trainer import check, train
+
+    root = tmp_path_factory.mktemp("serving")
+    model_dir = build_llama(build_tokenizer(root / "tok"), root / "tiny-llama")
+    export = _export(root / "export")
+    cfg = TrainConfig(**{**TRAIN, "max_steps": 40})
+    adapter_dir = root / "adapter"
+    train(check(export, model_dir, cfg), model_dir, adapter_dir, cfg)
+    engine = CpuEngine(model_dir, {"sums-v1": adapter_dir}, name="tiny-llama")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the engine's server did not start"
+    yield Served(f"http://127.0.0.1:{port}", engine, "tiny-llama", "sums-v1", adapter_dir, model_dir)
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.close()
+
+
+@pytest.fixture
+def client(served):  # noqa: ANN001, ANN201
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{served.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
