@@ -14,14 +14,24 @@ from curation.errors import MissingExtraError, UsageError
 @handle_errors
 def serve_command(
     model: Annotated[Path, typer.Option("--model", help="Base model folder (config.json, tokenizer, weights).")],
+    engine_name: Annotated[str, typer.Option("--engine", help="cpu (transformers + peft, here) or vllm (GPU, "
+                                             "in its own environment).")] = "cpu",
     adapter: Annotated[Optional[list[str]], typer.Option("--adapter", help="NAME=DIR of a LoRA adapter (curate train's "
                                                          "output), repeatable; served as model NAME.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="The base model's served name (default: its folder's).")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
-    dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = "float32",
-    max_batch: Annotated[int, typer.Option("--max-batch", help="Requests answered together.")] = 8,
-    max_queue: Annotated[int, typer.Option("--max-queue", help="Requests waiting before 503.")] = 64,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="cpu: float32 (default), bfloat16 or float16; "
+                                                 "vllm: passed through (auto by default).")] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="cpu: requests answered together.")] = 8,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="cpu: requests waiting before 503.")] = 64,
+    vllm_python_path: Annotated[Optional[str], typer.Option("--vllm-python", help="vllm: the interpreter of vLLM's "
+                                                            "environment (default: $CURATE_VLLM_PYTHON).")] = None,
+    max_lora_rank: Annotated[Optional[int], typer.Option("--max-lora-rank", help="vllm: at least this rank (default: "
+                                                         "the adapters', rounded up to a rank vLLM accepts).")] = None,
+    quantization: Annotated[Optional[str], typer.Option("--quantization", help="vllm: passed through (awq, gptq, fp8, ...).")] = None,
+    tensor_parallel_size: Annotated[Optional[int], typer.Option("--tensor-parallel-size", help="vllm: GPUs per model.")] = None,
+    max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", help="vllm: context length.")] = None,
 ) -> None:
     """Serve a base model and its LoRA adapters with the OpenAI API on the CPU (the endpoints vLLM has):
     /v1/models, /v1/chat/completions (streaming), /v1/completions, /v1/load_lora_adapter,
@@ -30,6 +40,14 @@ def serve_command(
     Example: curate serve --model "$(curate models smollm2)" --adapter v1=data/demo/adapters/snapshot-1
     """
     from curation.cli.render import err
+
+    if engine_name == "vllm":
+        _serve_vllm(model, adapter or [], name, host, port, dtype, vllm_python_path, max_lora_rank, quantization,
+                    tensor_parallel_size, max_model_len)
+        return
+    if engine_name != "cpu":
+        raise UsageError(f"--engine {engine_name!r}: cpu or vllm")
+    dtype = dtype or "float32"
 
     try:
         import peft  # noqa: F401
@@ -54,3 +72,25 @@ def serve_command(
         uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
     finally:
         engine.close()
+
+
+def _serve_vllm(model: Path, adapters: list[str], name: str | None, host: str, port: int, dtype: str | None,
+                python: str | None, rank: int | None, quantization: str | None, tp: int | None, max_len: int | None) -> None:
+    from curation.cli.render import err
+    from serving.engine import parse_adapters
+    from serving.vllm import ManagedServer, VllmOptions, vllm_command, vllm_python
+
+    opts = VllmOptions(model=model, adapters=parse_adapters(adapters), host=host, port=port, served_name=name,
+                       max_lora_rank=rank, quantization=quantization, dtype=dtype, tensor_parallel_size=tp,
+                       max_model_len=max_len)
+    argv, env = vllm_command(opts, "python")  # checks the adapters before looking for vLLM
+    argv[0] = vllm_python(python)
+    err.print("starting: " + " ".join(argv), highlight=False)
+    server = ManagedServer(argv, env, f"http://{host}:{port}").start()
+    err.print(f"vLLM serving on http://{host}:{port}/v1 (Ctrl-C stops it)", highlight=False)
+    try:
+        server.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
