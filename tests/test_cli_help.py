@@ -95,7 +95,8 @@ def test_the_base_install_runs_what_needs_no_extra_and_names_the_extra_otherwise
                         (("review", "plan"), "review"), (("report",), "report"), (("run",), "filters"),
                         (("train", "--model", str(tmp_path), "--data", str(tmp_path / "exp")), "train"),
                         (("eval", "--model", str(tmp_path), "--data", str(tmp_path / "exp")), "train"),
-                        (("serve", "--model", str(tmp_path)), "serve")):
+                        (("serve", "--model", str(tmp_path)), "serve"),
+                        (("ab-report", "--log-dir", str(tmp_path)), "review")):
         res = curate(*args)
         assert res.returncode == 2 and f"llm-curate[{extra}]" in res.stderr, (args, res.returncode, res.stderr)
     assert not (tmp_path / "logs").exists(), "a missing extra was reported as an internal error"

@@ -26,7 +26,8 @@ Review:     review plan | certify | push | pull | status | apply | serve
 Training:   train (a LoRA adapter from an approved snapshot), eval (base and adapters side by side),
             eval-report (a human rating round), models (a local base model: smollm2),
             accelerate-config (training on several GPUs)
-Serving:    serve (a model and its adapters with the OpenAI API, on the CPU)
+Serving:    serve (a model and its adapters with the OpenAI API: cpu or vllm), route (an A/B router),
+            ab-report (per variant latency, errors, ratings)
 
 \b
 Example:    curate demo && curate sql "SELECT shape, count(*) FROM samples GROUP BY 1"
@@ -446,9 +447,11 @@ app.command(name="eval-report")(eval_report_command)
 app.command(name="models")(models_command)
 app.command(name="accelerate-config")(accelerate_config_command)
 
-from curation.cli.serve import serve_command  # noqa: E402
+from curation.cli.serve import ab_report_command, route_command, serve_command  # noqa: E402
 
 app.command(name="serve")(serve_command)
+app.command(name="route")(route_command)
+app.command(name="ab-report")(ab_report_command)
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(review_app, name="review")
 

@@ -94,3 +94,52 @@ def _serve_vllm(model: Path, adapters: list[str], name: str | None, host: str, p
         pass
     finally:
         server.stop()
+
+
+@handle_errors
+def route_command(
+    config: Annotated[Path, typer.Option("--config", help="Router TOML: [router] host, port, log_dir; [[aliases]] "
+                                         "name with [[aliases.variants]] name, url, model, weight.")],
+) -> None:
+    """Route a public model alias to engine variants by weight, sticky per user, with per-variant metrics,
+    feedback (POST /v1/feedback) and a Parquet request log that curate ingest loads.
+
+    Example: curate route --config ab.toml   (then: curate ab-report --log-dir data/requests)
+    """
+    from curation.cli.render import err
+
+    try:
+        import uvicorn
+
+        from serving.router import create_router, load_router_config
+    except ImportError as e:  # depends on the install
+        raise MissingExtraError("serve", "the router (fastapi, uvicorn, httpx, prometheus-client)") from e
+    cfg = load_router_config(config)
+    s = cfg.router
+    for a in cfg.aliases:
+        total = sum(v.weight for v in a.variants)
+        err.print(f"{a.name}: " + ", ".join(f"{v.name} {100 * v.weight / total:.0f}% ({v.model} at {v.url})"
+                                             for v in a.variants), highlight=False)
+    err.print(f"routing on http://{s.host}:{s.port}/v1; request log: {s.log_dir}", highlight=False)
+    uvicorn.run(create_router(cfg), host=s.host, port=s.port, log_level="warning")
+
+
+@handle_errors
+def ab_report_command(
+    log_dir: Annotated[Path, typer.Option("--log-dir", help="The router's log_dir (requests-*.parquet).")] = Path("data/requests"),
+    alias: Annotated[Optional[str], typer.Option("--alias", help="Only this alias.")] = None,
+) -> None:
+    """Per variant: requests, error rate, latency p50 / p95, ratings and thumbs; the first two variants
+    compared with a significance test and the samples per variant still needed for the difference seen.
+
+    Example: curate ab-report --log-dir data/requests --alias assistant
+    """
+    from curation.cli.render import out
+
+    try:
+        import scipy  # noqa: F401
+
+        from serving.abreport import ab_report
+    except ImportError as e:  # depends on the install
+        raise MissingExtraError("review", "the A/B report (scipy)") from e
+    out.print_json(data=ab_report(log_dir, alias))
