@@ -22,7 +22,6 @@ import json
 import random
 import threading
 import time
-import tomllib
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,17 +71,14 @@ class RouterConfig(BaseModel):
 
 
 def load_router_config(path: Path) -> RouterConfig:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise UsageError(f"router config {path} does not exist") from e
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{path}: not valid TOML: {e}") from e
+    """The router's TOML file, validated (:class:`UsageError` naming the file and the field)."""
+    from curation.tomlfile import problems, read_toml
+
+    data = read_toml(Path(path), "router config")
     try:
         return RouterConfig(**data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
-        raise UsageError(f"{path}: {problems}") from e
+        raise UsageError(f"{path}: {problems(e)}") from e
 
 
 def choose(alias: Alias, user: str | None, rng: random.Random | None = None) -> Variant:

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curation.errors import UsageError
+from curation.tomlfile import problems, read_toml
 
 
 class TrainConfig(BaseModel):
@@ -97,12 +98,7 @@ def load_config(path: Path | None = None, sets: list[str] | None = None) -> Trai
     where = "defaults"
     if path is not None:
         where = str(path)
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise UsageError(f"config file {path} does not exist") from e
-        except tomllib.TOMLDecodeError as e:
-            raise UsageError(f"{path}: not valid TOML: {e}") from e
+        data = read_toml(Path(path))
         values.update(data.get("train", data))
     for item in sets or []:
         name, sep, raw = item.partition("=")
@@ -112,8 +108,7 @@ def load_config(path: Path | None = None, sets: list[str] | None = None) -> Trai
     try:
         return TrainConfig(**values)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in e.errors())
-        raise UsageError(f"train config ({where}{' and --set' if sets else ''}): {problems}") from e
+        raise UsageError(f"train config ({where}{' and --set' if sets else ''}): {problems(e)}") from e
 
 
 def accelerate_config(num_processes: int, mixed_precision: str = "bf16", gpu_ids: str = "all") -> str:

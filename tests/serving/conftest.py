@@ -24,10 +24,25 @@ class Served:
     model_dir: Path
 
 
-@pytest.fixture(scope="session")
-def served(tmp_path_factory):  # noqa: ANN201
+def start_server(app) -> tuple[str, object, threading.Thread]:  # noqa: ANN001
+    """``app`` under uvicorn on a free port of 127.0.0.1, in a thread: (base URL, server, thread)."""
     import uvicorn
 
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):  # noqa: ANN201
     from serving.api import create_app
     from serving.engine import CpuEngine
     from tests.training.test_trainer import TRAIN, _export
@@ -41,17 +56,8 @@ def served(tmp_path_factory):  # noqa: ANN201
     adapter_dir = root / "adapter"
     train(check(export, model_dir, cfg), model_dir, adapter_dir, cfg)
     engine = CpuEngine(model_dir, {"sums-v1": adapter_dir}, name="tiny-llama")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the engine's server did not start"
-    yield Served(f"http://127.0.0.1:{port}", engine, "tiny-llama", "sums-v1", adapter_dir, model_dir)
+    url, server, thread = start_server(create_app(engine))
+    yield Served(url, engine, "tiny-llama", "sums-v1", adapter_dir, model_dir)
     server.should_exit = True
     thread.join(timeout=10)
     engine.close()

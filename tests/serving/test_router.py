@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -33,22 +31,13 @@ def test_a_70_30_split_lands_within_4_points_and_users_stay_put() -> None:
 
 @pytest.fixture(scope="module")
 def router(served, tmp_path_factory):  # noqa: ANN001, ANN201
-    import uvicorn
-
     from serving.router import create_router
+    from tests.serving.conftest import start_server
 
     log_dir = tmp_path_factory.mktemp("requests")
     cfg = RouterConfig(router=RouterSettings(log_dir=log_dir, flush_rows=10), aliases=[_alias(f"{served.url}/v1")])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_router(cfg), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", log_dir, server
+    url, server, thread = start_server(create_router(cfg))
+    yield url, log_dir, server
     server.should_exit = True
     thread.join(timeout=10)
 
