@@ -77,7 +77,13 @@ def _text(content: str | list[dict] | None) -> str:
 
 def create_app(engine: CpuEngine, max_wait: float = 600.0) -> FastAPI:
     """The FastAPI app serving ``engine``."""
+    from concurrent.futures import ThreadPoolExecutor
+
     app = FastAPI(title="llm-curate CPU engine", version="1")
+    # waiting for an answer blocks a thread: its own pool, as large as the queue, so that waiting requests never
+    # hold up new ones (asyncio's default pool has cpu_count + 4 threads: on 2 cores the 7th request waited)
+    waiters = ThreadPoolExecutor(max_workers=engine._queue.maxsize + engine.max_batch * 4 + 8,
+                                 thread_name_prefix="engine-wait")
     registry = CollectorRegistry()
     requests_total = Counter("requests_total", "Requests by model and status", ["model", "status"], registry=registry)
     latency = Histogram("request_latency_seconds", "Request latency", ["model"], registry=registry)
@@ -140,7 +146,7 @@ def create_app(engine: CpuEngine, max_wait: float = 600.0) -> FastAPI:
         engine.submit(req)
         started = time.perf_counter()
         try:
-            done = await asyncio.to_thread(engine.result, req, max_wait)
+            done = await asyncio.get_running_loop().run_in_executor(waiters, engine.result, req, max_wait)
         except EngineError as e:
             requests_total.labels(req.model, str(e.status)).inc()
             raise
