@@ -119,6 +119,8 @@ class CpuEngine:
         self.max_batch, self.batch_wait = max_batch, batch_wait
         self._queue: queue.Queue[Request] = queue.Queue(maxsize=max_queue)
         self._model_lock = threading.Lock()
+        # a fast tokenizer's Rust state is not safe to use from several threads at once ("Already borrowed")
+        self._tok_lock = threading.Lock()
         self._stop = threading.Event()
         self.stats = {"requests": 0, "batches": 0, "batched_requests": 0}
         for adapter_name, path in (adapters or {}).items():
@@ -172,13 +174,15 @@ class CpuEngine:
         """Token ids of a conversation through the model's chat template, ready for the assistant's answer."""
         if getattr(self.tokenizer, "chat_template", None) is None:
             raise EngineError(f"{self.name} has no chat template: use /v1/completions")
-        ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+        with self._tok_lock:
+            ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
         if hasattr(ids, "keys"):
             ids = ids["input_ids"]
         return list(ids)
 
     def text_prompt(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        with self._tok_lock:
+            return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
     def check_length(self, prompt_tokens: int, max_tokens: int, where: str = "messages") -> None:
         if prompt_tokens + max_tokens > self.context_length:
@@ -270,21 +274,17 @@ class CpuEngine:
                     kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
                 if first.seed is not None:
                     torch.manual_seed(first.seed)
-                streamer = _Streamer(self.tokenizer, first) if first.stream else None
+                streamer = _Streamer(self.tokenizer, first, self._tok_lock) if first.stream else None
                 if streamer is not None:
                     kwargs["streamer"] = streamer
                 with torch.no_grad(), self._adapter(first.model):
                     out = self.net.generate(input_ids=ids, attention_mask=mask, **kwargs)
             eos = set(self._eos_ids())
-            for r, row in zip(batch, out[:, width:].tolist()):
-                row = row[: r.max_tokens]
-                ended = next((k for k, t in enumerate(row) if t in eos), None)
-                gen = row[:ended] if ended is not None else row
-                text, stopped = _cut_at_stop(self.tokenizer.decode(gen, skip_special_tokens=True), r.stop)
-                r.text = text
-                r.completion_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if stopped else len(gen)
-                r.finish_reason = "stop" if (ended is not None or stopped) else "length"
-                r.batch_size = len(batch)
+            self._tok_lock.acquire()
+            try:
+                self._finish(batch, out[:, width:].tolist(), eos)
+            finally:
+                self._tok_lock.release()
             if streamer is not None:
                 streamer.finish(first.text)
         except Exception as e:  # noqa: BLE001 - reported to the waiting request, never kills the worker
@@ -294,6 +294,18 @@ class CpuEngine:
         finally:
             for r in batch:
                 r.done.set()
+
+    def _finish(self, batch: list[Request], rows: list[list[int]], eos: set[int]) -> None:
+        """Each request's answer from its generated ids: cut at end-of-sequence or a stop sequence."""
+        for r, row in zip(batch, rows):
+            row = row[: r.max_tokens]
+            ended = next((k for k, t in enumerate(row) if t in eos), None)
+            gen = row[:ended] if ended is not None else row
+            text, stopped = _cut_at_stop(self.tokenizer.decode(gen, skip_special_tokens=True), r.stop)
+            r.text = text
+            r.completion_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if stopped else len(gen)
+            r.finish_reason = "stop" if (ended is not None or stopped) else "length"
+            r.batch_size = len(batch)
 
     def _eos_ids(self) -> list[int]:
         eos = self.base.generation_config.eos_token_id if self.base.generation_config else None
@@ -315,8 +327,8 @@ class _Streamer:
     """transformers' streamer protocol: new tokens in, text pieces out to the request (a stop sequence's
     beginning is held back until it is known not to be one)."""
 
-    def __init__(self, tokenizer, req: Request) -> None:  # noqa: ANN001
-        self.tokenizer, self.req = tokenizer, req
+    def __init__(self, tokenizer, req: Request, lock: threading.Lock) -> None:  # noqa: ANN001
+        self.tokenizer, self.req, self.lock = tokenizer, req, lock
         self.ids: list[int] = []
         self.sent = 0
         self.prompt_seen = False
@@ -327,7 +339,8 @@ class _Streamer:
             self.prompt_seen = True
             return
         self.ids += value.reshape(-1).tolist()
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        with self.lock:
+            text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         if text.endswith("\ufffd"):  # half of a multi-byte character
             return
         text, _ = _cut_at_stop(text, self.req.stop)
