@@ -17,11 +17,29 @@ from tests.training.tiny import build_llama, build_tokenizer
 @dataclass
 class Served:
     url: str
-    engine: object
+    engine: object  # None against an external server
     base: str
     adapter: str
     adapter_dir: Path
-    model_dir: Path
+    model_dir: Path | None
+
+
+def external() -> Served | None:
+    """An OpenAI-compatible server named by the environment, for the contract suite (test_contract.py) against
+    any engine, a user's vLLM included: CURATE_CONTRACT_URL (http://host:port), CURATE_CONTRACT_BASE (the base
+    model's served name), CURATE_CONTRACT_ADAPTER (an adapter it serves) and CURATE_CONTRACT_ADAPTER_PATH (that
+    adapter's folder as the server sees it, loaded again at run time under another name)."""
+    import os
+
+    url = os.environ.get("CURATE_CONTRACT_URL")
+    if not url:
+        return None
+    need = ("CURATE_CONTRACT_BASE", "CURATE_CONTRACT_ADAPTER", "CURATE_CONTRACT_ADAPTER_PATH")
+    missing = [k for k in need if not os.environ.get(k)]
+    if missing:
+        raise pytest.UsageError(f"CURATE_CONTRACT_URL is set: also set {', '.join(missing)}")
+    return Served(url.rstrip("/"), None, os.environ["CURATE_CONTRACT_BASE"], os.environ["CURATE_CONTRACT_ADAPTER"],
+                  Path(os.environ["CURATE_CONTRACT_ADAPTER_PATH"]), None)
 
 
 def start_server(app) -> tuple[str, object, threading.Thread]:  # noqa: ANN001
@@ -43,6 +61,10 @@ def start_server(app) -> tuple[str, object, threading.Thread]:  # noqa: ANN001
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):  # noqa: ANN201
+    outside = external()
+    if outside is not None:
+        yield outside
+        return
     from serving.api import create_app
     from serving.engine import CpuEngine
     from tests.training.test_trainer import TRAIN, _export
