@@ -69,6 +69,17 @@ def _error(status: int, message: str, kind: str = "invalid_request_error", param
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status_code=status)
 
 
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A body that is not JSON, or fails the request model: 400 (FastAPI's default is 422), naming the fields."""
+    errs = exc.errors()
+    first = errs[0] if errs else {}
+    where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+    if first.get("type") == "json_invalid":
+        return _error(400, f"the request body is not valid JSON: {first.get('msg', '')}")
+    return _error(400, "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body')}: {e.get('msg')}"
+                                  for e in errs) or "invalid request", param=where or None)
+
+
 def _text(content: str | list[dict] | None) -> str:
     if isinstance(content, list):  # OpenAI's content parts: the text ones
         return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
@@ -92,15 +103,7 @@ def create_app(engine: CpuEngine, max_wait: float = 600.0) -> FastAPI:
     batch_size = Histogram("batch_size", "Requests sharing one generate call", buckets=(1, 2, 4, 8, 16, 32),
                            registry=registry)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errs = exc.errors()
-        first = errs[0] if errs else {}
-        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        if first.get("type") == "json_invalid":
-            return _error(400, f"the request body is not valid JSON: {first.get('msg', '')}")
-        return _error(400, "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body')}: {e.get('msg')}"
-                                      for e in errs) or "invalid request", param=where or None)
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -158,7 +161,6 @@ def create_app(engine: CpuEngine, max_wait: float = 600.0) -> FastAPI:
         return done
 
     def _gen_request(body: _Sampling, prompt_ids: list[int], where: str) -> GenRequest:
-        engine.check_model(body.model)
         max_tokens = body.max_completion_tokens or body.max_tokens or max(1, min(256, engine.context_length - len(prompt_ids)))
         engine.check_length(len(prompt_ids), max_tokens, where)
         return GenRequest(model=body.model, prompt_ids=prompt_ids, max_tokens=max_tokens, temperature=body.temperature,

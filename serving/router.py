@@ -110,6 +110,7 @@ class RequestLog:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
         self.rows: list[dict] = []
+        self.pending: set[str] = set()  # ids of the rows not yet in a file
         self.by_id: dict[str, dict] = {}  # recent requests, for feedback (kept after their file is written)
         self._lock = threading.Lock()
         self._last = time.monotonic()
@@ -118,6 +119,7 @@ class RequestLog:
     def add(self, row: dict) -> None:
         with self._lock:
             self.rows.append(row)
+            self.pending.add(row["request_id"])
             self.by_id[row["request_id"]] = row
             if len(self.by_id) > 100_000:
                 for k in list(self.by_id)[:10_000]:
@@ -131,7 +133,7 @@ class RequestLog:
             row = self.by_id.get(request_id)
             if row is None:
                 raise KeyError(request_id)
-            written = row not in self.rows
+            written = request_id not in self.pending
             row.update(rating=rating, thumbs=thumbs, comment=comment, corrected_answer=corrected)
             if written:  # its file is written: the feedback goes in a file of its own, with the request
                 self.rows.append({**row, "kind": "feedback"})
@@ -148,28 +150,21 @@ class RequestLog:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        cols = {c: [r.get(c) for r in self.rows] for c in LOG_COLUMNS}
         msg_type = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+        types = {"time": pa.timestamp("us", tz="UTC"), "snapshot_id": pa.int64(), "latency_seconds": pa.float64(),
+                 "prompt_tokens": pa.int64(), "completion_tokens": pa.int64(), "rating": pa.int64(), "messages": msg_type}
         table = pa.table({
-            **{c: pa.array(cols[c], pa.string()) for c in ("request_id", "alias", "variant", "engine_url", "model", "status",
-                                                            "user", "answer", "thumbs", "comment", "corrected_answer", "kind")},
-            "time": pa.array(cols["time"], pa.timestamp("us", tz="UTC")),
-            "snapshot_id": pa.array(cols["snapshot_id"], pa.int64()),
-            "latency_seconds": pa.array(cols["latency_seconds"], pa.float64()),
-            "prompt_tokens": pa.array(cols["prompt_tokens"], pa.int64()),
-            "completion_tokens": pa.array(cols["completion_tokens"], pa.int64()),
-            "rating": pa.array(cols["rating"], pa.int64()),
-            "messages": pa.array([json.loads(m) if m else None for m in cols["messages"]], msg_type),
-        }).rename_columns(["id" if c == "request_id" else c for c in
-                           ["request_id", "alias", "variant", "engine_url", "model", "status", "user", "answer", "thumbs",
-                            "comment", "corrected_answer", "kind", "time", "snapshot_id", "latency_seconds",
-                            "prompt_tokens", "completion_tokens", "rating", "messages"]])
+            "id" if c == "request_id" else c: pa.array(
+                [(json.loads(r[c]) if r.get(c) else None) if c == "messages" else r.get(c) for r in self.rows],
+                types.get(c, pa.string()))
+            for c in LOG_COLUMNS})
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         self._files += 1
         tmp = self.folder / f".requests-{stamp}-{self._files}.parquet.tmp"
         pq.write_table(table, tmp)
         tmp.rename(self.folder / f"requests-{stamp}-{self._files}.parquet")  # readers never see half a file
         self.rows = []
+        self.pending.clear()
         self._last = time.monotonic()
 
     def flush(self) -> None:
@@ -199,7 +194,7 @@ def create_router(cfg: RouterConfig, rng: random.Random | None = None):  # noqa:
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-    from serving.api import _error
+    from serving.api import _error, invalid_request
 
     from contextlib import asynccontextmanager
 
@@ -233,10 +228,7 @@ def create_router(cfg: RouterConfig, rng: random.Random | None = None):  # noqa:
                 return None
         return snapshots[key]
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body')}: {e.get('msg')}"
-                                      for e in exc.errors()) or "invalid request")
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     @app.get("/health")
     async def health() -> Response:

@@ -308,6 +308,17 @@ def push_human_round(store, round_name: str, generations: list[dict], backend: s
     return HumanRoundPush(ratings, preference)
 
 
+def _round_rows(store, stratum: str) -> list[tuple]:  # noqa: ANN001
+    """``(item_id, reviewer, ratings JSON, payload JSON)`` of a round's answer items: the item's pending row holds
+    its payload, each reviewer's verdict is a row of its own (reviewer NULL on the pending row)."""
+    with store.reader() as con:
+        return con.execute(
+            """SELECT r.item_id, r.reviewer, CAST(r.ratings AS VARCHAR), CAST(i.payload AS VARCHAR) FROM reviews r
+               JOIN (SELECT item_id, any_value(payload) AS payload FROM reviews
+                     WHERE item_kind = 'answer' AND payload IS NOT NULL GROUP BY item_id) i USING (item_id)
+               WHERE r.item_kind = 'answer' AND r.stratum = ?""", [stratum]).fetchall()
+
+
 def _sign_test(wins: int, losses: int) -> float | None:
     """Two-sided sign test of wins against losses (ties left out): the chance of a split this uneven if
     neither model were better."""
@@ -328,14 +339,10 @@ def _preference_summary(store, round_name: str, be) -> dict:  # noqa: ANN001
     if not pushed:
         return {}
     record_verdicts(store, be.pull(round_key(f"{round_name} preference", store_id=store.store_id), "answer"), be.name)
-    with store.reader() as con:
-        rows = con.execute(
-            """SELECT r.reviewer, CAST(r.ratings AS VARCHAR), CAST(i.payload AS VARCHAR) FROM reviews r
-               JOIN (SELECT item_id, any_value(payload) AS payload FROM reviews
-                     WHERE item_kind = 'answer' AND payload IS NOT NULL GROUP BY item_id) i USING (item_id)
-               WHERE r.item_kind = 'answer' AND r.stratum = ? AND r.reviewer IS NOT NULL""", [stratum]).fetchall()
     out: dict[str, dict] = {}
-    for _, ratings, payload in rows:
+    for _, reviewer, ratings, payload in _round_rows(store, stratum):
+        if reviewer is None:
+            continue
         p = json.loads(payload)
         choice = (json.loads(ratings) if ratings else {}).get("preferred")
         a, b = p["pair"]
@@ -368,16 +375,9 @@ def human_round_report(store, round_name: str, backend: str = "labelstudio", url
     be = get_backend(backend, **({"url": url} if url else {}))
     pulled = be.pull(round_key(round_name, store_id=store.store_id), "answer")
     new = record_verdicts(store, pulled, backend)
-    with store.reader() as con:
-        # the item's row holds its payload; each reviewer's verdict is a row of its own
-        rows = con.execute(
-            """SELECT r.item_id, r.reviewer, CAST(r.ratings AS VARCHAR), CAST(i.payload AS VARCHAR) FROM reviews r
-               JOIN (SELECT item_id, any_value(payload) AS payload FROM reviews
-                     WHERE item_kind = 'answer' AND payload IS NOT NULL GROUP BY item_id) i USING (item_id)
-               WHERE r.item_kind = 'answer' AND r.stratum = ?""", [round_name]).fetchall()
     models: dict[str, dict] = {}
     results_file = None
-    for item_id, reviewer, ratings, payload in rows:
+    for item_id, reviewer, ratings, payload in _round_rows(store, round_name):
         p = json.loads(payload) if payload else {}
         m = models.setdefault(p.get("model") or "?", {"items": set(), "rated": set(), "ratings": {}})
         m["items"].add(item_id)
