@@ -53,9 +53,10 @@ def _model(tiny: bool, work: Path) -> Path:
 
 
 def _server(app):  # noqa: ANN001, ANN202
-    from tests.serving.conftest import start_server
+    from serving.api import ThreadServer
 
-    return start_server(app)
+    server = ThreadServer(app)
+    return server.url, server, None
 
 
 def main() -> int:
@@ -143,7 +144,8 @@ def main() -> int:
         direct.append(one(client_i, "m"))
         routed.append(one(rclient, "a"))
     added_ms = (statistics.median(routed) - statistics.median(direct)) * 1000
-    rserver.should_exit = server.should_exit = iserver.should_exit = True
+    for s in (rserver, server, iserver):
+        s.stop()
     engine.close()
 
     name = "tiny Llama" if args.tiny else "SmolLM2-135M-Instruct"

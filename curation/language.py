@@ -21,7 +21,6 @@ is (a Russian row in an en/zh set comes out ``ru``), so that a keep-languages fi
 
 from __future__ import annotations
 
-import re
 import threading
 import unicodedata
 from collections.abc import Sequence

@@ -56,6 +56,16 @@ class Lineage(BaseModel):
     edited: int = Field(ge=0, description="Samples accepted with a reviewer's edit applied.")
 
 
+class ReviewerCount(BaseModel):
+    """One reviewer whose verdicts the certification rests on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reviewer: str = Field(description="The reviewer's account (e-mail) in the review tool.")
+    reviews: int = Field(ge=0, description="Submitted sample verdicts.")
+    scripted: bool = Field(description="A script, not a person (the demo's scripted reviewer): never counted as people.")
+
+
 class SnapshotManifest(BaseModel):
     """``manifest.json`` of an exported snapshot."""
 
@@ -74,6 +84,9 @@ class SnapshotManifest(BaseModel):
     certification: dict[str, Any] | None = Field(
         description="The certification the approval rests on: verdict, bounds, counts and estimates, lineage.")
     lineage: Lineage | None = Field(default=None, description="For a snapshot made by applying reviews.")
+    reviewers: list[ReviewerCount] = Field(
+        default_factory=list, description="Who gave the sample verdicts of this snapshot and the ones it was applied "
+        "from; a scripted reviewer is marked as such.")
     split: SplitInfo
     files: ExportFiles
     run_config: dict[str, Any] | None = Field(description="The pipeline config of the run.")

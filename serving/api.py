@@ -238,3 +238,33 @@ def create_app(engine: CpuEngine, max_wait: float = 600.0) -> FastAPI:
                                           "logprobs": None}], "usage": _usage(done)})
 
     return app
+
+
+class ThreadServer:
+    """An app under uvicorn in a thread of this process, on a free port of ``host`` (loopback by default):
+    what the README's main command and the tests use to serve without a second process."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", timeout: float = 60.0) -> None:
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        self.url = f"http://{host}:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
+        self.thread.start()
+        deadline = time.time() + timeout
+        while not self.server.started and self.thread.is_alive() and time.time() < deadline:
+            time.sleep(0.05)
+        if not self.server.started:
+            self.stop()
+            raise RuntimeError(f"the server on {self.url} did not start within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

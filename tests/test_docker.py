@@ -76,8 +76,15 @@ def pip_installs() -> list[list[str]]:
     for keyword, args in dockerfile():
         if keyword != "RUN":
             continue
-        for command in re.split(r"&&|;", args):
-            w = shlex.split(command)
+        lexer = shlex.shlex(args, posix=True, punctuation_chars=True)  # ; and && outside quotes end a command
+        lexer.whitespace_split = True
+        commands: list[list[str]] = [[]]
+        for token in lexer:
+            if token in (";", "&&", "||"):
+                commands.append([])
+            else:
+                commands[-1].append(token)
+        for w in commands:
             if "pip" in (PurePosixPath(x).name for x in w[:3]) and "install" in w:
                 found.append(w[w.index("install") + 1:])
     return found
@@ -89,12 +96,21 @@ def extras_of(spec: str) -> set[str]:
     return {e.strip() for e in m.group(1).split(",") if e.strip()}
 
 
+def _extras(name: str) -> set[str]:
+    text = (REPO / "scripts" / "demo.sh").read_text(encoding="utf-8")
+    found = re.findall(rf"^{name}=(\S+)\s*$", text, flags=re.M)
+    assert len(found) == 1, (name, found)
+    return {e for e in found[0].strip("\"'").split(",") if e}
+
+
 def demo_extras() -> set[str]:
-    """The extras scripts/demo.sh installs (the argument it sources scripts/_venv.sh with)."""
+    """The extras scripts/demo.sh installs for the whole demo (``EXTRAS``, which it sources scripts/_venv.sh with)."""
     text = (REPO / "scripts" / "demo.sh").read_text(encoding="utf-8")
     calls = re.findall(r"^\s*(?:source|\.)\s+scripts/_venv\.sh\s+(\S+)\s*$", text, flags=re.M)
-    assert len(calls) == 1, calls
-    return {e for e in calls[0].strip("\"'").split(",") if e}
+    assert calls == ['"$EXTRAS"'], calls
+    whole, curation = _extras("EXTRAS"), _extras("CURATION_EXTRAS")
+    assert curation < whole, "--curation-only installs a part of the whole demo's extras"
+    return whole
 
 
 def test_the_container_runs_the_demo() -> None:

@@ -47,6 +47,7 @@ class TrainConfig(BaseModel):
     logging_steps: int = Field(default=10, ge=1, description="Train loss logged every N steps.")
     # evaluation and early stopping
     eval_steps: int = Field(default=50, ge=1, description="Eval loss on the export's eval split every N steps.")
+    max_eval_samples: int | None = Field(default=None, ge=1, description="Evaluate on the first N samples of the eval split (None: all of it): each evaluation of a large split on a CPU takes minutes.")
     early_stopping_patience: int = Field(default=3, ge=0, description="Evaluations without improvement before "
                                                                        "stopping (0: never stop early).")
     early_stopping_threshold: float = Field(default=0.0, ge=0, description="Minimum eval-loss improvement.")

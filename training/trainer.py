@@ -119,7 +119,7 @@ def check(data_dir: Path, model: Path, cfg: TrainConfig, force: bool = False, fr
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     train, train_report = tokenize_rows(tok, data.train, cfg.max_seq_length, cfg.too_long, cfg.reasoning)
-    evals, eval_report = tokenize_rows(tok, data.eval, cfg.max_seq_length, cfg.too_long, cfg.reasoning)
+    evals, eval_report = tokenize_rows(tok, data.eval[:cfg.max_eval_samples], cfg.max_seq_length, cfg.too_long, cfg.reasoning)
     if not train:
         raise UsageError(f"every training sample is longer than max_seq_length={cfg.max_seq_length} or has no answer "
                          f"left after truncation (longest: {train_report.longest} tokens): raise max_seq_length")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -460,17 +461,38 @@ app.add_typer(review_app, name="review")
 @handle_errors
 def demo(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of input files (default: the bundled sample).")] = None,
+    curation_only: Annotated[bool, typer.Option("--curation-only", help="Stop after curation (ingest, pipeline, "
+                                                "report): a quick look in under a minute.")] = False,
+    steps: Annotated[int, typer.Option("--steps", help="Training steps of the short LoRA run.")] = 20,
+    eval_samples: Annotated[int, typer.Option("--eval-samples", help="Eval samples (eval loss and answers).")] = 16,
 ) -> None:
-    """Run the main job end to end on the bundled sample data: ingest, run the default pipeline, print the funnel,
-    write the HTML report.
+    """Run the whole product on the bundled sample: curation (ingest, pipeline, funnel, HTML report), then a
+    snapshot, a review round in Label Studio answered by a scripted reviewer (a script, not people), the
+    certification, the verdicts applied, approval, export, a short LoRA run on SmolLM2-135M-Instruct, the base
+    model against the adapter, and one answer served through the OpenAI API. Each stage already done is kept.
 
-    Example: curate --db data/demo/curate.duckdb demo
+    Example: curate --db data/demo/curate.duckdb demo [--curation-only]
     """
     from curation.cli.render import err, progress_bar
-    from curation.demo import run_demo
+    from curation.demo import SAMPLE_DIR, run_demo
     from curation.report import write_report
 
+    truth = None
+    if not curation_only:
+        from curation.walkthrough import check_extras, quiet_libraries
+
+        check_extras()
+        quiet_libraries()
+        truth_path = (data_dir or SAMPLE_DIR) / "truth.json"
+        if not truth_path.is_file():
+            raise UsageError(f"{truth_path} is missing: after curation the demo's review is answered by a scripted "
+                             "reviewer that knows the sample's planted problems, which your own data does not say. "
+                             "Run with --curation-only, then review with people (curate review push)")
+        truth = json.loads(truth_path.read_text(encoding="utf-8"))
     store = _store()
+    started = time.monotonic()
+    if not curation_only:
+        err.rule("[bold]1. curation")
     with progress_bar() as update:
         result = run_demo(store, data_dir, progress=update)
     _print_reports(result.reports)
@@ -481,6 +503,14 @@ def demo(
     stats(as_json=False, run_id=None)
     report_path = write_report(store, result.run.run_id, None)
     err.print(f"report: {report_path}")
+    if not curation_only:
+        from curation.walkthrough import WalkthroughOptions, run_walkthrough
+
+        with progress_bar() as update:
+            run_walkthrough(store, truth, WalkthroughOptions(max_steps=steps, eval_samples=eval_samples), err, update)
+        err.rule()
+        err.print(f"the whole demo took {time.monotonic() - started:.0f} s; stages and figures: "
+                  f"{store.path.parent / 'walkthrough.json'}", highlight=False)
     err.print(f"store: {store.path}  (try: curate --db {store.path} sql \"SELECT shape, count(*) FROM samples GROUP BY 1\")")
 
 

@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 from curation import __version__
 from curation.duck import query_arrow
 from curation.errors import MissingExtraError, RefusedError, UsageError
+from curation.review.scripted import reviewer_counts
 from curation.snapshots.core import children, get_snapshot
 from curation.store.store import Store, utcnow
-from schemas.manifest import ExportFiles, Lineage, SnapshotManifest, SplitFiles, SplitInfo
+from schemas.manifest import ExportFiles, Lineage, ReviewerCount, SnapshotManifest, SplitFiles, SplitInfo
 
 _SAMPLES_SQL = """
     SELECT t.sample_id, t.version, t.content_hash, b.source_name AS source, t.row_number, t.external_id, t.shape,
@@ -98,11 +99,17 @@ def export_snapshot(store: Store, snapshot_id: int, out_dir: Path | None = None,
         dd.save_to_disk(str(out / "hf"))
     cert = snap.certification
     lineage = cert.get("lineage") if cert else None
+    reviewed = [snapshot_id]
+    s = snap
+    while s.applied_from is not None:
+        reviewed.append(s.applied_from)
+        s = get_snapshot(store, s.applied_from)
     manifest = SnapshotManifest(
         snapshot_id=snapshot_id, parent_id=snap.parent_id, run_id=snap.run_id, store_id=store_id,
         content_hash=snap.content_hash, state=snap.state, samples=snap.n_samples, forced_approval=snap.forced,
         exported_unapproved=snap.state != "approved", certification=cert,
         lineage=Lineage(**lineage) if lineage else None,
+        reviewers=[ReviewerCount(**r) for r in reviewer_counts(store, reviewed)],
         split=SplitInfo(seed=seed, eval_share=eval_share, train=train.num_rows, eval=evals.num_rows),
         files=ExportFiles(train=files["train"], eval=files["eval"], hf="hf" if hf else None),
         run_config=json.loads(config) if config else None, warnings=warnings, code_version=__version__,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.errors import InputError, UsageError
+from curation.errors import UsageError
 from curation.ingest import FieldMapping, IngestOptions, ingest_paths
 from tests.conftest import SAMPLE_DIR, write_lines
 

@@ -3,9 +3,6 @@ trained here) and a LoRA adapter trained on it through `curate train`'s trainer 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,30 +39,13 @@ def external() -> Served | None:
                   Path(os.environ["CURATE_CONTRACT_ADAPTER_PATH"]), None)
 
 
-def start_server(app) -> tuple[str, object, threading.Thread]:  # noqa: ANN001
-    """``app`` under uvicorn on a free port of 127.0.0.1, in a thread: (base URL, server, thread)."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    return f"http://127.0.0.1:{port}", server, thread
-
-
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):  # noqa: ANN201
     outside = external()
     if outside is not None:
         yield outside
         return
-    from serving.api import create_app
+    from serving.api import ThreadServer, create_app
     from serving.engine import CpuEngine
     from tests.training.test_trainer import TRAIN, _export
     from training.config import TrainConfig
@@ -78,10 +58,9 @@ def served(tmp_path_factory):  # noqa: ANN201
     adapter_dir = root / "adapter"
     train(check(export, model_dir, cfg), model_dir, adapter_dir, cfg)
     engine = CpuEngine(model_dir, {"sums-v1": adapter_dir}, name="tiny-llama")
-    url, server, thread = start_server(create_app(engine))
-    yield Served(url, engine, "tiny-llama", "sums-v1", adapter_dir, model_dir)
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = ThreadServer(create_app(engine))
+    yield Served(server.url, engine, "tiny-llama", "sums-v1", adapter_dir, model_dir)
+    server.stop()
     engine.close()
 
 

@@ -31,15 +31,14 @@ def test_a_70_30_split_lands_within_4_points_and_users_stay_put() -> None:
 
 @pytest.fixture(scope="module")
 def router(served, tmp_path_factory):  # noqa: ANN001, ANN201
+    from serving.api import ThreadServer
     from serving.router import create_router
-    from tests.serving.conftest import start_server
 
     log_dir = tmp_path_factory.mktemp("requests")
     cfg = RouterConfig(router=RouterSettings(log_dir=log_dir, flush_rows=10), aliases=[_alias(f"{served.url}/v1")])
-    url, server, thread = start_server(create_router(cfg))
-    yield url, log_dir, server
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = ThreadServer(create_router(cfg))
+    yield server.url, log_dir, server.server
+    server.stop()
 
 
 def test_routed_requests_metrics_feedback_and_the_log(router, served, tmp_path, runner) -> None:  # noqa: ANN001

@@ -26,6 +26,7 @@ import os
 from curation.errors import ExternalServiceError, UsageError
 from curation.review.backends import ProjectKey, PushResult, ReviewBackend, require_store
 from curation.review.backends.labelstudio_config import (
+    annotation_of,
     rating_config,
     sample_config,
     task_of,
@@ -226,6 +227,51 @@ class LabelStudioBackend(ReviewBackend):
         """Label Studio user id -> e-mail (or username)."""
         users = self._call("list users", self.client.users.list)
         return {int(u.id): (u.email or u.username or f"user{u.id}") for u in users}
+
+    def user_id(self, email: str, name: str) -> int:
+        """The id of the Label Studio account ``email`` (made when missing, with ``name`` as its first name).
+
+        For accounts that annotate through the API, such as the scripted reviewer: Label Studio Community
+        ignores a password given through its API, so such an account cannot log in to the web UI."""
+        for u in self._call("list users", self.client.users.list):
+            if (u.email or "").lower() == email.lower():
+                return int(u.id)
+        user = self._call("create a user", self.client.users.create, username=email.split("@")[0], email=email,
+                          first_name=name)
+        return int(user.id)
+
+    def annotate(self, key: ProjectKey, kind: str, email: str, name: str, judgements: dict, progress=None) -> int:  # noqa: ANN001
+        """Submit, as the account ``email``, a verdict on each item of ``judgements`` (item id -> an object with
+        ``verdict`` and ``categories``) that this account has not answered yet; returns how many it submitted."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pid = self.project_id(key, kind, create=False)
+        if pid is None:
+            raise UsageError(f"Label Studio at {self.url} has no project for {key}: push it first")
+        uid = self.user_id(email, name)
+        tasks = self.item_ids(pid)
+        answered = set()
+        for task in self.export(pid):
+            for ann in task.get("annotations") or []:
+                who = ann.get("completed_by")
+                if (who.get("id") if isinstance(who, dict) else who) == uid:
+                    answered.add((task.get("data") or {}).get("item_id"))
+        todo = [(tasks[item], annotation_of(j.verdict, j.categories)) for item, j in judgements.items()
+                if item in tasks and item not in answered]
+        missing = [item for item in judgements if item not in tasks]
+        if missing:
+            raise UsageError(f"{len(missing)} items are not in Label Studio project {pid} (first: {missing[0]}): push them first")
+        done = 0
+
+        def one(job: tuple[int, list[dict]]) -> None:
+            self._call("submit an annotation", self.client.annotations.create, id=job[0], result=job[1], completed_by=uid)
+
+        with ThreadPoolExecutor(4) as pool:
+            for _ in pool.map(one, todo):
+                done += 1
+                if progress:
+                    progress(f"{name} answers in Label Studio project {pid}", done, len(todo), "items")
+        return done
 
     def pull(self, key: ProjectKey, kind: str) -> list[dict]:
         pid = self.project_id(key, kind, create=False)

@@ -106,6 +106,23 @@ def _value(result: list[dict], name: str) -> dict | None:
     return None
 
 
+def annotation_of(verdict: str, categories: tuple[str, ...] | list[str] = (), corrected: str | None = None) -> list[dict]:
+    """The ``result`` of a Label Studio annotation giving ``verdict`` (the inverse of :func:`verdict_of`)."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, not {verdict!r}")
+    unknown = [c for c in categories if c not in CATEGORIES]
+    if unknown:
+        raise ValueError(f"unknown error categories {unknown}; known: {CATEGORIES}")
+    result = [{"from_name": "verdict", "to_name": "output", "type": "choices", "value": {"choices": [verdict]}}]
+    if categories:
+        result.append({"from_name": "categories", "to_name": "output", "type": "choices",
+                       "value": {"choices": list(categories)}})
+    if corrected:
+        result.append({"from_name": "corrected_output", "to_name": "output", "type": "textarea",
+                       "value": {"text": [corrected]}})
+    return result
+
+
 def verdict_of(item_id: str, kind: str, annotation: dict, reviewer: str) -> dict | None:
     """Our verdict dict from one Label Studio annotation; None for a cancelled (skipped) or empty one."""
     if annotation.get("was_cancelled"):

@@ -14,6 +14,7 @@ from curation.errors import RefusedError
 from curation.review.apply import apply_reviews
 from curation.review.certification import snapshot_certification
 from curation.review.sampling import draw_sample, start_review
+from curation.review.scripted import planted_problems
 from curation.review.stats import plan
 from curation.review.verdicts import majority, record_verdicts
 from curation.snapshots import approve, create_snapshot, export_snapshot, get_snapshot
@@ -22,22 +23,9 @@ from schemas.manifest import SnapshotManifest
 
 
 def _bad_samples(store: Store, truth: dict) -> set[str]:
-    """What a careful reviewer of the kept set would reject, from the planted truth."""
-    with store.reader() as con:
-        ids = {(Path(src).name, n): sid for sid, src, n in con.execute("SELECT sample_id, source, row_number FROM samples").fetchall()}
-        kept = {r[0] for r in con.execute("SELECT sample_id FROM kept").fetchall()}
-    bad = set()
-    for p in truth["planted"]:
-        sid = ids.get((p["file"], p["row_number"]))
-        if sid is None or p["problem"] == "control_characters":  # repaired by cleaning: what reviewers see is fine
-            continue
-        if p["problem"] in ("exact_duplicate", "near_duplicate"):
-            # a copy is wrong only while its twin is kept too
-            if ids.get((p["file"], p["duplicate_of"])) in kept:
-                bad.add(sid)
-        else:
-            bad.add(sid)
-    return bad
+    """What a careful reviewer of the kept set would reject, from the planted truth (the demo's scripted reviewer's
+    judgement)."""
+    return set(planted_problems(store, truth))
 
 
 def _simulate(store: Store, items: list[dict], bad: set[str], reviewers: int, noise: float, seed: int) -> None:
