@@ -126,7 +126,8 @@ def create_app(engine: CpuEngine, max_wait: float = 600.0) -> FastAPI:
     async def models() -> dict:
         now = int(time.time())
         data = [{"id": engine.name, "object": "model", "created": now, "owned_by": "llm-curate",
-                 "root": str(engine.model_path), "parent": None, "max_model_len": engine.context_length}]
+                 "root": str(engine.model_path), "parent": None, "max_model_len": engine.context_length,
+                 "quantization": engine.quantization}]
         for a in engine.adapters.values():
             data.append({"id": a.name, "object": "model", "created": now, "owned_by": "llm-curate", "root": str(a.path),
                          "parent": engine.name, "max_model_len": engine.context_length, "lora_rank": a.rank,

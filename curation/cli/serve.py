@@ -29,7 +29,9 @@ def serve_command(
                                                             "environment (default: $CURATE_VLLM_PYTHON).")] = None,
     max_lora_rank: Annotated[Optional[int], typer.Option("--max-lora-rank", help="vllm: at least this rank (default: "
                                                          "the adapters', rounded up to a rank vLLM accepts).")] = None,
-    quantization: Annotated[Optional[str], typer.Option("--quantization", help="vllm: passed through (awq, gptq, fp8, ...).")] = None,
+    quantization: Annotated[Optional[str], typer.Option("--quantization", help="cpu: int8 (weights stored as int8, torchao) or "
+                                                        "int8-dynamic (activations too); vllm: passed through (awq, gptq, "
+                                                        "fp8, ...).")] = None,
     tensor_parallel_size: Annotated[Optional[int], typer.Option("--tensor-parallel-size", help="vllm: GPUs per model.")] = None,
     max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", help="vllm: context length.")] = None,
 ) -> None:
@@ -63,7 +65,7 @@ def serve_command(
         raise UsageError(f"--dtype {dtype!r}: one of float32, bfloat16, float16")
     try:
         engine = CpuEngine(model, parse_adapters(adapter or []), name=name, dtype=dtype, max_batch=max_batch,
-                           max_queue=max_queue)
+                           max_queue=max_queue, quantization=quantization)
     except EngineError as e:
         raise UsageError(str(e)) from e
     served = ", ".join([engine.name, *engine.adapters])

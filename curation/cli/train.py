@@ -91,6 +91,8 @@ def eval_command(
     human_round: Annotated[Optional[str], typer.Option("--human-round", help="Also push the answers to Label Studio as "
                                                        "rating items of this round (factual, logic, style; 1-5).")] = None,
     url: Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (default: $CURATE_LABEL_STUDIO_URL).")] = None,
+    quantization: Annotated[Optional[str], typer.Option("--quantization", help="int8 or int8-dynamic: score the models "
+                                                        "as curate serve --quantization serves them.")] = None,
 ) -> None:
     """Evaluate the base model and its adapters on the export's eval split: greedy answers scored with BLEU-4,
     ROUGE-L and BERTScore against the reference answers, per language and source, and the eval loss.
@@ -124,7 +126,8 @@ def eval_command(
 
     with progress_bar() as update:
         res = evaluate_models(export, model, list(adapter or []), out, max_samples,
-                              GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size), progress=update)
+                              GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size), progress=update,
+                              quantization=quantization)
     err.print(results_table(res))
     err.print(f"results: {out / 'eval_results.json'}  generations: {out / 'generations.jsonl'}", highlight=False)
     summary = {k: {m: v[m] for m in ("bleu4", "rougeL", "bertscore_f1", "eval_loss")} for k, v in res["models"].items()}

