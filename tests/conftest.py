@@ -82,3 +82,28 @@ def labelstudio(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def argilla(tmp_path_factory):
+    """A real Argilla on 127.0.0.1, started once per test session as `curate review serve argilla` starts it:
+    argilla-server in its own virtual environment, SQLite, the embedded search engine (no Elasticsearch), Redis
+    beside it, the owner and API key from the environment."""
+    import secrets
+
+    from curation.review.argilla_server import start
+
+    creds = {"ARGILLA_USERNAME": "lead", "ARGILLA_PASSWORD": secrets.token_urlsafe(16),
+             "ARGILLA_API_KEY": secrets.token_urlsafe(24)}
+    saved = {k: os.environ.get(k) for k in creds}
+    os.environ.update(creds)
+    server = start(tmp_path_factory.mktemp("argilla"), port=_free_port(), timeout=600)
+    server.api_key = creds["ARGILLA_API_KEY"]
+    server.password = creds["ARGILLA_PASSWORD"]
+    yield server
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

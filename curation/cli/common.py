@@ -78,7 +78,9 @@ MaybeTargetOpt = Annotated[Optional[float], typer.Option("--target", help="Accur
 MaybeConfidenceOpt = Annotated[Optional[float], typer.Option("--confidence", help="Confidence of the bound (default: the plan's, else 0.95).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the whole record as JSON.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="table|csv|json.")]
-BackendOpt = Annotated[str, typer.Option("--backend", help="Review tool: labelstudio.")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="Review tool: labelstudio or argilla.")]
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="The review server (default: env CURATE_LABEL_STUDIO_URL, "
-                                                "else http://127.0.0.1:8080). The API token comes from the environment: "
-                                                "CURATE_LABEL_STUDIO_TOKEN (or LABEL_STUDIO_API_KEY).")]
+                                                "else http://127.0.0.1:8080; Argilla: CURATE_ARGILLA_URL, else "
+                                                "http://127.0.0.1:6900). The API token comes from the environment: "
+                                                "CURATE_LABEL_STUDIO_TOKEN (or LABEL_STUDIO_API_KEY); Argilla's "
+                                                "CURATE_ARGILLA_API_KEY (or ARGILLA_API_KEY).")]

@@ -150,21 +150,30 @@ def review_apply(snapshot_id: SnapshotArg) -> None:
 
 @review_app.command("serve")
 @handle_errors
-def review_serve(tool: Annotated[str, typer.Argument(help="Review tool to start: labelstudio.")],
+def review_serve(tool: Annotated[str, typer.Argument(help="Review tool to start: labelstudio or argilla.")],
                  host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
-                 port: Annotated[int, typer.Option(help="Port.")] = 8080,
-                 data_dir: Annotated[Optional[Path], typer.Option(help="Label Studio's data (SQLite, uploads); default: <store folder>/labelstudio.")] = None,
-                 venv: Annotated[Optional[Path], typer.Option(help="Label Studio's own virtual environment (made when missing); default: env CURATE_LABEL_STUDIO_VENV, else .venv-labelstudio.")] = None) -> None:
-    """Start a local review server in the foreground and print its URL and login. The admin user and API token
-    come from the environment: LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD, LABEL_STUDIO_USER_TOKEN.
+                 port: Annotated[Optional[int], typer.Option(help="Port (default: 8080 for Label Studio, 6900 for Argilla).")] = None,
+                 data_dir: Annotated[Optional[Path], typer.Option(help="The tool's data (SQLite, uploads; Argilla's search index); default: <store folder>/<tool>.")] = None,
+                 venv: Annotated[Optional[Path], typer.Option(help="The tool's own virtual environment (made when missing); default: env CURATE_LABEL_STUDIO_VENV / CURATE_ARGILLA_VENV, else .venv-labelstudio / .venv-argilla.")] = None) -> None:
+    """Start a local review server in the foreground and print its URL and login.
+
+    Label Studio: the admin user and API token come from LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD and
+    LABEL_STUDIO_USER_TOKEN. Argilla (with its embedded search engine and Redis, no Elasticsearch): the owner from
+    ARGILLA_USERNAME, ARGILLA_PASSWORD and ARGILLA_API_KEY (placeholders such as argilla.apikey are refused).
     Ctrl-C or SIGTERM stops it.
 
     Example: curate review serve labelstudio --port 8080
     """
     from curation.cli.render import err
-    from curation.review.labelstudio_server import serve
 
-    if tool != "labelstudio":
-        raise UsageError(f"unknown review tool {tool!r}; known: labelstudio")
     store_dir = Path(open_cli_store().path).parent
-    serve(host=host, port=port, data_dir=data_dir or store_dir / "labelstudio", venv=venv, console=err)
+    if tool == "labelstudio":
+        from curation.review.labelstudio_server import serve
+
+        serve(host=host, port=port or 8080, data_dir=data_dir or store_dir / "labelstudio", venv=venv, console=err)
+    elif tool == "argilla":
+        from curation.review.argilla_server import serve as serve_argilla
+
+        serve_argilla(host=host, port=port or 6900, data_dir=data_dir or store_dir / "argilla", venv=venv, console=err)
+    else:
+        raise UsageError(f"unknown review tool {tool!r}; known: labelstudio, argilla")

@@ -107,26 +107,27 @@ def server_command(exe: Path, host: str, port: int, data_dir: Path) -> list[str]
             "--data-dir", str(data_dir), "--enable-legacy-api-token"]
 
 
-def wait_ready(url: str, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
-    """Poll ``/health`` until it answers 200, the process dies, or ``timeout`` passes."""
+def wait_ready(url: str, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None,
+               path: str = "/health", name: str = "Label Studio") -> None:
+    """Poll ``url + path`` until it answers 200, the process dies, or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            raise ExternalServiceError(f"Label Studio exited with code {proc.returncode} while starting:\n{tail}")
+            raise ExternalServiceError(f"{name} exited with code {proc.returncode} while starting:\n{tail}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as r:  # noqa: S310 (our own loopback URL)
+            with urllib.request.urlopen(f"{url}{path}", timeout=5) as r:  # noqa: S310 (our own loopback URL)
                 if r.status == 200:
                     return
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(1.0)
-    raise ExternalServiceError(f"Label Studio at {url} did not answer within {timeout:.0f} s"
+    raise ExternalServiceError(f"{name} at {url} did not answer within {timeout:.0f} s"
                                + (f" (log: {log})" if log else ""))
 
 
 def _check_port_free(host: str, port: int) -> None:
-    """Label Studio silently moves to the next port when its port is taken: refuse instead."""
+    """Label Studio silently moves to the next port when its port is taken: refuse instead (Argilla's too)."""
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:

@@ -5,7 +5,8 @@ creates nothing that is already there); pulls return verdict dicts that
 :func:`curation.review.loop.record_verdicts` stores the same way for every backend.
 
 * ``labelstudio``: Label Studio through ``label-studio-sdk`` (a project per snapshot or rating round).
-* Argilla (SDK v2) is next on the roadmap, behind the same interface.
+* ``argilla``: Argilla through its SDK v2 (a dataset per snapshot or rating round; a local server with the
+  embedded search engine: :mod:`curation.review.argilla_server`).
 
 A project is named by a :class:`ProjectKey`: the review ("snapshot 3", "ratings eval-a") and the id of the
 store it belongs to (``Store.store_id``, a uuid made at ``init``). Snapshot ids restart at 1 in every store,
@@ -96,4 +97,10 @@ def get_backend(name: str, **options: object) -> ReviewBackend:
         from curation.review.backends.labelstudio import LabelStudioBackend
 
         return LabelStudioBackend(**options)  # type: ignore[arg-type]
-    raise UsageError(f"unknown review backend {name!r}; known: labelstudio")
+    if name == "argilla":
+        from curation.review.backends.argilla import ArgillaBackend
+
+        if "token" in options:  # the CLI's --token is Argilla's API key
+            options["api_key"] = options.pop("token")
+        return ArgillaBackend(**options)  # type: ignore[arg-type]
+    raise UsageError(f"unknown review backend {name!r}; known: labelstudio, argilla")
