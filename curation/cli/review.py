@@ -177,3 +177,57 @@ def review_serve(tool: Annotated[str, typer.Argument(help="Review tool to start:
         serve_argilla(host=host, port=port or 6900, data_dir=data_dir or store_dir / "argilla", venv=venv, console=err)
     else:
         raise UsageError(f"unknown review tool {tool!r}; known: labelstudio, argilla")
+
+
+users_app = typer.Typer(help="Reviewer accounts that log in to the review tool.\n\nExample: curate review users add "
+                             "ana@example.com --role annotator --backend argilla", no_args_is_help=True,
+                        rich_markup_mode=None)
+review_app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+@handle_errors
+def users_add(email: Annotated[str, typer.Argument(help="The reviewer's e-mail: their login.")],
+              role: Annotated[str, typer.Option(help="annotator or lead (Argilla's admin; Label Studio Community has no roles).")] = "annotator",
+              backend: BackendOpt = "argilla", url: UrlOpt = None,
+              data_dir: Annotated[Optional[Path], typer.Option(help="Label Studio: its data folder (default: <store folder>/labelstudio).")] = None,
+              venv: Annotated[Optional[Path], typer.Option(help="Label Studio: its virtual environment (default: env CURATE_LABEL_STUDIO_VENV, else .venv-labelstudio).")] = None) -> None:
+    """Make a reviewer account that can log in. The password comes from CURATE_REVIEWER_PASSWORD or a hidden
+    prompt, never an argument.
+
+    Example: curate review users add ana@example.com --role annotator --backend argilla
+    """
+    import os
+
+    from curation.cli.render import err, out
+    from curation.review.accounts import add_reviewer, check_password
+
+    password = os.environ.get("CURATE_REVIEWER_PASSWORD")
+    if not password:
+        password = typer.prompt(f"password for {email}", hide_input=True, confirmation_prompt=True)
+    check_password(password)
+    if backend == "labelstudio" and data_dir is None:
+        data_dir = Path(open_cli_store().path).parent / "labelstudio"
+    done = add_reviewer(backend, email, role, password, url=url, data_dir=data_dir, venv=venv)
+    err.print(f"{done['user']} can log in to {backend} ({done['role']})", highlight=False)
+    out.print_json(data=done)
+
+
+@users_app.command("list")
+@handle_errors
+def users_list(backend: BackendOpt = "argilla", url: UrlOpt = None, as_json: JsonOpt = False) -> None:
+    """The review tool's accounts: login, role and name.
+
+    Example: curate review users list --backend argilla
+    """
+    import pyarrow as pa
+
+    from curation.cli.render import arrow_table, out
+    from curation.review.accounts import list_reviewers
+
+    rows = list_reviewers(backend, url)
+    if as_json:
+        out.print_json(data=rows)
+    else:
+        arrow_table(pa.Table.from_pylist(rows, schema=pa.schema([("user", pa.string()), ("role", pa.string()),
+                                                                  ("name", pa.string())])), title=f"{backend} accounts")
