@@ -101,7 +101,7 @@ def main() -> int:
 
             headers = {"X-Argilla-Api-Key": creds["ARGILLA_API_KEY"]}
             api = httpx.Client(base_url=f"{server.url}/api/v1", headers=headers, timeout=600)
-            meta = {m["name"]: m["id"] for m in api.get(f"/datasets/{ds.id}/metadata-properties").json()["items"]}
+            meta = {m["name"]: m["id"] for m in api.get(f"/me/datasets/{ds.id}/metadata-properties").json()["items"]}
             me = api.get("/me").json()["id"]
 
             def search(body: dict) -> dict:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Review push / pull benchmark against a real local Label Studio.
+"""Review push / pull benchmark against a real local Label Studio and a real local Argilla, in one run.
 
 A store with 12,000 generated samples (English and Chinese, some dialogues and reasoning traces), one
 pipeline run (cleaning), one snapshot. Then, timed:
@@ -12,10 +12,14 @@ pipeline run (cleaning), one snapshot. Then, timed:
   each) pulled with ``pull_review`` (one export, parse, store the verdicts, certify, agreement); next to
   the bare SDK export of the same project.
 
-Targets (exit 1 on a miss): push of 10,000 samples under 30 s; pull of 10,000 reviews under 30 s.
+Then the same push, re-push and pull through Argilla (the 10,000 reviews seeded untimed through its API as
+the owner's submitted responses).
 
-Label Studio is started the way ``curate review serve labelstudio`` starts it (its own virtual
-environment, made when missing; SQLite; 127.0.0.1).
+Targets (exit 1 on a miss): push of 10,000 samples under 30 s; pull of 10,000 reviews under 30 s; on each
+backend.
+
+Label Studio and Argilla are started the way ``curate review serve labelstudio|argilla`` starts them (their
+own virtual environments, made when missing; SQLite; Argilla's embedded search engine and Redis; 127.0.0.1).
 
 Usage: python benchmarks/bench_review.py [--items 10000] [--workdir DIR]
 """
@@ -150,6 +154,38 @@ def main() -> int:
         finally:
             server.stop()
 
+        from curation.review.argilla_server import start as start_argilla
+        from curation.review.backends.argilla import ArgillaBackend
+        from curation.review.scripted import Judgement
+
+        acreds = {"ARGILLA_USERNAME": "bench", "ARGILLA_PASSWORD": secrets.token_urlsafe(16),
+                  "ARGILLA_API_KEY": secrets.token_urlsafe(24)}
+        os.environ.update(acreds)
+        aserver = start_argilla(work / "argilla", port=_port())
+        print(f"Argilla up in {aserver.started_in:.1f} s at {aserver.url}")
+        try:
+            argilla = ArgillaBackend(url=aserver.url, api_key=acreds["ARGILLA_API_KEY"], timeout=600)
+            t0 = time.perf_counter()
+            apushed = push_review(store, snap_a, argilla, reviews=n, seed=1)
+            apush_s = time.perf_counter() - t0
+            rows.append(("Argilla push (ours: items + check + log in batches)", apushed["created"], apush_s))
+            t0 = time.perf_counter()
+            aagain = push_review(store, snap_a, argilla, reviews=n, seed=1)
+            rows.append(("Argilla re-push (nothing created)", aagain["created"], time.perf_counter() - t0))
+            assert aagain["created"] == 0, aagain
+            # n submitted responses of the owner, untimed, on snapshot B's items
+            push_review(store, snap_b, argilla)
+            key_b = snapshot_key(snap_b, store_id=store.store_id)
+            rng = random.Random(3)
+            argilla.annotate(key_b, "sample", "bench", "bench", {it.item_id: Judgement(
+                "reject" if rng.random() < 0.01 else "accept") for it in items})
+            t0 = time.perf_counter()
+            apulled = pull_review(store, snap_b, argilla)
+            apull_s = time.perf_counter() - t0
+            rows.append(("Argilla pull (ours: read records + store + certify)", apulled["new"], apull_s))
+        finally:
+            aserver.stop()
+
     print(f"\n{'what':<50} {'items':>8} {'seconds':>9} {'items/s':>9}")
     for what, k, s in rows:
         print(f"{what:<50} {k:>8,} {s:>9.2f} {k / s if s else 0:>9,.0f}")
@@ -159,6 +195,10 @@ def main() -> int:
                   f"push of {n:,} samples in {push_s:.1f} s (target < {TARGET_PUSH_S:.0f} s)")
     targets.check(pulled["new"] >= n and pull_s < TARGET_PULL_S,
                   f"pull of {n:,} reviews in {pull_s:.1f} s (target < {TARGET_PULL_S:.0f} s)")
+    targets.check(apushed["created"] >= n and apush_s < TARGET_PUSH_S,
+                  f"Argilla push of {n:,} samples in {apush_s:.1f} s (target < {TARGET_PUSH_S:.0f} s)")
+    targets.check(apulled["new"] >= n and apull_s < TARGET_PULL_S,
+                  f"Argilla pull of {n:,} reviews in {apull_s:.1f} s (target < {TARGET_PULL_S:.0f} s)")
     return targets.finish()
 
 

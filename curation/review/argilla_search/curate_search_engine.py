@@ -65,12 +65,19 @@ def _connect() -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA busy_timeout=30000")
     con.execute("PRAGMA synchronous=NORMAL")
+    # documents without their vectors (read by every search), vectors apart (read by similarity search), and one
+    # row per text field whose rowid is its row in the FTS5 index (so a document's text is replaced by rowid)
     con.executescript("""
         CREATE TABLE IF NOT EXISTS indexes (name TEXT PRIMARY KEY, mappings TEXT NOT NULL, settings TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS docs (index_name TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
                                          doc TEXT NOT NULL, PRIMARY KEY (index_name, id));
-        CREATE VIRTUAL TABLE IF NOT EXISTS docs_text USING fts5(index_name UNINDEXED, id UNINDEXED, field UNINDEXED,
-                                                                text, tokenize = 'trigram');
+        CREATE INDEX IF NOT EXISTS docs_by_seq ON docs (index_name, seq);
+        CREATE TABLE IF NOT EXISTS vectors (index_name TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL,
+                                            value BLOB NOT NULL, PRIMARY KEY (index_name, name, id));
+        CREATE TABLE IF NOT EXISTS doc_fields (rowid INTEGER PRIMARY KEY, index_name TEXT NOT NULL, id TEXT NOT NULL,
+                                               field TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS doc_fields_by_doc ON doc_fields (index_name, id);
+        CREATE VIRTUAL TABLE IF NOT EXISTS docs_text USING fts5(text, tokenize = 'trigram');
     """)
     _LOCAL.con, _LOCAL.pid = con, pid
     return con
@@ -160,9 +167,9 @@ class _Matcher:
             names.append(f.removesuffix(".*"))
         # the words of the query, without simple_query_string's operators (+ | - * " ( ))
         words = [w for w in (t.strip('"+|-*()') for t in query.split()) if w]
-        where, params = "index_name = ?", [self.index]
+        where, params = "f.index_name = ?", [self.index]
         if names is not None:
-            where += f" AND field IN ({', '.join('?' for _ in names)})"
+            where += f" AND f.field IN ({', '.join('?' for _ in names)})"
             params += names
         long_words = [w for w in words if len(w) >= 3]
         if long_words:  # FTS5's trigram index: each word a case-insensitive substring of the field
@@ -170,7 +177,8 @@ class _Matcher:
             params.append(" AND ".join('"' + w.replace('"', '""') + '"' for w in long_words))
         # words under three characters (a Chinese word is often two) have no trigram: checked in Python
         short = [w.lower() for w in words if len(w) < 3]
-        rows = self.con.execute(f"SELECT id, text FROM docs_text WHERE {where}", params).fetchall()
+        rows = self.con.execute(f"SELECT f.id, t.text FROM docs_text t JOIN doc_fields f ON f.rowid = t.rowid "
+                                f"WHERE {where}", params).fetchall()
         return {i for i, text in rows if all(w in text.lower() for w in short)}
 
     def match(self, q: dict, doc: dict, root: dict | None = None) -> bool:  # noqa: C901 (one branch per clause)
@@ -313,7 +321,9 @@ class CurateSqliteEngine(BaseElasticAndOpenSearchEngine):
         con = _connect()
         con.execute("BEGIN IMMEDIATE")
         try:
-            for table in ("indexes", "docs", "docs_text"):
+            con.execute("DELETE FROM docs_text WHERE rowid IN (SELECT rowid FROM doc_fields WHERE index_name = ?)",
+                        [index_name])
+            for table in ("indexes", "docs", "vectors", "doc_fields"):
                 col = "name" if table == "indexes" else "index_name"
                 con.execute(f"DELETE FROM {table} WHERE {col} = ?", [index_name])
             con.execute("COMMIT")
@@ -333,14 +343,44 @@ class CurateSqliteEngine(BaseElasticAndOpenSearchEngine):
 
     # ------------------------------------------------------------------------------------------ documents
     @staticmethod
-    def _write(con: sqlite3.Connection, index: str, doc_id: str, doc: dict) -> None:
+    def _remove(con: sqlite3.Connection, index: str, doc_id: str, keep_doc: bool = False) -> None:
+        con.execute("DELETE FROM docs_text WHERE rowid IN (SELECT rowid FROM doc_fields WHERE index_name = ? AND id = ?)",
+                    [index, doc_id])
+        con.execute("DELETE FROM doc_fields WHERE index_name = ? AND id = ?", [index, doc_id])
+        con.execute("DELETE FROM vectors WHERE index_name = ? AND id = ?", [index, doc_id])
+        if not keep_doc:
+            con.execute("DELETE FROM docs WHERE index_name = ? AND id = ?", [index, doc_id])
+
+    @classmethod
+    def _write(cls, con: sqlite3.Connection, index: str, doc_id: str, doc: dict) -> None:
+        """Store ``doc`` (a whole document, vectors included) in place of the one with its id."""
         seq = con.execute("SELECT seq FROM docs WHERE index_name = ? AND id = ?", [index, doc_id]).fetchall()
         seq = seq[0][0] if seq else (con.execute("SELECT coalesce(max(seq), 0) + 1 FROM docs WHERE index_name = ?",
                                                  [index]).fetchall()[0][0])
+        cls._remove(con, index, doc_id, keep_doc=True)
+        vectors = doc.pop("vectors", None) or {}
+        con.executemany("INSERT INTO vectors VALUES (?, ?, ?, ?)",
+                        [(index, doc_id, name, np.asarray(v, dtype=np.float32).tobytes())
+                         for name, v in vectors.items() if v is not None])
+        doc["_vectors"] = sorted(vectors)  # which vectors the document has (for exists filters and re-writes)
         con.execute("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?)", [index, doc_id, seq, json.dumps(doc)])
-        con.execute("DELETE FROM docs_text WHERE index_name = ? AND id = ?", [index, doc_id])
-        con.executemany("INSERT INTO docs_text VALUES (?, ?, ?, ?)",
-                        [(index, doc_id, name, text) for name, text in _field_texts(doc).items()])
+        for name, text in _field_texts(doc).items():
+            rowid = con.execute("INSERT INTO doc_fields (index_name, id, field) VALUES (?, ?, ?)",
+                                [index, doc_id, name]).lastrowid
+            con.execute("INSERT INTO docs_text (rowid, text) VALUES (?, ?)", [rowid, text])
+
+    @staticmethod
+    def _read(con: sqlite3.Connection, index: str, doc_id: str) -> dict | None:
+        """A stored document with its vectors (for a partial update, which writes it whole again)."""
+        row = con.execute("SELECT doc FROM docs WHERE index_name = ? AND id = ?", [index, doc_id]).fetchall()
+        if not row:
+            return None
+        doc = json.loads(row[0][0])
+        doc.pop("_vectors", None)
+        vecs = con.execute("SELECT name, value FROM vectors WHERE index_name = ? AND id = ?", [index, doc_id]).fetchall()
+        if vecs:
+            doc["vectors"] = {name: np.frombuffer(value, dtype=np.float32).tolist() for name, value in vecs}
+        return doc
 
     async def _bulk_op_request(self, actions: list[dict[str, Any]]) -> None:
         con = _connect()
@@ -349,8 +389,7 @@ class CurateSqliteEngine(BaseElasticAndOpenSearchEngine):
             for action in actions:
                 op, index, doc_id = action.get("_op_type", "index"), action["_index"], str(action["_id"])
                 if op == "delete":
-                    con.execute("DELETE FROM docs WHERE index_name = ? AND id = ?", [index, doc_id])
-                    con.execute("DELETE FROM docs_text WHERE index_name = ? AND id = ?", [index, doc_id])
+                    self._remove(con, index, doc_id)
                 elif op in ("index", "create"):
                     doc = _plain({k: v for k, v in action.items() if not k.startswith("_")})
                     self._write(con, index, doc_id, doc)
@@ -365,10 +404,9 @@ class CurateSqliteEngine(BaseElasticAndOpenSearchEngine):
         con = _connect()
         con.execute("BEGIN IMMEDIATE")
         try:
-            row = con.execute("SELECT doc FROM docs WHERE index_name = ? AND id = ?", [index_name, str(id)]).fetchall()
-            if not row:
+            doc = self._read(con, index_name, str(id))
+            if doc is None:
                 raise ValueError(f"document {id} is not in index {index_name}")
-            doc = json.loads(row[0][0])
             self._apply_update(doc, body)
             self._write(con, index_name, str(id), doc)
             con.execute("COMMIT")
@@ -451,11 +489,12 @@ class CurateSqliteEngine(BaseElasticAndOpenSearchEngine):
         con = _connect()
         matcher = _Matcher(con, index)
         key = str(vector_settings.id)
-        docs = [d for d in self._docs(con, index) if (d.get("vectors") or {}).get(key) is not None
-                and str(d["id"]) != str(excluded_id) and all(matcher.match(f, d) for f in (query_filters or []))]
+        stored = dict(con.execute("SELECT id, value FROM vectors WHERE index_name = ? AND name = ?", [index, key]).fetchall())
+        docs = [d for d in self._docs(con, index) if d["id"] in stored and str(d["id"]) != str(excluded_id)
+                and all(matcher.match(f, d) for f in (query_filters or []))]
         if not docs:
             return {"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}
-        matrix = np.asarray([d["vectors"][key] for d in docs], dtype=np.float32)
+        matrix = np.stack([np.frombuffer(stored[d["id"]], dtype=np.float32) for d in docs])
         q = np.asarray(value, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(q) or 1.0)
         cos = matrix @ q / np.where(norms == 0, 1.0, norms)
