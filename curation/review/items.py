@@ -61,6 +61,7 @@ class ReviewItem:
     lang: str | None = None
     quality_score: float | None = None
     flags: list[str] = field(default_factory=list)
+    cluster_size: int | None = None  # the near-duplicate cluster the sample is in (None: in none)
     # answer content
     payload: dict | None = None
 
@@ -76,11 +77,12 @@ def sample_items(store: Store, snapshot_id: int, item_ids: list[str] | None = No
                            WHERE snapshot_id = $snap AND item_kind = 'sample' AND status = 'pending'
                              AND ($ids IS NULL OR item_id IN (SELECT unnest($ids))))
                SELECT it.item_id, it.sample_id, it.version, it.stratum, t.source, t.instruction, t.input, t.output,
-                      t.system, t.reasoning, to_json(t.messages), g.lang, g.quality, f.flags
+                      t.system, t.reasoning, to_json(t.messages), g.lang, g.quality, f.flags, g.cluster
                FROM it JOIN snapshot_texts($snap) t ON t.sample_id = it.sample_id AND t.version = it.version
                LEFT JOIN (SELECT sample_id, any_value(text) FILTER (WHERE name = 'lang') AS lang,
-                                 max(value) FILTER (WHERE name = 'quality_score') AS quality
-                          FROM signals WHERE run_id = $run AND name IN ('lang', 'quality_score')
+                                 max(value) FILTER (WHERE name = 'quality_score') AS quality,
+                                 max(value) FILTER (WHERE name = 'near_dup_cluster') AS cluster
+                          FROM signals WHERE run_id = $run AND name IN ('lang', 'quality_score', 'near_dup_cluster')
                           GROUP BY sample_id) g ON g.sample_id = it.sample_id
                LEFT JOIN (SELECT sample_id, list(step || ': ' || reason ORDER BY step, reason) AS flags
                           FROM decisions WHERE run_id = $run AND verdict = 'flag' GROUP BY sample_id) f
@@ -90,7 +92,7 @@ def sample_items(store: Store, snapshot_id: int, item_ids: list[str] | None = No
     return [ReviewItem(item_id=r[0], kind="sample", snapshot_id=snapshot_id, sample_id=r[1], version=r[2], stratum=r[3],
                        source=r[4], instruction=r[5], input=r[6], output=r[7], system=r[8], reasoning=r[9],
                        messages=json.loads(r[10]) if r[10] else None, lang=r[11], quality_score=r[12],
-                       flags=list(r[13] or [])) for r in rows]
+                       flags=list(r[13] or []), cluster_size=int(r[14]) if r[14] is not None else None) for r in rows]
 
 
 def answer_items(store: Store, round_name: str) -> list[ReviewItem]:

@@ -6,8 +6,8 @@ dataset; a dataset with our name whose guidelines name another store is refused.
 
 Sample items: the instruction, the input, the dialogue (a chat field), the answer and the reasoning trace (a
 field of its own, apart from the answer); questions: the verdict (accept / reject, required), error categories
-(multi-label), a corrected answer (text); metadata: source, language, stratum, quality score and the number of
-flags, so that reviewers filter on them; our filters' view as a suggestion on the categories with the quality
+(multi-label), a corrected answer (text); metadata: source, language, stratum, quality score, the number of
+flags and the near-duplicate cluster's size (1: in none), so that reviewers filter on them; our filters' view as a suggestion on the categories with the quality
 score as its score, never on the verdict (a pre-filled verdict would let a reviewer submit without deciding).
 Task distribution: ``min_submitted`` is the plan's overlap. Answer items (rating rounds): the prompt, the
 answer and the model; a rating question (1-5) or a label question per rating question.
@@ -134,7 +134,8 @@ class ArgillaBackend(ReviewBackend):
                            rg.TextQuestion(name="corrected_output", title="Corrected answer (optional)", required=False)],
                 metadata=[rg.TermsMetadataProperty(name="source"), rg.TermsMetadataProperty(name="language"),
                           rg.TermsMetadataProperty(name="stratum"), rg.FloatMetadataProperty(name="quality_score"),
-                          rg.IntegerMetadataProperty(name="flags")],
+                          rg.IntegerMetadataProperty(name="flags"),
+                          rg.IntegerMetadataProperty(name="duplicate_cluster_size")],
                 distribution=rg.TaskDistribution(min_submitted=max(1, int(overlap))))
         qs = []
         for name, (question, choices) in (questions or RATING_QUESTIONS).items():
@@ -190,7 +191,7 @@ class ArgillaBackend(ReviewBackend):
         if not any(v for v in fields.values()):
             fields["output"] = "(empty)"
         metadata = {"source": item.source or "?", "language": item.lang or "und", "stratum": item.stratum or "?",
-                    "flags": len(item.flags)}
+                    "flags": len(item.flags), "duplicate_cluster_size": item.cluster_size or 1}
         if item.quality_score is not None:
             metadata["quality_score"] = float(item.quality_score)
         suggestions = []
