@@ -127,3 +127,46 @@ def test_serve_keeps_secrets_off_command_lines_and_stops_label_studio_with_it(si
         for p in seen[1:]:
             if _alive(p):
                 p.kill()
+
+
+def test_serve_argilla_keeps_secrets_off_command_lines_and_stops_server_worker_and_redis(tmp_path: Path) -> None:
+    """`curate review serve argilla`: server, worker and Redis come up (the API key is accepted), no process of the
+    tree shows the password or the key, and SIGTERM to curate stops all three (the port free, no child left)."""
+    password, key = "pw-" + secrets.token_urlsafe(16), secrets.token_urlsafe(24)
+    env = {**os.environ, "ARGILLA_USERNAME": "lead", "ARGILLA_PASSWORD": password, "ARGILLA_API_KEY": key}
+    env.setdefault("CURATE_ARGILLA_VENV", str(REPO / ".venv-argilla"))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    cmd = [str(CURATE), "--db", str(tmp_path / "store" / "curate.duckdb"), "review", "serve", "argilla",
+           "--port", str(port), "--data-dir", str(tmp_path / "argilla")]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                cwd=tmp_path)
+    seen: list[psutil.Process] = []
+    try:
+        up = _until(lambda: proc.poll() is not None or _answers(f"{url}/api/v1/status") == 200, START_TIMEOUT, step=1.0)
+        assert up and proc.poll() is None, f"serve did not come up (exit {proc.returncode}):\n{log.read_text()[-3000:]}"
+        req = urllib.request.Request(f"{url}/api/v1/me", headers={"X-Argilla-Api-Key": key})
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 (our own loopback URL)
+            assert r.status == 200
+        root = psutil.Process(proc.pid)
+        seen = [root, *root.children(recursive=True)]
+        cmdlines = {p.pid: Path(f"/proc/{p.pid}/cmdline").read_bytes() for p in seen}
+        joined = b" ".join(cmdlines.values())
+        assert b"redis-server" in joined and b" worker" in joined.replace(b"\0", b" ") and b"start" in joined
+        for pid, c in cmdlines.items():
+            assert password.encode() not in c and key.encode() not in c, (pid, c.replace(b"\0", b" "))
+        proc.send_signal(signal.SIGTERM)
+        assert _until(lambda: proc.poll() is not None, STOP_TIMEOUT * 2), "curate did not exit"
+        assert proc.returncode == 0, log.read_text()[-3000:]
+        assert "stopping Argilla" in log.read_text()
+        assert _until(lambda: _port_free(port), 10.0), f"port {port} still taken after curate exited: {_listeners(port)}"
+        assert _until(lambda: not any(_alive(p) for p in seen[1:]), 10.0), [p.pid for p in seen[1:] if _alive(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for p in seen[1:]:
+            if _alive(p):
+                p.kill()
