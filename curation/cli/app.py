@@ -21,9 +21,10 @@ decisions, review a statistically chosen sample, certify, and export an approved
 
 \b
 Data:       init, ingest, batches, quarantine, samples, sql, check
-Pipeline:   run, stats, report, export (a run's kept samples), demo
+Pipeline:   run, stats, report, export (a run's kept samples), demo (the whole product on the sample)
 Snapshots:  snapshot create | list | show | approve | export
-Review:     review plan | certify | push | pull | status | apply | serve
+Review:     review plan | certify | push | pull | status | apply | serve (labelstudio or argilla),
+            review users add | list (reviewer accounts)
 Training:   train (a LoRA adapter from an approved snapshot), eval (base and adapters side by side),
             eval-report (a human rating round), models (a local base model: smollm2),
             accelerate-config (training on several GPUs)
