@@ -71,17 +71,13 @@ def labelstudio(tmp_path_factory):
 
     creds = {"LABEL_STUDIO_USERNAME": "lead@example.com", "LABEL_STUDIO_PASSWORD": secrets.token_urlsafe(16),
              "LABEL_STUDIO_USER_TOKEN": secrets.token_hex(20)}
-    saved = {k: os.environ.get(k) for k in creds}
-    os.environ.update(creds)
-    server = start(tmp_path_factory.mktemp("labelstudio"), port=_free_port(), timeout=600)
-    server.token = creds["LABEL_STUDIO_USER_TOKEN"]
-    yield server
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as env:  # the credentials in the environment for the session, then restored
+        for k, v in creds.items():
+            env.setenv(k, v)
+        server = start(tmp_path_factory.mktemp("labelstudio"), port=_free_port(), timeout=600)
+        server.token = creds["LABEL_STUDIO_USER_TOKEN"]
+        yield server
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -95,15 +91,11 @@ def argilla(tmp_path_factory):
 
     creds = {"ARGILLA_USERNAME": "lead", "ARGILLA_PASSWORD": secrets.token_urlsafe(16),
              "ARGILLA_API_KEY": secrets.token_urlsafe(24)}
-    saved = {k: os.environ.get(k) for k in creds}
-    os.environ.update(creds)
-    server = start(tmp_path_factory.mktemp("argilla"), port=_free_port(), timeout=600)
-    server.api_key = creds["ARGILLA_API_KEY"]
-    server.password = creds["ARGILLA_PASSWORD"]
-    yield server
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as env:
+        for k, v in creds.items():
+            env.setenv(k, v)
+        server = start(tmp_path_factory.mktemp("argilla"), port=_free_port(), timeout=600)
+        server.api_key = creds["ARGILLA_API_KEY"]
+        server.password = creds["ARGILLA_PASSWORD"]
+        yield server
+        server.stop()
