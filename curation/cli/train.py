@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from curation.cli.common import handle_errors, open_cli_store
+from curation.cli.common import BackendOpt, UrlOpt, handle_errors, open_cli_store
 from curation.errors import MissingExtraError, UsageError
 
 
@@ -88,9 +88,11 @@ def eval_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="Results folder (default: <export>/eval).")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest answer generated.")] = 256,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts generated together.")] = 8,
-    human_round: Annotated[Optional[str], typer.Option("--human-round", help="Also push the answers to Label Studio as "
-                                                       "rating items of this round (factual, logic, style; 1-5).")] = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (default: $CURATE_LABEL_STUDIO_URL).")] = None,
+    human_round: Annotated[Optional[str], typer.Option("--human-round", help="Also push the answers to the review tool "
+                                                       "as rating items of this round (factual, logic, style; 1-5), "
+                                                       "and each pair of models' answers to compare.")] = None,
+    backend: BackendOpt = "labelstudio",
+    url: UrlOpt = None,
     quantization: Annotated[Optional[str], typer.Option("--quantization", help="int8 or int8-dynamic: score the models "
                                                         "as curate serve --quantization serves them.")] = None,
 ) -> None:
@@ -135,7 +137,8 @@ def eval_command(
         from training.evaluate import push_human_round
 
         gens = [json.loads(x) for x in (out / "generations.jsonl").read_text(encoding="utf-8").splitlines()]
-        pushed = push_human_round(open_cli_store(), human_round, gens, url=url, results=out / "eval_results.json")
+        pushed = push_human_round(open_cli_store(), human_round, gens, backend=backend, url=url,
+                                  results=out / "eval_results.json")
         pairs = pushed.preference.created if pushed.preference else 0
         err.print(f"human round {human_round!r}: {pushed.ratings.created} answers to rate and {pairs} pairs to compare "
                   f"pushed to {pushed.url} ({pushed.existing} already there); then: curate eval-report {human_round}",
@@ -148,16 +151,17 @@ def eval_command(
 @handle_errors
 def eval_report_command(
     round_name: Annotated[str, typer.Argument(help="The round named with curate eval --human-round.")],
-    url: Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (default: $CURATE_LABEL_STUDIO_URL).")] = None,
+    backend: BackendOpt = "labelstudio",
+    url: UrlOpt = None,
 ) -> None:
-    """Pull a human rating round from Label Studio and summarise it per model beside the automatic scores.
+    """Pull a human rating round from the review tool and summarise it per model beside the automatic scores.
 
-    Example: curate eval-report round1
+    Example: curate eval-report round1 --backend argilla
     """
     from curation.cli.render import out as stdout
     from training.evaluate import human_round_report
 
-    stdout.print_json(data=human_round_report(open_cli_store(), round_name, url=url))
+    stdout.print_json(data=human_round_report(open_cli_store(), round_name, backend=backend, url=url))
 
 
 @handle_errors

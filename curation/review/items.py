@@ -62,6 +62,9 @@ class ReviewItem:
     quality_score: float | None = None
     flags: list[str] = field(default_factory=list)
     cluster_size: int | None = None  # the near-duplicate cluster the sample is in (None: in none)
+    # the text's embedding when the store holds one (a semantic dedup step cached it), and its model
+    embedding: list[float] | None = None
+    embedding_model: str | None = None
     # answer content
     payload: dict | None = None
 
@@ -77,8 +80,13 @@ def sample_items(store: Store, snapshot_id: int, item_ids: list[str] | None = No
                            WHERE snapshot_id = $snap AND item_kind = 'sample' AND status = 'pending'
                              AND ($ids IS NULL OR item_id IN (SELECT unnest($ids))))
                SELECT it.item_id, it.sample_id, it.version, it.stratum, t.source, t.instruction, t.input, t.output,
-                      t.system, t.reasoning, to_json(t.messages), g.lang, g.quality, f.flags, g.cluster
+                      t.system, t.reasoning, to_json(t.messages), g.lang, g.quality, f.flags, g.cluster,
+                      e.vector, e.model
                FROM it JOIN snapshot_texts($snap) t ON t.sample_id = it.sample_id AND t.version = it.version
+               LEFT JOIN (SELECT content_hash, arg_max(vector, created_at) AS vector, arg_max(model, created_at) AS model
+                          FROM embeddings WHERE model = (SELECT model FROM embeddings GROUP BY model
+                                                         ORDER BY max(created_at) DESC, model LIMIT 1)
+                          GROUP BY content_hash) e ON e.content_hash = t.content_hash
                LEFT JOIN (SELECT sample_id, any_value(text) FILTER (WHERE name = 'lang') AS lang,
                                  max(value) FILTER (WHERE name = 'quality_score') AS quality,
                                  max(value) FILTER (WHERE name = 'near_dup_cluster') AS cluster
@@ -92,7 +100,8 @@ def sample_items(store: Store, snapshot_id: int, item_ids: list[str] | None = No
     return [ReviewItem(item_id=r[0], kind="sample", snapshot_id=snapshot_id, sample_id=r[1], version=r[2], stratum=r[3],
                        source=r[4], instruction=r[5], input=r[6], output=r[7], system=r[8], reasoning=r[9],
                        messages=json.loads(r[10]) if r[10] else None, lang=r[11], quality_score=r[12],
-                       flags=list(r[13] or []), cluster_size=int(r[14]) if r[14] is not None else None) for r in rows]
+                       flags=list(r[13] or []), cluster_size=int(r[14]) if r[14] is not None else None,
+                       embedding=list(r[15]) if r[15] is not None else None, embedding_model=r[16]) for r in rows]
 
 
 def answer_items(store: Store, round_name: str) -> list[ReviewItem]:

@@ -8,6 +8,9 @@ that ``ARGILLA_SEARCH_ENGINE=curate-sqlite`` names.
 (``ARGILLA_USERNAME``, ``ARGILLA_PASSWORD``, ``ARGILLA_API_KEY``, ``ARGILLA_WORKSPACE``), printing no secret:
 Argilla's own ``database users create`` takes them on its command line, which every user of the machine can
 read, and echoes the API key.
+
+Two fixes of argilla-server 2.8.0's record upsert, same results (:func:`_faster_record_upserts`): they took
+about two thirds of its time per record on this engine.
 """
 
 import asyncio
@@ -15,6 +18,45 @@ import os
 import sys
 
 import curate_search_engine  # noqa: F401  (registers the engine before argilla_server builds its app)
+
+
+def _faster_record_upserts() -> None:
+    """Two per-record costs of argilla-server 2.8.0's bulk upsert, removed without changing what it does:
+
+    * ``MetadataProperty.parsed_settings`` built a new pydantic ``TypeAdapter`` on every call, that is per record
+      and metadata property when records are validated: one adapter, built once, validates the same way;
+    * ``notify_record_event`` loaded the dataset with five relationships and serialised the record for a
+      webhook event before asking whether any webhook is enabled: it now asks first (one query), and builds
+      and enqueues the event exactly as before when one is.
+
+    Profiled on a push of 1,000 records: 48% and 38% of the upsert handler's time. Checked against the pinned
+    version: a missing name fails the start instead of silently running unpatched.
+    """
+    from pydantic import TypeAdapter
+
+    from argilla_server.bulk import records_bulk
+    from argilla_server.contexts import distribution, webhooks
+    from argilla_server.models import database
+    from argilla_server.webhooks.v1 import records
+
+    adapter = TypeAdapter(database.MetadataPropertySettings)
+    database.MetadataProperty.parsed_settings = property(lambda self: adapter.validate_python(self.settings))
+
+    original = records.notify_record_event
+
+    async def notify_record_event(db, record_event, record):  # noqa: ANN001, ANN202
+        if not await webhooks.list_enabled_webhooks(db):
+            return []
+        return await original(db, record_event, record)
+
+    for module in (records, records_bulk, distribution):
+        name = "notify_record_event" if module is records else "notify_record_event_v1"
+        if not hasattr(module, name):
+            raise RuntimeError(f"argilla-server changed: {module.__name__}.{name} is gone; update curate_argilla.py")
+        setattr(module, name, notify_record_event)
+
+
+_faster_record_upserts()
 
 
 async def _owner() -> str:

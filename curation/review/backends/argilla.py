@@ -8,9 +8,12 @@ Sample items: the instruction, the input, the dialogue (a chat field), the answe
 field of its own, apart from the answer); questions: the verdict (accept / reject, required), error categories
 (multi-label), a corrected answer (text); metadata: source, language, stratum, quality score, the number of
 flags and the near-duplicate cluster's size (1: in none), so that reviewers filter on them; our filters' view as a suggestion on the categories with the quality
-score as its score, never on the verdict (a pre-filled verdict would let a reviewer submit without deciding).
+score as its score, never on the verdict (a pre-filled verdict would let a reviewer submit without deciding);
+the text's embedding as the vector ``embedding`` when the store holds one (a ``semantic_dedup`` step cached it),
+so that reviewers find similar samples (its field's title names the model).
 Task distribution: ``min_submitted`` is the plan's overlap. Answer items (rating rounds): the prompt, the
-answer and the model; a rating question (1-5) or a label question per rating question.
+answer and the model (metadata ``answered_by``, to filter on); a rating question (1-5) or a label question per
+rating question; a pair to compare names no model.
 
 Push upserts by item id and always sends the whole record (Argilla replaces a record's metadata with what is
 sent), in batches; items already there are not sent again. Pull reads every record with its responses: a
@@ -29,6 +32,16 @@ from curation.review.items import CATEGORIES, RATING_QUESTIONS, VERDICTS, Review
 
 BATCH = 200
 DEFAULT_WORKSPACE = "curate"
+VECTOR = "embedding"  # the vector field: the sample's embedding, for "find similar" in Argilla's UI
+VECTOR_TITLE = "Text embedding ("  # its title: this, the embedding model, ")"
+
+
+def item_vector(items: list[ReviewItem]) -> tuple[str, int] | None:
+    """(model, dimensions) of the items' embeddings (the most common pair), None when no item has one."""
+    from collections import Counter
+
+    seen = Counter((it.embedding_model, len(it.embedding)) for it in items if it.embedding is not None)
+    return seen.most_common(1)[0][0] if seen else None
 
 
 def dataset_name(key: ProjectKey) -> str:
@@ -113,11 +126,14 @@ class ArgillaBackend(ReviewBackend):
             ws = self._call("create the workspace", rg.Workspace(name=self.workspace, client=self.client).create)
         return ws
 
-    def _settings(self, key: ProjectKey, kind: str, overlap: int, questions: dict | None):  # noqa: ANN202
+    def _settings(self, key: ProjectKey, kind: str, overlap: int, questions: dict | None,  # noqa: ANN202
+                  vector: tuple[str, int] | None = None):
         import argilla as rg
 
         marks = "\n".join(guideline_marks(key))
         if kind == "sample":
+            vectors = [] if vector is None else [
+                rg.VectorField(name=VECTOR, title=f"{VECTOR_TITLE}{vector[0]})", dimensions=vector[1])]
             return rg.Settings(
                 guidelines=f"Accept or reject each sample of llm-curate {key.name}; name the error categories when "
                            f"rejecting, and correct the answer where you can. The categories suggested come from the "
@@ -136,6 +152,7 @@ class ArgillaBackend(ReviewBackend):
                           rg.TermsMetadataProperty(name="stratum"), rg.FloatMetadataProperty(name="quality_score"),
                           rg.IntegerMetadataProperty(name="flags"),
                           rg.IntegerMetadataProperty(name="duplicate_cluster_size")],
+                vectors=vectors,
                 distribution=rg.TaskDistribution(min_submitted=max(1, int(overlap))))
         qs = []
         for name, (question, choices) in (questions or RATING_QUESTIONS).items():
@@ -147,11 +164,13 @@ class ArgillaBackend(ReviewBackend):
         return rg.Settings(guidelines=f"Rate each answer of llm-curate {key.name}.\n\n{marks}",
                            fields=[rg.TextField(name="prompt", title="Prompt"), rg.TextField(name="answer", title="Answer"),
                                    rg.TextField(name="model", title="Model")],
-                           questions=qs, metadata=[rg.TermsMetadataProperty(name="model")],
+                           questions=qs, metadata=[rg.TermsMetadataProperty(name="answered_by", title="Model")],
                            distribution=rg.TaskDistribution(min_submitted=max(1, int(overlap))))
 
-    def dataset(self, key: ProjectKey, kind: str, overlap: int = 1, create: bool = True, questions: dict | None = None):  # noqa: ANN201
-        """The dataset for ``key`` (made with our settings when missing and ``create``); None when missing."""
+    def dataset(self, key: ProjectKey, kind: str, overlap: int = 1, create: bool = True,  # noqa: ANN201
+                questions: dict | None = None, vector: tuple[str, int] | None = None):
+        """The dataset for ``key`` (made with our settings when missing and ``create``); None when missing.
+        ``vector``: (embedding model, dimensions) of the items' embeddings, a vector field when the dataset is made."""
         import argilla as rg
 
         name = dataset_name(key)
@@ -166,7 +185,7 @@ class ArgillaBackend(ReviewBackend):
             return ds
         if not create:
             return None
-        ds = rg.Dataset(name=name, workspace=ws, settings=self._settings(key, kind, overlap, questions), client=self.client)
+        ds = rg.Dataset(name=name, workspace=ws, settings=self._settings(key, kind, overlap, questions, vector), client=self.client)
         return self._call("create the dataset", ds.create)
 
     def dataset_url(self, ds) -> str:  # noqa: ANN001
@@ -177,14 +196,14 @@ class ArgillaBackend(ReviewBackend):
         return self._call("list records", lambda: {str(r.id) for r in ds.records(batch_size=500)})
 
     # ------------------------------------------------------------------ push and pull
-    def _record(self, item: ReviewItem):  # noqa: ANN202
+    def _record(self, item: ReviewItem, vector: tuple[str, int] | None = None):  # noqa: ANN202
         import argilla as rg
 
         if item.kind == "answer":
             p = item.payload or {}
             return rg.Record(id=item.item_id, fields={"prompt": p.get("prompt") or "", "answer": p.get("answer") or "(empty)",
                                                       "model": p.get("model") or "unnamed"},
-                             metadata={"model": p.get("model") or "unnamed"})
+                             metadata={"answered_by": p.get("model") or "unnamed"})
         messages = [{"role": m.get("role") or "user", "content": m.get("content") or ""} for m in (item.messages or [])]
         fields = {"instruction": item.instruction or None, "input": item.input or None,
                   "dialogue": messages or None, "output": item.output or None, "reasoning": item.reasoning or None}
@@ -199,16 +218,23 @@ class ArgillaBackend(ReviewBackend):
         if cats:
             suggestions.append(rg.Suggestion(question_name="categories", value=cats, agent="llm-curate filters",
                                              score=[float(item.quality_score or 0.0)] * len(cats), type="model"))
+        vectors = {}
+        if vector and item.embedding is not None and (item.embedding_model, len(item.embedding)) == vector:
+            vectors[VECTOR] = [float(x) for x in item.embedding]
         return rg.Record(id=item.item_id, fields={k: v for k, v in fields.items() if v is not None},
-                         metadata=metadata, suggestions=suggestions)
+                         metadata=metadata, suggestions=suggestions, vectors=vectors)
 
     def push(self, key: ProjectKey, kind: str, items: list[ReviewItem], overlap: int = 1, progress=None) -> PushResult:  # noqa: ANN001
         questions = next((it.payload.get("questions") for it in items if it.payload and it.payload.get("questions")), None)
-        ds = self.dataset(key, kind, overlap, questions=questions)
+        ds = self.dataset(key, kind, overlap, questions=questions, vector=item_vector(items))
+        field = next((v for v in ds.settings.vectors if v.name == VECTOR), None)
+        vector = None
+        if field is not None and field.title.startswith(VECTOR_TITLE) and field.title.endswith(")"):
+            vector = (field.title[len(VECTOR_TITLE):-1], field.dimensions)
         there = self.item_ids(ds)
         todo = [it for it in items if it.item_id not in there]
         for i in range(0, len(todo), BATCH):
-            batch = [self._record(it) for it in todo[i:i + BATCH]]
+            batch = [self._record(it, vector) for it in todo[i:i + BATCH]]
             self._call("log records", ds.records.log, batch, batch_size=BATCH)
             if progress:
                 progress(f"push to Argilla dataset {ds.name}", i + len(batch), len(todo), "items")

@@ -31,3 +31,17 @@ def store(curated, tmp_path) -> Store:
     return Store(tmp_path / "curate.duckdb")
 
 
+
+
+def eval_round(tmp_path: Path, prompts: int) -> tuple[Path, list[dict]]:
+    """What `curate eval` writes for a human round: its results file (the automatic scores of "base" and
+    "lora-v1") and one generation per model and prompt."""
+    import json
+
+    results = tmp_path / "eval_results.json"
+    results.write_text(json.dumps({"models": {"base": {"bleu4": 3.0, "rougeL": 20.0, "bertscore_f1": 0.7, "eval_loss": 2.0},
+                                              "lora-v1": {"bleu4": 9.0, "rougeL": 31.0, "bertscore_f1": 0.8,
+                                                          "eval_loss": 1.2}}}), encoding="utf-8")
+    gens = [{"model": m, "sample_id": f"p{i}", "prompt": [{"role": "user", "content": f"第{i}个问题：北京在哪里？"}],
+             "reference": "北京在中国北部。", "answer": f"{m} answer {i}"} for m in ("base", "lora-v1") for i in range(prompts)]
+    return results, gens

@@ -19,6 +19,7 @@ from curation.review.scripted import Judgement, planted_problems
 from curation.review.verdicts import record_verdicts
 from curation.snapshots import approve, create_snapshot, export_snapshot
 from curation.store import Store
+from tests.curation.review.conftest import eval_round
 
 REVIEWERS = ("reviewer-a@example.com", "reviewer-b@example.com")
 
@@ -93,3 +94,98 @@ def test_every_backend_gives_the_results_of_the_same_verdicts_stored_directly(st
     out = export_snapshot(store, child.snapshot_id, tmp_path / "export", hf=False)
     manifest = json.loads((out.path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reviewers"] == [{"reviewer": e, "reviews": len(items), "scripted": False} for e in REVIEWERS]
+
+
+def test_argilla_items_carry_the_stored_embedding_and_find_similar_samples(argilla, tmp_path) -> None:
+    """A store whose semantic dedup step cached embeddings: each pushed record carries its text's vector (the
+    real all-MiniLM-L6-v2's, as stored), and Argilla's "find similar" ranks records as the vectors' cosine does."""
+    import argilla as rg
+    import numpy as np
+
+    from curation.ingest import ingest_paths
+    from curation.pipeline.executor import run_pipeline
+    from curation.review.backends.argilla import VECTOR, ArgillaBackend, dataset_name
+    from schemas.pipeline import PipelineConfig, StepConfig
+    from tests.conftest import SAMPLE_DIR
+
+    store = Store(tmp_path / "curate.duckdb")
+    ingest_paths(store, [str(SAMPLE_DIR / "dialogues_sharegpt.jsonl")])
+    run_pipeline(store, PipelineConfig(steps=[StepConfig(type="clean"), StepConfig(type="semantic_dedup")]))
+    snap = create_snapshot(store)
+    be = ArgillaBackend(url=argilla.url, api_key=argilla.api_key)
+    pushed = push_review(store, snap.snapshot_id, be, seed=3, overlap=1, reviews=60)
+    items = {it.item_id: it for it in sample_items(store, snap.snapshot_id)}
+    assert pushed["created"] == len(items) >= 40
+    assert all(it.embedding is not None and len(it.embedding) == 384 for it in items.values())
+
+    ds = be.client.datasets(name=dataset_name(snapshot_key(snap.snapshot_id, store_id=store.store_id)),
+                            workspace=be.workspace)
+    field = ds.settings.vectors[VECTOR]
+    assert field.dimensions == 384 and "all-MiniLM-L6-v2" in field.title
+    got = {str(r.id): r.vectors[VECTOR] for r in ds.records(with_vectors=True, batch_size=500)}
+    assert got.keys() == items.keys()
+    assert all(np.allclose(got[i], items[i].embedding, atol=1e-6) for i in got)
+
+    ids = sorted(items)
+    x = np.array([items[i].embedding for i in ids], dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    query = ids[0]
+    cosine = x @ x[0]
+    want = [ids[j] for j in np.argsort(-cosine)[1:6]]
+    similar = ds.records(query=rg.Query(similar=rg.Similar(name=VECTOR, value=got[query])), limit=6)
+    found = [(str(r.id), score) for r, score in similar if str(r.id) != query][:5]  # (record, score) pairs
+    assert [i for i, _ in found] == want
+    # the score as Elasticsearch gives it for cosine similarity: (1 + cosine) / 2
+    assert np.allclose([s for _, s in found], [(1 + cosine[ids.index(i)]) / 2 for i in want], atol=1e-3)
+
+
+def test_the_evaluation_s_human_round_in_argilla(store, argilla, runner, tmp_path, monkeypatch) -> None:
+    """curate eval's generations pushed to Argilla as rating records (factual, logic, style: rating questions)
+    and pairs to compare (models hidden), rated through Argilla's API by two reviewers, and summarised by
+    `curate eval-report --backend argilla` per model beside the automatic scores."""
+    import argilla as rg
+
+    from curation.cli.app import app
+    from curation.review.backends import round_key
+    from curation.review.backends.argilla import ArgillaBackend
+    from training.evaluate import push_human_round
+
+    _new_store_id(store)
+    monkeypatch.setenv("CURATE_ARGILLA_API_KEY", argilla.api_key)
+    results, gens = eval_round(tmp_path, 4)
+    pushed = push_human_round(store, "round-a", gens, backend="argilla", url=argilla.url, results=results)
+    assert (pushed.ratings.created, pushed.preference.created) == (8, 4)
+    assert push_human_round(store, "round-a", gens, backend="argilla", url=argilla.url).created == 0
+
+    be = ArgillaBackend(url=argilla.url, api_key=argilla.api_key)
+    ds = be.dataset(round_key("round-a", store_id=store.store_id), "answer", create=False)
+    assert {q.name: type(q).__name__ for q in ds.settings.questions} == {
+        "factual": "RatingQuestion", "logic": "RatingQuestion", "style": "RatingQuestion", "comment": "TextQuestion"}
+    pds = be.dataset(round_key("round-a preference", store_id=store.store_id), "answer", create=False)
+    assert [q.name for q in pds.settings.questions][0] == "preferred"
+    for r, email in enumerate(("rater-a@example.com", "rater-b@example.com")):
+        uid = be.user_id(email, f"Rater {r}")
+        records = list(ds.records(batch_size=100))
+        for record in records:
+            good = str(record.id).endswith(":lora-v1")
+            for q in ("factual", "logic", "style"):
+                record.responses.add(rg.Response(q, (5 - r) if good else 2, user_id=uid, status="submitted"))
+        ds.records.log(records)
+        precords = list(pds.records(batch_size=100))
+        for record in precords:
+            lora_first = "lora-v1 answer" in record.fields["answer"].split("----------")[0]
+            choice = "Equally good" if ":p3:" in str(record.id) else ("Answer A" if lora_first else "Answer B")
+            record.responses.add(rg.Response("preferred", choice, user_id=uid, status="submitted"))
+        pds.records.log(precords)
+
+    res = runner.invoke(app, ["--db", str(store.path), "eval-report", "round-a", "--backend", "argilla",
+                              "--url", argilla.url])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout[res.stdout.index("{"):])
+    assert rep["pulled"] == 16 and rep["new"] == 16, rep
+    assert rep["models"]["lora-v1"]["ratings"]["factual"] == {"mean": 4.5, "n": 8}, rep
+    assert rep["models"]["base"]["ratings"]["style"] == {"mean": 2.0, "n": 8} and rep["models"]["base"]["rated"] == 4
+    assert rep["models"]["lora-v1"]["automatic"]["bleu4"] == 9.0
+    pref = rep["preference"]["base vs lora-v1"]
+    assert (pref["lora-v1"], pref["base"], pref["equally good"], pref["n"]) == (6, 0, 2, 8), pref
+    assert pref["sign_test_p"] == pytest.approx(2 / 64)  # 6 of 6 decided for one side

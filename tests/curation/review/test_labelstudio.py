@@ -23,6 +23,7 @@ from curation.review.loop import pull_review, push_review
 from curation.review.status import error_summary
 from curation.review.verdicts import add_answer_items, record_verdicts
 from curation.snapshots import approve, create_snapshot, export_snapshot, get_snapshot
+from tests.curation.review.conftest import eval_round
 from tests.curation.review.test_loop import _bad_samples
 
 
@@ -315,12 +316,7 @@ def test_the_evaluation_s_human_round(store, backend, tmp_path, runner, labelstu
     and summarised per model beside the automatic scores (curate eval-report)."""
     from training.evaluate import push_human_round
 
-    results = tmp_path / "eval_results.json"
-    results.write_text(json.dumps({"models": {"base": {"bleu4": 3.0, "rougeL": 20.0, "bertscore_f1": 0.7, "eval_loss": 2.0},
-                                              "lora-v1": {"bleu4": 9.0, "rougeL": 31.0, "bertscore_f1": 0.8,
-                                                          "eval_loss": 1.2}}}), encoding="utf-8")
-    gens = [{"model": m, "sample_id": f"p{i}", "prompt": [{"role": "user", "content": f"第{i}个问题：北京在哪里？"}],
-             "reference": "北京在中国北部。", "answer": f"{m} answer {i}"} for m in ("base", "lora-v1") for i in range(3)]
+    results, gens = eval_round(tmp_path, 3)
     pushed = push_human_round(store, "round-x", gens, url=labelstudio.url, results=results)
     # 6 answers to rate, and 3 prompts answered by both models to compare
     assert pushed.ratings.created == 6 and pushed.preference.created == 3
