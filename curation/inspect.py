@@ -45,22 +45,28 @@ def list_batches(store: Store) -> pa.Table:
     return table.drop_columns(["owner", "heartbeat_at"])
 
 
-def list_quarantine(store: Store, batch: int | None = None, reason: str | None = None, limit: int = 100) -> pa.Table:
-    """Quarantined rows (file, row, line, reason, field, the row verbatim), optionally of one batch or reason."""
+def list_quarantine(store: Store, batch: int | None = None, reason: str | None = None, limit: int = 100,
+                    after: tuple[int, int, int] | None = None) -> pa.Table:
+    """Quarantined rows (file, row, line, reason, field, the row verbatim), optionally of one batch or reason;
+    ``after``: the page after this row's (batch_id, line or row, row_number) key (the API's cursor)."""
     if limit < 1:
         raise UsageError(f"limit must be at least 1, not {limit}")
+    a = list(after) if after else [None, None, None]
     return run_query(
         store,
         """SELECT batch_id, regexp_extract(source, '[^/]+$') AS file, row_number, line, reason, field, raw
            FROM quarantine
            WHERE ($batch IS NULL OR batch_id = $batch) AND ($reason IS NULL OR contains(reason, $reason))
-           ORDER BY batch_id, coalesce(line, row_number, 0) LIMIT $limit""",
-        {"batch": batch, "reason": reason, "limit": limit})
+             AND ($a0 IS NULL OR (batch_id, coalesce(line, row_number, 0), coalesce(row_number, 0)) > ($a0, $a1, $a2))
+           ORDER BY batch_id, coalesce(line, row_number, 0), coalesce(row_number, 0) LIMIT $limit""",
+        {"batch": batch, "reason": reason, "limit": limit, "a0": a[0], "a1": a[1], "a2": a[2]})
 
 
 def find_samples(store: Store, sample_id: str | None = None, batch: int | None = None, shape: str | None = None,
-                 contains: str | None = None, with_reasoning: bool = False, limit: int = 20) -> pa.Table:
-    """Samples as read, filtered by id, batch, shape, text or the presence of a reasoning trace."""
+                 contains: str | None = None, with_reasoning: bool = False, limit: int = 20,
+                 after: tuple[int, int] | None = None) -> pa.Table:
+    """Samples as read, filtered by id, batch, shape, text or the presence of a reasoning trace; ``after``: the
+    page after this (batch_id, row_number) (the API's cursor)."""
     if shape is not None and shape not in SHAPES:
         raise UsageError(f"unknown shape {shape!r}: one of {', '.join(SHAPES)}")
     if limit < 1:
@@ -75,9 +81,10 @@ def find_samples(store: Store, sample_id: str | None = None, batch: int | None =
                    OR contains(coalesce(CAST(messages AS VARCHAR), ''), $contains))
               AND (NOT $reasoning OR reasoning IS NOT NULL
                    OR list_bool_or(list_transform(messages, lambda m: m.reasoning IS NOT NULL)))
+              AND ($a0 IS NULL OR (batch_id, row_number) > ($a0, $a1))
             ORDER BY batch_id, row_number LIMIT $limit""",
         {"id": sample_id, "batch": batch, "shape": shape, "contains": contains, "reasoning": with_reasoning,
-         "limit": limit})
+         "limit": limit, "a0": after[0] if after else None, "a1": after[1] if after else None})
 
 
 def sample_history(store: Store, sample_id: str) -> dict[str, pa.Table]:
@@ -111,3 +118,30 @@ def funnel(store: Store, run_id: int | None = None) -> pa.Table:
     if run_id is None:
         return run_query(store, "SELECT stage, rows FROM funnel ORDER BY position")
     return run_query(store, "SELECT stage, rows FROM funnel_for($run) ORDER BY position", {"run": run_id})
+
+
+def list_runs(store: Store) -> pa.Table:
+    """Every pipeline run: its status, when, its config's hash, and how many samples it kept."""
+    return run_query(
+        store,
+        """SELECT r.run_id, r.status, strftime(r.started_at, '%Y-%m-%d %H:%M:%S') AS started_at,
+                  strftime(r.finished_at, '%Y-%m-%d %H:%M:%S') AS finished_at, r.config_hash, r.samples_in, r.max_batch_id
+           FROM runs r ORDER BY r.run_id""")
+
+
+def run_decisions(store: Store, run_id: int, verdict: str | None = None, step: str | None = None, limit: int = 100,
+                  after: tuple[str, str, str] | None = None) -> pa.Table:
+    """A run's decisions (drop or flag, the step, a reason a person can read, the sample kept instead, the
+    score), optionally of one verdict or step; ``after``: the page after this (sample_id, step, reason)."""
+    if verdict is not None and verdict not in ("drop", "flag"):
+        raise UsageError(f"unknown verdict {verdict!r}: drop or flag")
+    if limit < 1:
+        raise UsageError(f"limit must be at least 1, not {limit}")
+    a = list(after) if after else [None, None, None]
+    return run_query(
+        store,
+        """SELECT sample_id, step, verdict, reason, ref_sample_id, round(score, 4) AS score FROM decisions
+           WHERE run_id = $run AND ($verdict IS NULL OR verdict = $verdict) AND ($step IS NULL OR step = $step)
+             AND ($a0 IS NULL OR (sample_id, step, reason) > ($a0, $a1, $a2))
+           ORDER BY sample_id, step, reason LIMIT $limit""",
+        {"run": run_id, "verdict": verdict, "step": step, "limit": limit, "a0": a[0], "a1": a[1], "a2": a[2]})

@@ -88,6 +88,14 @@ def refused_function(name: str) -> str | None:
     return None
 
 
+#: tables the SQL surface never reads: the API tokens' hashes
+PRIVATE_TABLES = {"api_tokens"}
+
+
+def _refused_private(name: str) -> str:
+    return f"refused: {name} holds the API tokens' hashes and is not readable through SQL (`curate token list`)"
+
+
 def _refused_table(name: str) -> str:
     return (f"refused: FROM {name!r} reads a file; `curate sql` reads only the store's tables and views "
             "(see SHOW TABLES)")
@@ -144,6 +152,8 @@ def _check_tokens(tokens: list[_Token]) -> None:
             why = refused_function(tok.word)
             if why:
                 raise RefusedError(why)
+        if tok.kind in ("identifier", "keyword") and tok.word.lower() in PRIVATE_TABLES:
+            raise RefusedError(_refused_private(tok.word.lower()))
         quoted = tok.name_in_quotes
         if quoted is not None and prev is not None and _PATHLIKE.search(quoted):
             after_table_word = prev.kind == "keyword" and prev.word in _FROM_KEYWORDS
@@ -196,6 +206,8 @@ def _check_tree(tree: dict) -> None:
             if why:
                 raise RefusedError(why)
         if node.get("type") in ("BASE_TABLE", "SHOW_REF"):
+            if str(node.get("table_name") or "").lower() in PRIVATE_TABLES:
+                raise RefusedError(_refused_private(str(node.get("table_name")).lower()))
             for key in ("table_name", "schema_name", "catalog_name"):
                 value = node.get(key)
                 if isinstance(value, str) and _PATHLIKE.search(value.strip('"')):

@@ -399,3 +399,18 @@ def snapshot_export_dir(store, snapshot_id: int, force: bool = False) -> Path:  
         if m.snapshot_id == snapshot_id and m.content_hash == snap.content_hash and m.state == snap.state:
             return folder
     return export_snapshot(store, snapshot_id, folder, force=force, hf=False).path
+
+
+def train_snapshot(store, snapshot_id: int, model: Path, out: Path | None = None, config: Path | None = None,  # noqa: ANN001
+                   set_: list[str] | None = None, force: bool = False, progress: bool = False) -> dict:
+    """Train an adapter on a snapshot of ``store`` (exported first when needed) into ``out`` (default:
+    ``<store folder>/adapters/snapshot-<id>``), with the config file and ``name=value`` overrides; the adapter's
+    manifest, with ``out``. What the service's training job runs."""
+    from training.config import load_config
+
+    cfg = load_config(config, set_)
+    data = snapshot_export_dir(store, snapshot_id, force)
+    out = out or store.path.parent / "adapters" / f"snapshot-{snapshot_id}"
+    check_model_folder(model)
+    manifest = train(check(Path(data), model, cfg, force=force), model, out, cfg, progress=progress)
+    return {**manifest, "out": str(out)}

@@ -30,6 +30,7 @@ Training:   train (a LoRA adapter from an approved snapshot), eval (base and ada
             accelerate-config (training on several GPUs)
 Serving:    serve (a model and its adapters with the OpenAI API: cpu or vllm), route (an A/B router),
             ab-report (per variant latency, errors, ratings)
+Service:    api (the HTTP API: jobs, roles, SQL, review, training), token create | list | revoke
 
 \b
 Example:    curate demo && curate sql "SELECT shape, count(*) FROM samples GROUP BY 1"
@@ -431,6 +432,7 @@ def report(
     out.file.write(f"{path}\n")
 
 
+from curation.cli.api import api_command, token_app  # noqa: E402
 from curation.cli.review import review_app  # noqa: E402  (the sub-apps register on the root app)
 from curation.cli.snapshots import snapshot_app  # noqa: E402
 from curation.cli.sql import sql_command  # noqa: E402
@@ -456,6 +458,8 @@ app.command(name="route")(route_command)
 app.command(name="ab-report")(ab_report_command)
 app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(review_app, name="review")
+app.command(name="api")(api_command)
+app.add_typer(token_app, name="token")
 
 
 @app.command()

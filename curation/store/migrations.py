@@ -406,6 +406,51 @@ MIGRATIONS += (
                 SELECT * FROM runs WHERE status = 'done' ORDER BY run_id DESC LIMIT 1""",
         ),
     ),
+    Migration(
+        9,
+        "the service: API tokens (hashed), the audit log of mutating calls, background jobs",
+        (
+            """CREATE TABLE api_tokens (
+                token_id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                role VARCHAR NOT NULL,
+                token_hash VARCHAR NOT NULL UNIQUE,
+                created_at TIMESTAMP NOT NULL,
+                revoked_at TIMESTAMP
+            )""",
+            "CREATE SEQUENCE audit_seq START 1",
+            """CREATE TABLE audit_log (
+                audit_id BIGINT PRIMARY KEY DEFAULT nextval('audit_seq'),
+                logged_at TIMESTAMP NOT NULL,
+                token_id VARCHAR,
+                token_name VARCHAR,
+                role VARCHAR,
+                method VARCHAR NOT NULL,
+                path VARCHAR NOT NULL,
+                status INTEGER NOT NULL,
+                job_id BIGINT,
+                detail VARCHAR
+            )""",
+            "CREATE SEQUENCE job_seq START 1",
+            """CREATE TABLE jobs (
+                job_id BIGINT PRIMARY KEY DEFAULT nextval('job_seq'),
+                kind VARCHAR NOT NULL,
+                params JSON NOT NULL,
+                status VARCHAR NOT NULL,
+                created_by VARCHAR,
+                created_at TIMESTAMP NOT NULL,
+                started_at TIMESTAMP,
+                finished_at TIMESTAMP,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                owner VARCHAR,
+                heartbeat_at TIMESTAMP,
+                progress JSON,
+                result JSON,
+                error VARCHAR,
+                log VARCHAR
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

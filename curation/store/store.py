@@ -38,8 +38,11 @@ SAFE_READ_CONFIG: dict[str, object] = {
 
 
 def _is_lock_conflict(exc: Exception) -> bool:
+    """Another process holds the file, or (in this process: the service's threads) a connection with another
+    configuration is open: a read-write one while a reader opens, or read-only ones while a writer opens."""
     text = str(exc)
-    return "Could not set lock" in text or "Conflicting lock" in text
+    return ("Could not set lock" in text or "Conflicting lock" in text
+            or "same database file with a different configuration" in text)
 
 
 def utcnow() -> datetime:
@@ -131,7 +134,7 @@ class Store:
             while True:
                 try:
                     return duckdb.connect(str(self.path), read_only=read_only, config=dict(config or {}))
-                except duckdb.IOException as e:
+                except (duckdb.IOException, duckdb.ConnectionException) as e:
                     if not _is_lock_conflict(e):
                         raise StoreError(f"cannot open store {self.path}: {e}") from e
                     if time.monotonic() >= deadline:
