@@ -154,11 +154,17 @@ def safe_upload_name(name: str) -> str:
     return base
 
 
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
+
+
 def _looks_binary(head: bytes) -> bool:
-    """A file no reader takes: NUL bytes early on, unless it is Parquet (``PAR1``) or UTF-16 with its mark."""
-    if head.startswith(b"PAR1") or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    """A file no reader takes (a program, an archive, an image): more than 5% control characters in its first
+    8 KiB. Parquet (``PAR1``) and UTF-16 with its mark are data; a text file with a stray NUL is not refused:
+    its bad line goes to quarantine like any other."""
+    if not head or head.startswith(b"PAR1") or head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False
-    return b"\x00" in head[:8192]
+    sample = head[:8192]
+    return sum(sample.count(bytes([b])) for b in _CONTROL) > 0.05 * len(sample)
 
 
 # ------------------------------------------------------------------------------------------- request bodies
@@ -419,8 +425,8 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
                 raise UsageError(f"upload {name}: the body is empty; send the file as the request body "
                                  "(curl --data-binary @FILE)")
             if _looks_binary(head):
-                raise NotData(f"upload {name}: a binary file (NUL bytes in its first 8 KiB), not JSONL, JSON, CSV or "
-                              "Parquet; nothing was loaded")
+                raise NotData(f"upload {name}: a binary file (over 5% control bytes in its first 8 KiB), not JSONL, "
+                              "JSON, CSV or Parquet; nothing was loaded")
         except (CurateError, ClientDisconnect):
             path.unlink(missing_ok=True)
             folder.rmdir()
