@@ -273,6 +273,56 @@ TABLES: tuple[Table, ...] = (
             C("payload", "JSON", "Content of an answer item (prompt, answer, model, questions); NULL for samples."),
         ),
     ),
+    Table(
+        "api_tokens",
+        "The HTTP API's tokens (curate token create): only a hash of each; not readable through SQL.",
+        (
+            C("token_id", "VARCHAR", "The token's id (a uuid; curate token revoke takes it)."),
+            C("name", "VARCHAR", "Who or what uses it (shown in the audit log)."),
+            C("role", "VARCHAR", "viewer, lead or admin."),
+            C("token_hash", "VARCHAR", "SHA-256 of the token (the token itself is shown once, never stored)."),
+            C("created_at", "TIMESTAMP", "When it was made (UTC)."),
+            C("revoked_at", "TIMESTAMP", "When it was revoked (UTC); NULL while it works."),
+        ),
+    ),
+    Table(
+        "audit_log",
+        "Every mutating call to the HTTP API, refused ones included: who, what, when, the answer's status.",
+        (
+            C("audit_id", "BIGINT", "Sequential id."),
+            C("logged_at", "TIMESTAMP", "When (UTC)."),
+            C("token_id", "VARCHAR", "The caller's token (NULL without a valid one)."),
+            C("token_name", "VARCHAR", "Its name."),
+            C("role", "VARCHAR", "Its role."),
+            C("method", "VARCHAR", "POST, PUT, PATCH or DELETE."),
+            C("path", "VARCHAR", "The route called."),
+            C("status", "INTEGER", "The HTTP status answered."),
+            C("job_id", "BIGINT", "The job the call started, if any."),
+            C("detail", "VARCHAR", "More, where there is more to say."),
+        ),
+    ),
+    Table(
+        "jobs",
+        "The HTTP API's background jobs (ingest, run, review push / pull, export, train, eval), run one at a time "
+        "by the service's worker; a restart queues again what a killed service left running.",
+        (
+            C("job_id", "BIGINT", "Sequential id."),
+            C("kind", "VARCHAR", "ingest, run, review_push, review_pull, export, train or eval."),
+            C("params", "JSON", "What the job was asked to do."),
+            C("status", "VARCHAR", "queued, running, done, failed or interrupted."),
+            C("created_by", "VARCHAR", "The token's name and role that submitted it."),
+            C("created_at", "TIMESTAMP", "When it was submitted (UTC)."),
+            C("started_at", "TIMESTAMP", "When it first started (UTC)."),
+            C("finished_at", "TIMESTAMP", "When it ended (UTC)."),
+            C("attempts", "INTEGER", "How many times it was started (more than 1 after a restart)."),
+            C("owner", "VARCHAR", "The service process running it (host:pid:start), NULL when not running."),
+            C("heartbeat_at", "TIMESTAMP", "The owner's latest heartbeat (UTC)."),
+            C("progress", "JSON", "The latest progress: what, done, total, unit."),
+            C("result", "JSON", "What it produced (the same as the CLI command's output)."),
+            C("error", "JSON", "Why it failed: exit_code, kind, message."),
+            C("log", "VARCHAR", "Its log: starts, steps, interruptions, the end."),
+        ),
+    ),
 )
 
 def _columns(table: str, names: tuple[str, ...] | None = None) -> tuple[Column, ...]:

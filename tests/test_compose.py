@@ -127,3 +127,29 @@ def test_the_review_tools_run_argilla_on_elasticsearch_and_label_studio_with_sec
     assert "deploy/review.env" in (REPO / ".gitignore").read_text().splitlines()
     for name in ("elasticsearch", "redis", "argilla", "labelstudio"):
         assert services[name]["healthcheck"]["test"], name
+
+
+def test_the_api_service_runs_curate_api_over_the_store_with_keys_from_the_env_file() -> None:
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from curation.cli.app import app
+
+    services = _doc()["services"]
+    api = services["api"]
+    assert not api.get("profiles") and api["image"] == services["curate"]["image"]
+    assert api["depends_on"] == {"curate": {"condition": "service_completed_successfully"}}
+    assert "store:/data" in api["volumes"] and api["ports"] == ["127.0.0.1:8700:8700"]
+    assert "/ready" in " ".join(api["healthcheck"]["test"])
+    assert api["env_file"] == [{"path": "deploy/review.env", "required": False}]
+    script = api["command"][0].replace("$$", "$")
+    assert script.split("; ")[-1].startswith("exec curate api ")
+    args = shlex.split(script.split("; ")[-1])[2:]
+    assert args == ["api", "--host", "0.0.0.0", "--port", "8700"]
+    help_text = CliRunner().invoke(app, ["api", "--help"]).output
+    assert "--host" in help_text and "--port" in help_text  # the flags compose passes exist
+    # the keys are exported only where the env file sets them: an empty one would be refused as a placeholder
+    assert '[ -n "${API_KEY:-}" ] && export CURATE_ARGILLA_API_KEY="${API_KEY}"' in script
+    assert api["environment"]["CURATE_LABEL_STUDIO_URL"] == "http://labelstudio:8080"
+    assert api["environment"]["CURATE_ARGILLA_URL"] == "http://argilla:6900"

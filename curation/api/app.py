@@ -218,6 +218,14 @@ class EvalRequest(BaseModel):
     max_new_tokens: int = Field(256, ge=1, le=8192)
 
 
+class ServeRequest(BaseModel):
+    model: str = Field(..., max_length=1000, description="The base model's folder on the service's machine")
+    adapters: dict[str, str] = Field(default_factory=dict, max_length=20,
+                                     description="served name -> adapter folder (curate train's output)")
+    engine: Literal["cpu", "vllm"] = "cpu"
+    quantization: Literal["int8", "int8-dynamic"] | None = None
+
+
 class TokenRequest(BaseModel):
     role: Literal["viewer", "lead", "admin"]
     name: str = Field(..., min_length=1, max_length=100)
@@ -230,6 +238,9 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
     check_secrets()
     store.init()
     worker = J.Worker(store)
+    from curation.api.servers import Servers
+
+    servers = Servers(store.path.parent / "servers")
     cache: dict[str, tuple[float, TokenInfo | None]] = {}
     cache_lock = threading.Lock()
 
@@ -240,6 +251,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
             worker.start()
         yield
         worker.stop()
+        servers.stop_all()
 
     app = FastAPI(title="llm-curate", version=API_VERSION, lifespan=lifespan,
                   description=(__doc__ or "").split("\n\n", 1)[1] if __doc__ else None)
@@ -650,6 +662,36 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
         if text is None:
             raise NotFound(f"no job {job_id}")
         return PlainTextResponse(text)
+
+    # served models
+    def _served(server_id: int):  # noqa: ANN202
+        served = servers.get(server_id)
+        if served is None:
+            raise NotFound(f"no server {server_id} (GET /v1/servers lists them)")
+        return served
+
+    @route("GET", "/servers", "viewer")
+    def served_list() -> dict:
+        return {"items": servers.list(), "next_cursor": None}
+
+    @route("POST", "/servers", "admin", status_code=201)
+    def serve_model(body: ServeRequest) -> dict:
+        return servers.start(body.model, body.adapters, body.engine, body.quantization)
+
+    @route("GET", "/servers/{server_id}", "viewer")
+    def served_one(server_id: int) -> dict:
+        return _served(server_id).status()
+
+    @route("GET", "/servers/{server_id}/log", "viewer", response_class=PlainTextResponse)
+    def served_log(server_id: int) -> PlainTextResponse:
+        log = _served(server_id).log
+        text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+        return PlainTextResponse(text[-100_000:])
+
+    @route("DELETE", "/servers/{server_id}", "admin")
+    def stop_served(server_id: int) -> dict:
+        _served(server_id)
+        return servers.stop(server_id) or {}
 
     # tokens and the audit log
 

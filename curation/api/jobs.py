@@ -61,7 +61,7 @@ def _row(r: tuple) -> dict:
 
 
 _COLUMNS = ("job_id, kind, CAST(params AS VARCHAR), status, created_by, created_at, started_at, finished_at, attempts, "
-            "CAST(progress AS VARCHAR), CAST(result AS VARCHAR), error")
+            "CAST(progress AS VARCHAR), CAST(result AS VARCHAR), CAST(error AS VARCHAR)")
 
 
 def submit(store: Store, kind_name: str, params: dict, created_by: str | None = None) -> dict:
@@ -174,7 +174,11 @@ class Worker:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
-            self._run(job)
+            try:
+                self._run(job)
+            except Exception:  # noqa: BLE001  (its end could not be stored: a restart re-queues it; the worker goes on)
+                _internal_log(self.store, job["job_id"], traceback.format_exc())
+                self.current = None
 
     def _run(self, job: dict) -> None:
         self.current = job["job_id"]
@@ -220,11 +224,18 @@ class Worker:
             beater.join()
         now = utcnow()
         line = f"{now.isoformat()} {status}" + (f": {error['message']}" if error else "") + "\n"
-        with self.store.writer() as con:
-            con.execute("""UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ?, owner = NULL,
-                           log = right(coalesce(log, '') || ?, 100000) WHERE job_id = ?""",
-                        [status, now, json.dumps(result, default=str) if result is not None else None,
-                         json.dumps(error) if error else None, line, job["job_id"]])
+        for attempt in range(30):  # the store busy past its lock timeout: keep trying, the result is not dropped
+            try:
+                with self.store.writer() as con:
+                    con.execute("""UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ?, owner = NULL,
+                                   log = right(coalesce(log, '') || ?, 100000) WHERE job_id = ?""",
+                                [status, now, json.dumps(result, default=str) if result is not None else None,
+                                 json.dumps(error) if error else None, line, job["job_id"]])
+                break
+            except CurateError:
+                if attempt == 29:
+                    raise
+                time.sleep(min(30.0, 2.0 ** attempt))
         self.current = None
 
 

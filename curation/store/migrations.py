@@ -446,7 +446,7 @@ MIGRATIONS += (
                 heartbeat_at TIMESTAMP,
                 progress JSON,
                 result JSON,
-                error VARCHAR,
+                error JSON,
                 log VARCHAR
             )""",
         ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ def _one(svc, sql: str) -> object:  # noqa: ANN001
         return con.execute(sql).fetchone()[0]
 
 
-def _examples(svc) -> dict[tuple[str, str], dict]:  # noqa: ANN001
+def _examples(svc, model) -> dict[tuple[str, str], dict]:  # noqa: ANN001
     """A valid request for every route (path parameters, query, body): the matrix below fails for a route
     missing here, so a new route cannot skip the auth test."""
     sample = _one(svc, "SELECT min(sample_id) FROM samples")
@@ -61,31 +62,48 @@ def _examples(svc) -> dict[tuple[str, str], dict]:  # noqa: ANN001
         ("GET", "/v1/tokens"): {},
         ("POST", "/v1/tokens"): {"json": {"role": "viewer", "name": "made in the matrix"}},
         ("DELETE", "/v1/tokens/{token_id}"): {"path": {"token_id": "FRESH"}},
+        ("GET", "/v1/servers"): {},
+        ("POST", "/v1/servers"): {"json": {"model": str(model)}},
+        ("GET", "/v1/servers/{server_id}"): {"path": {"server_id": "SERVER"}},
+        ("GET", "/v1/servers/{server_id}/log"): {"path": {"server_id": "SERVER"}},
+        ("DELETE", "/v1/servers/{server_id}"): {"path": {"server_id": "FRESH_SERVER"}},
         ("POST", "/v1/train"): {"json": {"snapshot_id": 1, "model": "/nonexistent/model"}},
     }
 
 
-def _call(c: httpx.Client, method: str, path: str, ex: dict, fresh_token=None) -> httpx.Response:  # noqa: ANN001
-    values = {k: (fresh_token() if v == "FRESH" else v) for k, v in ex.get("path", {}).items()}
+def _call(c: httpx.Client, method: str, path: str, ex: dict, fresh=None) -> httpx.Response:  # noqa: ANN001
+    values = {k: (fresh(v) if v in ("FRESH", "SERVER", "FRESH_SERVER") else v) for k, v in ex.get("path", {}).items()}
     return c.request(method, path.format(**values), params=ex.get("params"), json=ex.get("json"),
                      content=ex.get("content"))
 
 
-def test_every_route_needs_a_token_and_its_role(service) -> None:
+def test_every_route_needs_a_token_and_its_role(service, tmp_path) -> None:
     """Generated from the published route table: 401 without a token (and with a wrong one), 403 with the role
     below the route's, success with the route's own role."""
+    from tests.training.tiny import build_llama, build_tokenizer
+
     svc = service
+    model = build_llama(build_tokenizer(tmp_path / "tok"), tmp_path / "tiny-llama")
     snap = 1
     start_review(svc.store, snap, seed=1, reviews=20)  # verdicts to apply (stored as a pull stores them)
     with svc.store.reader() as con:
         items = [r[0] for r in con.execute("SELECT item_id FROM reviews WHERE snapshot_id = 1").fetchall()]
     record_verdicts(svc.store, [{"item_id": i, "reviewer": "r@example.com", "verdict": "accept"} for i in items], "sim")
     with svc.client("admin") as admin:
-        def fresh() -> str:
-            return admin.post("/v1/tokens", json={"role": "viewer", "name": "to revoke"}).json()["token_id"]
+        server: list[int] = []
+
+        def fresh(kind: str) -> object:
+            if kind == "FRESH":
+                return admin.post("/v1/tokens", json={"role": "viewer", "name": "to revoke"}).json()["token_id"]
+            if kind == "SERVER" and server:
+                return server[0]
+            made = admin.post("/v1/servers", json={"model": str(model)}).json()["server_id"]
+            if kind == "SERVER":
+                server.append(made)
+            return made
 
         table = routes_and_roles(create_app(Store(svc.store.path), ApiSettings(worker=False)))
-        examples = _examples(svc)
+        examples = _examples(svc, model)
         assert {(m, p) for m, p, _ in table} == set(examples), "every route needs an example request here"
         assert all(role in ROLES for _, _, role in table), [r for r in table if r[2] not in ROLES]
         for method, path, role in table:
@@ -103,6 +121,8 @@ def test_every_route_needs_a_token_and_its_role(service) -> None:
             with svc.client(role) as ok:
                 r = _call(ok, method, path, ex, fresh)
                 assert 200 <= r.status_code < 300, (method, path, role, r.status_code, r.text[:500])
+        for s in admin.get("/v1/servers").json()["items"]:  # the servers the matrix started
+            admin.delete(f"/v1/servers/{s['server_id']}")
 
 
 def test_health_and_ready_need_no_token_and_the_schema_is_published(service) -> None:
@@ -346,3 +366,50 @@ def test_the_whole_flow_through_the_api(api_curated, labelstudio, tmp_path, monk
         assert gone == 0
     finally:
         svc.server.stop()
+
+
+def test_training_and_evaluation_jobs_through_the_api(service, tmp_path) -> None:
+    """An approved snapshot trains a LoRA adapter on a tiny Llama as a job, then the base model and the adapter
+    are evaluated as another, then the adapter is served: status, log and results through the API, the adapter
+    on disk, an answer from the served model."""
+    from tests.training.tiny import build_llama, build_tokenizer
+
+    model = build_llama(build_tokenizer(tmp_path / "tok"), tmp_path / "tiny-llama")
+    with service.client("admin") as c:
+        with service.client("lead") as lead:
+            snap = lead.post("/v1/snapshots", json={"note": "to train"}).json()["snapshot_id"]
+        assert c.post(f"/v1/snapshots/{snap}/approve", json={"force": True}).json()["state"] == "approved"
+        r = c.post("/v1/train", json={"snapshot_id": snap, "model": str(model), "force": True,
+                                      "set": ["max_steps=3", "eval_steps=3", "logging_steps=1", "per_device_train_batch_size=2",
+                                              "gradient_accumulation_steps=1", "gradient_checkpointing=false",
+                                              "max_seq_length=96", "max_eval_samples=4"]})
+        assert r.status_code == 202, r.text
+        train = service.wait(r.json()["job"]["job_id"], timeout=900)
+        assert train["status"] == "done", train
+        out = train["result"]["out"]
+        assert os.path.isfile(os.path.join(out, "adapter_config.json")) and train["result"]["snapshot_id"] == snap
+        r = c.post("/v1/eval", json={"snapshot_id": snap, "model": str(model), "adapters": [out], "max_samples": 2,
+                                     "max_new_tokens": 6})
+        ev = service.wait(r.json()["job"]["job_id"], timeout=900)
+        assert ev["status"] == "done", ev
+        assert len(ev["result"]["models"]) == 2, ev["result"]  # the base model and the adapter
+        assert all(m["eval_loss"] is not None for m in ev["result"]["models"].values())
+        assert "done" in c.get(f"/v1/jobs/{ev['job_id']}/log").text
+        # the adapter served through the API: a curate serve process, asked through its OpenAI API
+        served = c.post("/v1/servers", json={"model": str(model), "adapters": {"tuned": out}})
+        assert served.status_code == 201, served.text
+        sid = served.json()["server_id"]
+        deadline = time.time() + 300
+        while (state := c.get(f"/v1/servers/{sid}").json())["state"] == "starting" and time.time() < deadline:
+            time.sleep(0.5)
+        assert state["state"] == "running", (state, c.get(f"/v1/servers/{sid}/log").text[-2000:])
+        assert state["url"].startswith("http://127.0.0.1:")
+        answer = httpx.post(state["url"] + "/v1/chat/completions", timeout=120, json={
+            "model": "tuned", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}).json()
+        assert answer["choices"][0]["message"]["content"] is not None and answer["model"] == "tuned", answer
+        assert c.delete(f"/v1/servers/{sid}").json()["state"] == "exited"
+        assert c.get(f"/v1/servers/{sid}").status_code == 404
+        # a model folder that is not there: the job fails with the CLI's message and exit code, the worker goes on
+        bad = service.wait(c.post("/v1/train", json={"snapshot_id": snap, "model": str(tmp_path / "none")})
+                           .json()["job"]["job_id"])
+        assert bad["status"] == "failed" and bad["error"]["exit_code"] == 2 and "none" in bad["error"]["message"]
