@@ -50,6 +50,8 @@ CONNECT_CONFIG: dict[str, object] = {
     "temp_directory": "",  # nothing spills next to the store (the local file system is off anyway)
     "python_enable_replacements": False,  # no Python variable is read as a table
 }
+_LOCKING = threading.Lock()
+_PARSER = threading.local()
 LOCK_STATEMENTS = (
     "SET enable_progress_bar = false",
     "SET disabled_filesystems = 'LocalFileSystem'",
@@ -186,14 +188,15 @@ def _serialized(text: str) -> dict | None:
     """DuckDB's parse of a SELECT as JSON (None for what it cannot serialise: EXPLAIN, a PIVOT without IN)."""
     import duckdb
 
-    con = duckdb.connect(":memory:", config={"enable_external_access": False, "autoload_known_extensions": False,
-                                             "autoinstall_known_extensions": False})
+    con = getattr(_PARSER, "con", None)
+    if con is None:  # one empty in-memory database per thread, kept: opening one per query cost ~30 ms
+        con = _PARSER.con = duckdb.connect(":memory:", config={
+            "enable_external_access": False, "autoload_known_extensions": False, "autoinstall_known_extensions": False,
+            "lock_configuration": True})
     try:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [text]).fetchall()[0][0])
     except duckdb.Error:
         return None
-    finally:
-        con.close()
     return None if tree.get("error") else tree
 
 
@@ -293,8 +296,13 @@ def locked_reader(store: Store) -> Iterator["duckdb.DuckDBPyConnection"]:  # noq
     """A read-only connection on the store that can reach no file (not the store's own file, its WAL, its
     folder or anything else: the store is already open), load nothing, and change no setting."""
     with store.reader(safe=True, config=CONNECT_CONFIG) as con:
-        for statement in LOCK_STATEMENTS:
-            con.execute(statement)
+        # Connections of one process to one file share one database (DuckDB's instance cache), and these settings
+        # are the database's: the first connection sets and locks them, the others find them locked (the
+        # service's threads read at once; a SET on a locked configuration would fail).
+        with _LOCKING:
+            if con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0] is not True:
+                for statement in LOCK_STATEMENTS:
+                    con.execute(statement)
         if con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0] is not True:
             raise RuntimeError("the SQL connection's configuration did not lock")
         yield con

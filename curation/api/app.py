@@ -42,7 +42,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from curation.api import jobs as J
-from curation.api.tokens import TokenInfo, create_token, list_tokens, revoke_token, role_rank, verify_token
+from curation.api.tokens import (
+    TokenInfo,
+    create_token,
+    list_tokens,
+    revoke_token,
+    role_rank,
+    verify_token,
+)
 from curation.errors import (
     EXIT_EXTERNAL,
     EXIT_INTERNAL,
@@ -54,6 +61,7 @@ from curation.errors import (
     StoreBusyError,
     UsageError,
 )
+from curation.sql import locked_reader
 from curation.store import Store
 from curation.store.store import utcnow
 
@@ -393,7 +401,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
     def ready() -> JSONResponse:
         problems = []
         try:
-            with store.reader() as con:
+            with locked_reader(store) as con:
                 con.execute("SELECT count(*) FROM jobs").fetchone()
         except CurateError as e:
             problems.append(f"store: {e}")
@@ -482,7 +490,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
         return job_accepted(request, "run", params)
 
     def _run_exists(run_id: int) -> None:
-        with store.reader() as con:
+        with locked_reader(store) as con:
             if not con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone():
                 raise NotFound(f"no run {run_id} (GET /v1/runs lists them)")
 
@@ -716,7 +724,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
     @route("GET", "/audit", "admin")
     def audit_log(limit: int = Query(100, ge=1, le=1000), cursor: str | None = None) -> dict:
         after = decode_cursor(cursor, 1)
-        with store.reader() as con:
+        with locked_reader(store) as con:
             rows = con.execute("""SELECT audit_id, logged_at, token_name, role, method, path, status, job_id, detail FROM audit_log
                                   WHERE ? IS NULL OR audit_id > ? ORDER BY audit_id LIMIT ?""",
                                [after[0] if after else None, after[0] if after else None, limit]).fetchall()

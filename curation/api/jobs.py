@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curation.errors import EXIT_INTERNAL, CurateError, UsageError
+from curation.sql import locked_reader
 from curation.store import Store
 from curation.store.lease import Owner, current_owner
 from curation.store.store import utcnow
@@ -76,13 +77,13 @@ def submit(store: Store, kind_name: str, params: dict, created_by: str | None = 
 
 
 def get_job(store: Store, job_id: int) -> dict | None:
-    with store.reader() as con:
+    with locked_reader(store) as con:
         row = con.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", [job_id]).fetchone()
     return _row(row) if row else None
 
 
 def job_log(store: Store, job_id: int) -> str | None:
-    with store.reader() as con:
+    with locked_reader(store) as con:
         row = con.execute("SELECT coalesce(log, '') FROM jobs WHERE job_id = ?", [job_id]).fetchone()
     return row[0] if row else None
 
@@ -91,7 +92,7 @@ def list_jobs(store: Store, status: str | None = None, kind_name: str | None = N
               limit: int = 50) -> list[dict]:
     if status is not None and status not in STATUSES:
         raise UsageError(f"unknown status {status!r}: one of {', '.join(STATUSES)}")
-    with store.reader() as con:
+    with locked_reader(store) as con:
         rows = con.execute(f"""SELECT {_COLUMNS} FROM jobs WHERE (? IS NULL OR status = ?) AND (? IS NULL OR kind = ?)
                                AND (? IS NULL OR job_id > ?) ORDER BY job_id LIMIT ?""",
                            [status, status, kind_name, kind_name, after, after, limit]).fetchall()

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from curation.errors import UsageError
+from curation.sql import locked_reader
 from curation.store import Store
 from curation.store.store import utcnow
 
@@ -58,14 +59,14 @@ def verify_token(store: Store, token: str | None) -> TokenInfo | None:
     """The live token ``token`` is, or None (unknown, revoked, malformed)."""
     if not token or not token.startswith(PREFIX) or len(token) > 200:
         return None
-    with store.reader() as con:
+    with locked_reader(store) as con:
         row = con.execute("SELECT token_id, name, role FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
                           [token_hash(token)]).fetchone()
     return TokenInfo(*row) if row else None
 
 
 def list_tokens(store: Store) -> list[dict]:
-    with store.reader() as con:
+    with locked_reader(store) as con:
         rows = con.execute("SELECT token_id, name, role, created_at, revoked_at FROM api_tokens "
                            "ORDER BY created_at, token_id").fetchall()
     return [{"token_id": r[0], "name": r[1], "role": r[2], "created_at": r[3].isoformat(),

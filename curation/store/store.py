@@ -56,6 +56,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], lock_timeout: float = 120.0) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
+        self._current = False  # the schema was found current by a reader of this handle
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -186,7 +187,8 @@ class Store:
         merged = {**(SAFE_READ_CONFIG if safe else {}), **(config or {})}
         con = self._connect(read_only=True, config=merged or None)
         try:
-            version = self._schema_version(con)
+            # checked once per handle: a store's schema only moves forward, and a newer one is refused by writers
+            version = LATEST_VERSION if self._current else self._schema_version(con)
             if version > LATEST_VERSION:
                 raise StoreError(
                     f"store {self.path} has schema version {version}, newer than this code ({LATEST_VERSION}): upgrade"
@@ -195,6 +197,7 @@ class Store:
                 raise StoreError(
                     f"store {self.path} has schema version {version}; run `curate init` to migrate it to {LATEST_VERSION}"
                 )
+            self._current = True
             yield con
         finally:
             con.close()
