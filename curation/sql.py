@@ -295,6 +295,10 @@ def check_one_statement(query: str) -> str:
 def locked_reader(store: Store) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
     """A read-only connection on the store that can reach no file (not the store's own file, its WAL, its
     folder or anything else: the store is already open), load nothing, and change no setting."""
+    if getattr(store, "held", False):  # the service's held store: a READ ONLY transaction, external access off
+        with store.sql_reader() as con:
+            yield con
+        return
     with store.reader(safe=True, config=CONNECT_CONFIG) as con:
         # Connections of one process to one file share one database (DuckDB's instance cache), and these settings
         # are the database's: the first connection sets and locks them, the others find them locked (the

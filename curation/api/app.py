@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
@@ -42,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from curation.api import jobs as J
+from curation.api.held import HeldStore
 from curation.api.tokens import (
     TokenInfo,
     create_token,
@@ -57,7 +57,6 @@ from curation.errors import (
     EXIT_USAGE,
     CurateError,
     MissingExtraError,
-    RefusedError,
     StoreBusyError,
     UsageError,
 )
@@ -241,10 +240,12 @@ class TokenRequest(BaseModel):
 
 # ------------------------------------------------------------------------------------------- the app
 def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN201, C901, PLR0915
-    """The FastAPI app over ``store`` (made and migrated when missing)."""
+    """The FastAPI app over ``store`` (made and migrated when missing); the store is held open while the app
+    runs (:mod:`curation.api.held`): use ``app.state.store`` to reach it from the same process."""
     settings = settings or ApiSettings.from_env()
     check_secrets()
-    store.init()
+    if not isinstance(store, HeldStore):
+        store = HeldStore(store.path, store.lock_timeout)
     worker = J.Worker(store)
     from curation.api.servers import Servers
 
@@ -254,12 +255,16 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        app.state.recovered = J.recover(store)
-        if settings.worker:
-            worker.start()
-        yield
-        worker.stop()
-        servers.stop_all()
+        store.hold()
+        try:
+            app.state.recovered = J.recover(store)
+            if settings.worker:
+                worker.start()
+            yield
+        finally:
+            worker.stop()
+            servers.stop_all()
+            store.release()
 
     app = FastAPI(title="llm-curate", version=API_VERSION, lifespan=lifespan,
                   description=(__doc__ or "").split("\n\n", 1)[1] if __doc__ else None)

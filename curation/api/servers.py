@@ -63,8 +63,11 @@ class Servers:
         self._thread.start()
 
     def _spawner(self) -> None:
-        """Starts every server from this one thread: the parent-death signal follows the thread that forked."""
-        from curation.review.labelstudio_server import _die_with_parent
+        """Starts every server from this one thread: the parent-death signal follows the thread that forked.
+
+        The signal is asked for by the child itself (``die_with_parent``): no Python runs between fork and exec in
+        this process, whose other threads (DuckDB's, the worker's) may hold locks."""
+        from curation.review.labelstudio_server import die_with_parent
 
         while True:
             cmd, log, fut = self._spawns.get()
@@ -72,10 +75,10 @@ class Servers:
                 return
             try:
                 with open(log, "ab") as f:
-                    fut.set_result(subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                    env={**os.environ, "OMP_NUM_THREADS": os.environ.get(
-                                                        "OMP_NUM_THREADS", "1")}, start_new_session=True,
-                                                    preexec_fn=_die_with_parent()))
+                    fut.set_result(subprocess.Popen(
+                        die_with_parent(cmd), stdout=f, stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL, start_new_session=True,
+                        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}))
             except Exception as e:  # noqa: BLE001  (handed to the caller)
                 fut.set_exception(e)
 

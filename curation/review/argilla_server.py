@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curation.errors import ExternalServiceError, UsageError
-from curation.review.labelstudio_server import _check_port_free, _die_with_parent, _stop_on_signals, _Stop, stop_group, \
+from curation.review.labelstudio_server import _check_port_free, _stop_on_signals, die_with_parent, _Stop, stop_group, \
     wait_ready
 
 ARGILLA_SERVER_VERSION = "2.8.0"
@@ -149,8 +149,8 @@ class ArgillaProcess:
 
 def _spawn(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen:
     with open(log, "ab") as f:
-        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                                start_new_session=True, preexec_fn=_die_with_parent())
+        return subprocess.Popen(die_with_parent(cmd), stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=cwd, start_new_session=True)
 
 
 def _wait_redis(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:

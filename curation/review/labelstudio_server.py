@@ -193,26 +193,29 @@ class LabelStudioProcess:
         stop_group(self.proc, grace)
 
 
-def _die_with_parent():  # noqa: ANN202
-    """A ``preexec_fn`` asking Linux to send the child SIGTERM when the thread that started it exits (so a
-    server never outlives a ``curate`` killed by SIGKILL); None elsewhere. Resolved here, in the parent, so
-    the child only makes one system call between fork and exec."""
+# Run as ``python -c _DIE_WITH_PARENT PARENT_PID CMD...``: asks Linux for SIGTERM when the thread that started it
+# ends (PR_SET_PDEATHSIG, kept across exec), stops at once if that parent is already gone, then becomes CMD.
+_DIE_WITH_PARENT = """
+import os, signal, sys
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` wrapped so that, on Linux, it gets SIGTERM when the thread that starts it exits (so a server never
+    outlives a ``curate`` killed by SIGKILL). The child asks for the signal itself, in a small Python before it
+    becomes ``cmd``: a ``preexec_fn`` would run Python between fork and exec in this process, which crashes
+    (SIGSEGV) when other threads hold locks, as DuckDB's and the API's do."""
     if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig, sigterm, parent = 1, int(signal.SIGTERM), os.getpid()
-
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the call: nobody would stop us
-            os._exit(1)
-
-    return preexec
+        return list(cmd)
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
 
 
 def start(data_dir: Path, host: str = "127.0.0.1", port: int = 8080, venv: Path | None = None,
@@ -236,8 +239,8 @@ def start(data_dir: Path, host: str = "127.0.0.1", port: int = 8080, venv: Path 
     proc = None
     try:
         with open(log, "ab") as f:
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    cwd=data_dir, start_new_session=True, preexec_fn=_die_with_parent())
+            proc = subprocess.Popen(die_with_parent(cmd), stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, cwd=data_dir, start_new_session=True)
         server = LabelStudioProcess(url, creds["LABEL_STUDIO_USERNAME"], proc, data_dir, log, env=env)
         wait_ready(url, timeout, proc, log)
     except BaseException:

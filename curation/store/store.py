@@ -141,10 +141,21 @@ class Store:
                     if time.monotonic() >= deadline:
                         raise StoreBusyError(
                             f"store {self.path} stayed locked by another process for {self.lock_timeout:.0f} s "
-                            f"({str(e).splitlines()[0]}); retry later or raise CURATE_LOCK_TIMEOUT"
+                            f"({str(e).splitlines()[0]}){self._service_hint()}; retry later or raise CURATE_LOCK_TIMEOUT"
                         ) from e
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.6, 0.5)
+
+    def _service_hint(self) -> str:
+        """What holds the store when it is the HTTP API (``curate api`` keeps it open while it runs)."""
+        import json
+
+        try:
+            info = json.loads(self.path.with_name(self.path.name + ".service").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        return (f"; the HTTP API (curate api, pid {info.get('pid')}) holds it while it runs: work through the API, "
+                "or stop the service")
 
     def init(self) -> int:
         """Create the store (and its folder) if needed and apply pending migrations; returns the schema version."""

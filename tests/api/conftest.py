@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from curation.api.app import ApiSettings, create_app
+from curation.api.held import HeldStore
 from curation.api.tokens import ROLES, create_token
 from curation.ingest import ingest_paths
 from curation.pipeline import load_config
@@ -57,7 +58,7 @@ class Service:
 def start_service(path: Path, settings: ApiSettings | None = None) -> Service:
     from serving.api import ThreadServer
 
-    store = Store(path, lock_timeout=60)
+    store = HeldStore(path, lock_timeout=60)  # the service holds it open; the tests read it through the same handle
     app = create_app(store, settings or ApiSettings(sql_timeout=3, sql_max_rows=1000, max_upload_bytes=4 << 20))
     tokens = {role: create_token(store, role, f"test-{role}")[0] for role in ROLES}
     server = ThreadServer(app)

@@ -102,6 +102,7 @@ def test_sigkill_during_an_ingest_job_then_restart_loads_it_once(tmp_path) -> No
         with api.client() as c:
             log = c.get(f"/v1/jobs/{job_id}/log").text
         assert "interrupted" in log and "queued again" in log, log
+        api.stop()  # the service holds the store while it runs
         expected = n - n // bad_every
         assert rows(store, "SELECT count(*), count(DISTINCT sample_id) FROM samples s JOIN batches b USING (batch_id) "
                            "WHERE b.status = 'done'") == [(expected, expected)]
@@ -140,6 +141,7 @@ def test_sigkill_during_a_pipeline_run_job_then_restart_resumes_it(tmp_path) -> 
         api.start()
         job = api.wait(run_job, timeout=900)
         assert job["status"] == "done" and job["attempts"] == 2, job
+        api.stop()  # the service holds the store while it runs
         assert rows(store, "SELECT count(*), count(*) FILTER (status = 'done') FROM runs") == [(1, 1)]  # resumed, not redone
         decisions = "SELECT sample_id, step, verdict, reason FROM decisions ORDER BY ALL"
         assert rows(store, decisions) == rows(ref, decisions)
