@@ -172,13 +172,19 @@ class _Matcher:
             where += f" AND f.field IN ({', '.join('?' for _ in names)})"
             params += names
         long_words = [w for w in words if len(w) >= 3]
-        if long_words:  # FTS5's trigram index: each word a case-insensitive substring of the field
-            where += " AND docs_text MATCH ?"
-            params.append(" AND ".join('"' + w.replace('"', '""') + '"' for w in long_words))
         # words under three characters (a Chinese word is often two) have no trigram: checked in Python
         short = [w.lower() for w in words if len(w) < 3]
-        rows = self.con.execute(f"SELECT f.id, t.text FROM docs_text t JOIN doc_fields f ON f.rowid = t.rowid "
-                                f"WHERE {where}", params).fetchall()
+        if long_words:  # FTS5's trigram index: each word a case-insensitive substring of the field
+            # the MATCH runs once, materialised, then joins: as a join condition SQLite would probe the index once
+            # per field row (2.4 s for a common word at 10,000 records)
+            match = " AND ".join('"' + w.replace('"', '""') + '"' for w in long_words)
+            rows = self.con.execute(
+                "WITH t AS MATERIALIZED (SELECT rowid, text FROM docs_text WHERE docs_text MATCH ?) "
+                f"SELECT f.id, t.text FROM t JOIN doc_fields f ON f.rowid = t.rowid WHERE {where}",
+                [match, *params]).fetchall()
+        else:
+            rows = self.con.execute(f"SELECT f.id, t.text FROM docs_text t JOIN doc_fields f ON f.rowid = t.rowid "
+                                    f"WHERE {where}", params).fetchall()
         return {i for i, text in rows if all(w in text.lower() for w in short)}
 
     def match(self, q: dict, doc: dict, root: dict | None = None) -> bool:  # noqa: C901 (one branch per clause)

@@ -189,3 +189,35 @@ def test_the_evaluation_s_human_round_in_argilla(store, argilla, runner, tmp_pat
     pref = rep["preference"]["base vs lora-v1"]
     assert (pref["lora-v1"], pref["base"], pref["equally good"], pref["n"]) == (6, 0, 2, 8), pref
     assert pref["sign_test_p"] == pytest.approx(2 / 64)  # 6 of 6 decided for one side
+
+
+def test_argilla_full_text_search_finds_exactly_the_records_holding_every_word(argilla) -> None:
+    """The embedded engine's full-text search through the SDK: every word a case-insensitive substring of some
+    field (FTS5 trigrams; words under three characters, a Chinese word often is, checked apart)."""
+    import uuid
+
+    import argilla as rg
+
+    from curation.review.backends.argilla import ArgillaBackend
+
+    be = ArgillaBackend(url=argilla.url, api_key=argilla.api_key)
+    ws = be._workspace()
+    ds = rg.Dataset(name=f"fts-{uuid.uuid4().hex[:8]}", workspace=ws, client=be.client, settings=rg.Settings(
+        fields=[rg.TextField(name="q"), rg.TextField(name="a")],
+        questions=[rg.LabelQuestion(name="verdict", labels=["accept", "reject"])])).create()
+    texts = [("How does a river form?", "Water does it."), ("Name three rivers.", "Nile, Amazon, Yangtze."),
+             ("北京在哪里？", "北京在中国北部。"), ("What does DOES mean?", "A verb."), ("Plain", "nothing here")]
+    ds.records.log([rg.Record(id=f"r{i}", fields={"q": q, "a": a}) for i, (q, a) in enumerate(texts)])
+
+    def found(query: str) -> set[str]:
+        return {str(r.id) for r in ds.records(query=rg.Query(query=query))}
+
+    def want(*words: str) -> set[str]:
+        return {f"r{i}" for i, (q, a) in enumerate(texts)
+                if all(w.lower() in q.lower() or w.lower() in a.lower() for w in words)}
+
+    assert found("does") == want("does") == {"r0", "r3"}
+    assert found("river") == want("river") == {"r0", "r1"}
+    assert found("does river") == want("does", "river") == {"r0"}
+    assert found("北京") == want("北京") == {"r2"}
+    assert found("zebra") == set()
