@@ -5,4 +5,7 @@ ML engineers.
 * :mod:`curation.api.jobs` — background jobs as rows of the store, run by one worker in the service process;
   a restart re-queues what a dead service left running.
 * :mod:`curation.api.app` — the routes (``create_app``), the error shape, the audit log; ``curate api`` runs it.
+* :mod:`curation.api.settings` — settings from the environment, the secrets check, the API's error kinds.
+* :mod:`curation.api.bodies` — request bodies, cursors, upload names.
+* :mod:`curation.api.held` — the store held open by the service; :mod:`curation.api.servers` — served models.
 """

@@ -19,29 +19,47 @@ for the store's lock as they would for another CLI. Mutating calls (and refused 
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import re
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from curation.api import jobs as J
+from curation.api.bodies import (
+    Approve,
+    EvalRequest,
+    ReviewPull,
+    ReviewPush,
+    RunRequest,
+    ServeRequest,
+    SnapshotRequest,
+    SqlRequest,
+    TokenRequest,
+    TrainRequest,
+    arrow_rows,
+    decode_cursor,
+    encode_cursor,
+    looks_binary,
+    safe_upload_name,
+)
 from curation.api.held import HeldStore
+from curation.api.settings import (
+    ApiSettings,
+    NotData,
+    NotFound,
+    TooLarge,
+    check_secrets,
+)
 from curation.api.tokens import (
     TokenInfo,
     create_token,
@@ -65,179 +83,6 @@ from curation.store import Store
 from curation.store.store import utcnow
 
 API_VERSION = "v1"
-SECRET_ENV = ("CURATE_LABEL_STUDIO_TOKEN", "LABEL_STUDIO_API_KEY", "CURATE_ARGILLA_API_KEY", "ARGILLA_API_KEY")
-
-
-class NotFound(UsageError):
-    """What the request names does not exist (HTTP 404, exit code 2)."""
-
-
-class TooLarge(UsageError):
-    """A request or upload over its size limit (HTTP 413)."""
-
-
-class NotData(UsageError):
-    """An upload that is not a data file (HTTP 415)."""
-
-
-@dataclass
-class ApiSettings:
-    """The service's settings, from the environment (``CURATE_API_*``)."""
-
-    max_upload_bytes: int = 1 << 30
-    max_body_bytes: int = 1 << 20
-    sql_timeout: float = 10.0
-    sql_max_rows: int = 10_000
-    cors_origins: list[str] = field(default_factory=list)
-    token_cache_s: float = 2.0
-    worker: bool = True
-
-    @classmethod
-    def from_env(cls) -> "ApiSettings":
-        env = os.environ
-
-        def num(name: str, default: float, kind: Callable = int) -> Any:
-            raw = env.get(name)
-            if raw in (None, ""):
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise UsageError(f"{name}={raw!r} is not a number") from None
-            if value <= 0:
-                raise UsageError(f"{name} must be more than 0, not {raw}")
-            return value
-
-        origins = [o.strip() for o in env.get("CURATE_API_CORS_ORIGINS", "").split(",") if o.strip()]
-        if "*" in origins:
-            raise UsageError("CURATE_API_CORS_ORIGINS=*: name the origins that may call the API; a wildcard would let "
-                             "any web page use a token a browser holds")
-        return cls(max_upload_bytes=num("CURATE_API_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
-                   max_body_bytes=num("CURATE_API_MAX_BODY_BYTES", cls.max_body_bytes),
-                   sql_timeout=num("CURATE_API_SQL_TIMEOUT", cls.sql_timeout, float),
-                   sql_max_rows=num("CURATE_API_SQL_MAX_ROWS", cls.sql_max_rows), cors_origins=origins)
-
-
-def check_secrets() -> None:
-    """Refuse to start with a placeholder secret in the environment (a review server's token or API key)."""
-    from curation.review.argilla_server import PLACEHOLDERS
-
-    for name in SECRET_ENV:
-        value = os.environ.get(name)
-        if value is not None and (value.lower() in PLACEHOLDERS or len(value) < 16 or len(set(value)) < 4):
-            raise UsageError(f"{name} is a placeholder or too weak (at least 16 characters, not a default such as "
-                             "'changeme'): set the real token, or unset it")
-
-
-# ------------------------------------------------------------------------------------------- helpers
-def encode_cursor(key: list) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, n: int) -> list | None:
-    if not cursor:
-        return None
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        raise UsageError("cursor is not one this API gave: pass next_cursor from the previous page") from None
-    if not isinstance(key, list) or len(key) != n:
-        raise UsageError("cursor is not one this API gave: pass next_cursor from the previous page")
-    return key
-
-
-def _rows(table) -> list[dict]:  # noqa: ANN001
-    from curation.sql import _jsonable
-
-    return [{k: _jsonable(v) for k, v in r.items()} for r in table.to_pylist()]
-
-
-def safe_upload_name(name: str) -> str:
-    """The base name of an uploaded file, made safe: no folders, no leading dots, letters, digits, ``._-``."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = re.sub(r"[^\w.\-]+", "_", base, flags=re.UNICODE).lstrip("._")[:200]
-    if not base or base in (".", ".."):
-        raise UsageError(f"upload name {name!r}: give the file's name (filename=data.jsonl)")
-    return base
-
-
-_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
-
-
-def _looks_binary(head: bytes) -> bool:
-    """A file no reader takes (a program, an archive, an image): more than 5% control characters in its first
-    8 KiB. Parquet (``PAR1``) and UTF-16 with its mark are data; a text file with a stray NUL is not refused:
-    its bad line goes to quarantine like any other."""
-    if not head or head.startswith(b"PAR1") or head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return False
-    sample = head[:8192]
-    return sum(sample.count(bytes([b])) for b in _CONTROL) > 0.05 * len(sample)
-
-
-# ------------------------------------------------------------------------------------------- request bodies
-class RunRequest(BaseModel):
-    config: str | None = Field(None, description="The pipeline's TOML (default: the bundled default.toml)",
-                               max_length=200_000)
-    fresh: bool = False
-
-
-class SqlRequest(BaseModel):
-    query: str = Field(..., max_length=100_000)
-    format: Literal["json", "csv", "parquet"] = "json"
-
-
-class SnapshotRequest(BaseModel):
-    run_id: int | None = None
-    note: str | None = Field(None, max_length=2000)
-
-
-class ReviewPush(BaseModel):
-    backend: Literal["labelstudio", "argilla"] = "labelstudio"
-    url: str | None = Field(None, max_length=500)
-    reviews: int | None = Field(None, ge=1, le=1_000_000)
-    overlap: int | None = Field(None, ge=1, le=10)
-    seed: int | None = None
-    target: float | None = Field(None, gt=0, lt=1)
-    confidence: float | None = Field(None, gt=0, lt=1)
-
-
-class ReviewPull(BaseModel):
-    backend: Literal["labelstudio", "argilla"] = "labelstudio"
-    url: str | None = Field(None, max_length=500)
-
-
-class Approve(BaseModel):
-    force: bool = False
-
-
-class TrainRequest(BaseModel):
-    snapshot_id: int
-    model: str = Field(..., max_length=1000, description="The base model's folder on the service's machine")
-    set: list[str] = Field(default_factory=list, max_length=100, description="TrainConfig name=value overrides")
-    force: bool = False
-
-
-class EvalRequest(BaseModel):
-    snapshot_id: int
-    model: str = Field(..., max_length=1000)
-    adapters: list[str] = Field(default_factory=list, max_length=20)
-    max_samples: int | None = Field(None, ge=1, le=100_000)
-    max_new_tokens: int = Field(256, ge=1, le=8192)
-
-
-class ServeRequest(BaseModel):
-    model: str = Field(..., max_length=1000, description="The base model's folder on the service's machine")
-    adapters: dict[str, str] = Field(default_factory=dict, max_length=20,
-                                     description="served name -> adapter folder (curate train's output)")
-    engine: Literal["cpu", "vllm"] = "cpu"
-    quantization: Literal["int8", "int8-dynamic"] | None = None
-
-
-class TokenRequest(BaseModel):
-    role: Literal["viewer", "lead", "admin"]
-    name: str = Field(..., min_length=1, max_length=100)
-
-
 # ------------------------------------------------------------------------------------------- the app
 def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN201, C901, PLR0915
     """The FastAPI app over ``store`` (made and migrated when missing); the store is held open while the app
@@ -421,7 +266,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
         from curation.inspect import list_batches
 
         after = decode_cursor(cursor, 1)
-        rows = [r for r in _rows(list_batches(store)) if after is None or r["batch_id"] > after[0]][:limit]
+        rows = [r for r in arrow_rows(list_batches(store)) if after is None or r["batch_id"] > after[0]][:limit]
         return page(rows, limit, lambda r: [r["batch_id"]])
 
     @route("POST", "/batches", "lead", status_code=202)
@@ -449,7 +294,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
             if size == 0:
                 raise UsageError(f"upload {name}: the body is empty; send the file as the request body "
                                  "(curl --data-binary @FILE)")
-            if _looks_binary(head):
+            if looks_binary(head):
                 raise NotData(f"upload {name}: a binary file (over 5% control bytes in its first 8 KiB), not JSONL, "
                               "JSON, CSV or Parquet; nothing was loaded")
         except (CurateError, ClientDisconnect):
@@ -465,7 +310,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
                    cursor: str | None = None) -> dict:
         from curation.inspect import list_quarantine
 
-        rows = _rows(list_quarantine(store, batch=batch, reason=reason, limit=limit, after=decode_cursor(cursor, 3)))
+        rows = arrow_rows(list_quarantine(store, batch=batch, reason=reason, limit=limit, after=decode_cursor(cursor, 3)))
         return page(rows, limit, lambda r: [r["batch_id"], r["line"] or r["row_number"] or 0, r["row_number"] or 0])
 
     # runs
@@ -474,7 +319,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
     def runs() -> dict:
         from curation.inspect import list_runs
 
-        return {"items": _rows(list_runs(store)), "next_cursor": None}
+        return {"items": arrow_rows(list_runs(store)), "next_cursor": None}
 
     @route("POST", "/runs", "lead", status_code=202)
     def start_run(request: Request, body: RunRequest = Body(default_factory=RunRequest)) -> dict:
@@ -505,7 +350,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
         from curation.inspect import run_decisions
 
         _run_exists(run_id)
-        rows = _rows(run_decisions(store, run_id, verdict, step, limit, decode_cursor(cursor, 3)))
+        rows = arrow_rows(run_decisions(store, run_id, verdict, step, limit, decode_cursor(cursor, 3)))
         return page(rows, limit, lambda r: [r["sample_id"], r["step"], r["reason"]])
 
     @route("GET", "/runs/{run_id}/funnel", "viewer")
@@ -513,7 +358,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
         from curation.inspect import funnel
 
         _run_exists(run_id)
-        return {"items": _rows(funnel(store, run_id))}
+        return {"items": arrow_rows(funnel(store, run_id))}
 
     @route("GET", "/runs/{run_id}/report", "viewer", response_class=HTMLResponse)
     def report(run_id: int) -> HTMLResponse:
@@ -532,7 +377,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
                 limit: int = Query(50, ge=1, le=1000), cursor: str | None = None) -> dict:
         from curation.inspect import find_samples
 
-        rows = _rows(find_samples(store, batch=batch, shape=shape, contains=contains, with_reasoning=with_reasoning,
+        rows = arrow_rows(find_samples(store, batch=batch, shape=shape, contains=contains, with_reasoning=with_reasoning,
                                   limit=limit, after=decode_cursor(cursor, 2)))
         return page(rows, limit, lambda r: [r["batch_id"], r["row_number"]])
 
@@ -540,10 +385,10 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
     def sample(sample_id: str) -> dict:
         from curation.inspect import find_samples, sample_history
 
-        found = _rows(find_samples(store, sample_id=sample_id, limit=1))
+        found = arrow_rows(find_samples(store, sample_id=sample_id, limit=1))
         if not found:
             raise NotFound(f"no sample {sample_id!r}")
-        return {"sample": found[0], **{k: _rows(v) for k, v in sample_history(store, sample_id).items()}}
+        return {"sample": found[0], **{k: arrow_rows(v) for k, v in sample_history(store, sample_id).items()}}
 
     # SQL
 
@@ -563,7 +408,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
             buf = io.BytesIO()
             pq.write_table(res.table, buf)
             return Response(buf.getvalue(), media_type="application/vnd.apache.parquet", headers=headers)
-        return JSONResponse(jsonable_encoder({"columns": res.table.column_names, "rows": _rows(res.table), "cut": res.cut,
+        return JSONResponse(jsonable_encoder({"columns": res.table.column_names, "rows": arrow_rows(res.table), "cut": res.cut,
                                               "row_limit": settings.sql_max_rows}), headers=headers)
 
     # snapshots and review
