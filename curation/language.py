@@ -22,8 +22,10 @@ is (a Russian row in an en/zh set comes out ``ru``), so that a keep-languages fi
 from __future__ import annotations
 
 import threading
+import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -303,6 +305,34 @@ def _script_of(code: str) -> set[str]:
     return scripts
 
 
+# lingua's calls hold the GIL from start to end: in a process that serves requests while a pipeline runs (the
+# API), one call over 20,000 texts stopped every other thread for seconds. Calls of LINGUA_CALL_TEXTS texts
+# (~0.1 s each) cost 3% in throughput on 2 cores; models load one language at a time for the same reason
+# (loading every Latin-script model in one call held the GIL for 6.6 s; one language at most 0.45 s).
+# A process that serves requests beside the pipeline (the API) also calls share_gil(0.5): after each such call
+# the thread sleeps so that lingua holds the GIL for at most that share of the time (between calls Python hands
+# the GIL over only after its 5 ms switch interval, so without a pause the requests got ~5% of it).
+LINGUA_CALL_TEXTS = 512
+_LINGUA_LOADED: set[tuple[str, bool]] = set()  # (language, low accuracy): models lingua holds for the process
+_GIL_SHARE = [1.0]
+
+
+def share_gil(share: float) -> None:
+    """Let lingua's calls (which hold the GIL) take at most ``share`` (0 < share <= 1) of the wall time."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share_gil: the share must be in (0, 1], not {share}")
+    _GIL_SHARE[0] = share
+
+
+@contextmanager
+def _gil_held() -> Iterator[None]:
+    """Around a call that holds the GIL: afterwards, pause as :func:`share_gil` asks."""
+    start = time.perf_counter()
+    yield
+    if _GIL_SHARE[0] < 1:
+        time.sleep((time.perf_counter() - start) * (1 / _GIL_SHARE[0] - 1))
+
+
 class LinguaBackend:
     """lingua-language-detector (n-gram models in the wheel; deterministic; strong on short text)."""
 
@@ -326,11 +356,25 @@ class LinguaBackend:
         with self._lock:
             det = self._detectors.get(codes)
             if det is None:
+                self._load_models(codes)
                 builder = self._lingua.LanguageDetectorBuilder.from_languages(*(self.known[c] for c in codes))
                 if self.low_accuracy:
                     builder = builder.with_low_accuracy_mode()
                 det = self._detectors[codes] = builder.build()
         return det
+
+    def _load_models(self, codes: tuple[str, ...]) -> None:
+        """Load the models of ``codes`` one language at a time (lingua shares them among all its detectors)."""
+        for code in codes:
+            if (code, self.low_accuracy) in _LINGUA_LOADED:
+                continue
+            other = "en" if code != "en" else "fr"
+            builder = self._lingua.LanguageDetectorBuilder.from_languages(self.known[code], self.known[other])
+            if self.low_accuracy:
+                builder = builder.with_low_accuracy_mode()
+            with _gil_held():
+                builder.with_preloaded_language_models().build()
+            _LINGUA_LOADED.add((code, self.low_accuracy))
 
     def detect(self, texts: list[str], candidates: tuple[str, ...]) -> list[tuple[str, float]]:
         codes = tuple(sorted(c for c in candidates if c in self.known))
@@ -338,7 +382,11 @@ class LinguaBackend:
             return [(UNDETERMINED, 0.0)] * len(texts)
         if len(codes) == 1:
             return [(codes[0], 1.0)] * len(texts)
-        values = self._detector(codes).compute_language_confidence_values_in_parallel(texts)
+        detector = self._detector(codes)
+        values = []
+        for start in range(0, len(texts), LINGUA_CALL_TEXTS):
+            with _gil_held():
+                values += detector.compute_language_confidence_values_in_parallel(texts[start:start + LINGUA_CALL_TEXTS])
         out = []
         for k, row in enumerate(values):
             if not row or row[0].value <= 0:  # no letters the model knows

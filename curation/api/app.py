@@ -100,6 +100,9 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
+        from curation.language import share_gil
+
+        share_gil(settings.job_gil_share)  # the job worker's language models leave the requests their turn
         store.hold()
         try:
             app.state.recovered = J.recover(store)
@@ -199,7 +202,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
     def audit(request: Request, status: int, detail: str | None = None, job_id: int | None = None) -> None:
         info: TokenInfo | None = getattr(request.state, "token", None)
         try:
-            with store.writer() as con:
+            with store.appender() as con:
                 con.execute("""INSERT INTO audit_log (logged_at, token_id, token_name, role, method, path, status, job_id, detail)
                                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                             [utcnow(), info.token_id if info else None, info.name if info else None,

@@ -35,6 +35,7 @@ class ApiSettings:
     cors_origins: list[str] = field(default_factory=list)
     token_cache_s: float = 2.0
     worker: bool = True
+    job_gil_share: float = 0.5  # the most of the wall time a job's GIL-holding model calls take (see share_gil)
 
     @classmethod
     def from_env(cls) -> "ApiSettings":
@@ -59,7 +60,8 @@ class ApiSettings:
         return cls(max_upload_bytes=num("CURATE_API_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
                    max_body_bytes=num("CURATE_API_MAX_BODY_BYTES", cls.max_body_bytes),
                    sql_timeout=num("CURATE_API_SQL_TIMEOUT", cls.sql_timeout, float),
-                   sql_max_rows=num("CURATE_API_SQL_MAX_ROWS", cls.sql_max_rows), cors_origins=origins)
+                   sql_max_rows=num("CURATE_API_SQL_MAX_ROWS", cls.sql_max_rows), cors_origins=origins,
+                   job_gil_share=min(1.0, num("CURATE_API_JOB_GIL_SHARE", cls.job_gil_share, float)))
 
 
 def check_secrets() -> None:

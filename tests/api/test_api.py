@@ -276,6 +276,37 @@ def test_mutating_calls_are_audited_with_who_and_refusals_too(service) -> None:
         assert c.post("/v1/sql", json={"query": "SELECT * FROM audit_log"}).status_code == 200  # readable, no secret
 
 
+def test_an_audited_read_does_not_wait_for_a_jobs_write_transaction(service) -> None:
+    """A job's step holds the store's write lock for seconds: the audit row of a POST /v1/sql is appended beside
+    it (its own lock, its own commit), so the read answers at once and is still audited."""
+    import threading
+
+    held, release = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with service.store.writer() as con:
+            con.execute("UPDATE jobs SET heartbeat_at = heartbeat_at WHERE false")
+            held.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    try:
+        assert held.wait(10)
+        query = "SELECT count(*) AS n FROM samples -- while a job writes"
+        with service.client("viewer", timeout=5) as c:
+            r = c.post("/v1/sql", json={"query": query})
+        assert r.status_code == 200 and r.json()["rows"][0]["n"] > 0
+        assert writer.is_alive()  # the write transaction was still open
+    finally:
+        release.set()
+        writer.join()
+    with service.client("admin") as c:
+        rows = c.post("/v1/sql", json={"query": "SELECT token_name, status FROM audit_log WHERE path = '/v1/sql' "
+                                                 "ORDER BY audit_id DESC LIMIT 3"}).json()["rows"]
+    assert {"token_name": "test-viewer", "status": 200} in rows
+
+
 def test_placeholder_secrets_and_open_cors_are_refused_at_start(tmp_path, monkeypatch) -> None:
     from curation.errors import UsageError
 

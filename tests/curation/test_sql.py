@@ -131,3 +131,21 @@ def test_sql_answers_while_another_process_writes(store, tmp_path: Path) -> None
     counts = [s["n"] for s in seen]
     assert 0 < counts[0] < counts[1] < counts[2] < n, counts  # and saw it progress
     assert _sql(store.path, query) == [{"n": n, "status": ["done"]}]
+
+
+def test_a_query_asked_again_is_checked_once_and_a_refused_one_stays_refused() -> None:
+    from curation.errors import RefusedError
+    from curation.sql import _checked, check_read_only
+
+    query = "SELECT shape, count(*) FROM samples GROUP BY shape -- asked again and again"
+    first = check_read_only(query)
+    hits = _checked.cache_info().hits
+    assert check_read_only(query) == first and _checked.cache_info().hits == hits + 1
+    bad = "SELECT * FROM read_text('/etc/hostname') -- asked again"
+    for _ in range(3):  # a refusal is not remembered as a pass
+        with pytest.raises(RefusedError, match="read_text"):
+            check_read_only(bad)
+    long = "SELECT 1 AS x" + " " * 5_000 + "-- long"
+    size = _checked.cache_info().currsize
+    assert len(check_read_only(long)) == 1
+    assert _checked.cache_info().currsize == size  # long texts are not kept

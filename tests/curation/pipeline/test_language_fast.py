@@ -105,3 +105,37 @@ def test_chinese_prose_that_ends_like_a_call_is_not_code() -> None:
     assert [r.lang for r in detect(lines)] == ["zh", "zh", "zh"]
     for code in ("UPDATE accounts SET balance = 0;", "reload_conf()", "total = compute(rows)"):
         assert strip_non_language(code).strip() == "", code
+
+
+def test_lingua_in_short_calls_answers_as_in_one_and_can_leave_the_gil_to_others(monkeypatch) -> None:
+    """lingua holds the GIL through a call: the backend calls it on LINGUA_CALL_TEXTS texts at a time, and after
+    share_gil(s) pauses so that its calls take at most that share of the time (the API's requests get the rest)."""
+    import time
+
+    import curation.language as L
+
+    backend = L.get_backend("lingua")
+    pool = ("de", "en", "es", "fr", "it", "pt")
+    texts = [t for t in TEXTS if t and t.isascii() or "ó" in t] * 5
+    whole = backend.detect(texts, pool)
+    monkeypatch.setattr(L, "LINGUA_CALL_TEXTS", 3)
+    chunked = backend.detect(texts, pool)
+    assert [c for c, _ in chunked] == [c for c, _ in whole]
+    assert np.allclose([p for _, p in chunked], [p for _, p in whole])
+    slept: list[float] = []
+    monkeypatch.setattr(L.time, "sleep", slept.append)
+    backend.detect(texts, pool)
+    assert slept == []  # the CLI's default: no pause
+    try:
+        L.share_gil(0.25)
+        t = time.perf_counter()
+        backend.detect(texts, pool)
+        took = time.perf_counter() - t
+    finally:
+        L.share_gil(1.0)
+    assert len(slept) == -(-len(texts) // 3)  # one pause per call
+    assert 0 < sum(slept) <= 3 * took  # each pause three times its call: a quarter of the time in lingua
+    import pytest
+
+    with pytest.raises(ValueError, match="share"):
+        L.share_gil(0)
