@@ -190,7 +190,8 @@ def main() -> int:
         proc.wait(30)
     every = [x for xs in lat.values() for x in xs]
     n = len(every)
-    print(f"\n{args.clients} clients for {args.seconds:.0f} s while pipeline runs wrote: {n:,} requests, "
+    meanwhile = "with no writer" if args.no_writer else "while pipeline runs wrote"
+    print(f"\n{args.clients} clients for {args.seconds:.0f} s {meanwhile}: {n:,} requests, "
           f"{n / args.seconds:,.0f} requests/s, {runs_done} runs finished meanwhile")
     print(f"\n{'route':<14} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'direct p50 ms':>14} {'p50 ratio':>10}")
     for kind in sorted(lat):

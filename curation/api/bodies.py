@@ -29,9 +29,22 @@ def decode_cursor(cursor: str | None, n: int) -> list | None:
 
 
 def arrow_rows(table) -> list[dict]:  # noqa: ANN001
+    """Rows as JSON-ready dicts; only columns of types JSON lacks (times, bytes, nested) go through Python."""
+    import pyarrow.types as t
+
     from curation.sql import _jsonable
 
-    return [{k: _jsonable(v) for k, v in r.items()} for r in table.to_pylist()]
+    names, columns = table.column_names, []
+    if not names:
+        return [{} for _ in range(table.num_rows)]
+    for column in table.columns:
+        values = column.to_pylist()
+        kind = column.type
+        if not (t.is_string(kind) or t.is_large_string(kind) or t.is_integer(kind) or t.is_floating(kind)
+                or t.is_boolean(kind) or t.is_null(kind)):
+            values = [_jsonable(v) for v in values]
+        columns.append(values)
+    return [dict(zip(names, row)) for row in zip(*columns)]
 
 
 def safe_upload_name(name: str) -> str:

@@ -40,12 +40,15 @@ class HeldStore(Store):
     def __init__(self, path, lock_timeout: float = 120.0) -> None:  # noqa: ANN001
         super().__init__(path, lock_timeout)
         self._db = None
+        self._sealed = False
         self._write = threading.RLock()
         self._append = threading.Lock()
 
     def hold(self, url: str | None = None) -> None:
         self.init()
         self._db = self._connect(read_only=False, config=HELD_CONFIG)
+        # checked once: DuckDB cannot turn external access back on while the database is open
+        self._sealed = self._db.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0] is False
         self._migrate(self._db)
         self.held = True
         self.marker.write_text(json.dumps({"pid": os.getpid(), "url": url}), encoding="utf-8")
@@ -113,7 +116,7 @@ class HeldStore(Store):
     def sql_reader(self) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
         """A cursor in a READ ONLY transaction of the held database (external access is off in it)."""
         with self.reader() as cur:
-            if cur.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0] is not False:
+            if self.held and not self._sealed:
                 raise RuntimeError("the held store allows external access")
             cur.execute("BEGIN TRANSACTION READ ONLY")
             try:
