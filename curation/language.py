@@ -324,6 +324,11 @@ def share_gil(share: float) -> None:
     _GIL_SHARE[0] = share
 
 
+def gil_share() -> float:
+    """The share :func:`share_gil` set (1.0: lingua's calls follow one another without a pause)."""
+    return _GIL_SHARE[0]
+
+
 @contextmanager
 def _gil_held() -> Iterator[None]:
     """Around a call that holds the GIL: afterwards, pause as :func:`share_gil` asks."""

@@ -100,10 +100,11 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        from curation.language import share_gil
+        from curation.language import gil_share, share_gil
 
-        share_gil(settings.job_gil_share)  # the job worker's language models leave the requests their turn
         store.hold()
+        before = gil_share()
+        share_gil(settings.job_gil_share)  # the job worker's language models leave the requests their turn
         try:
             app.state.recovered = J.recover(store)
             if settings.worker:
@@ -113,6 +114,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
             worker.stop()
             servers.stop_all()
             store.release()
+            share_gil(before)
 
     app = FastAPI(title="llm-curate", version=API_VERSION, lifespan=lifespan,
                   description=(__doc__ or "").split("\n\n", 1)[1] if __doc__ else None)

@@ -318,14 +318,24 @@ def test_placeholder_secrets_and_open_cors_are_refused_at_start(tmp_path, monkey
     monkeypatch.setenv("CURATE_API_CORS_ORIGINS", "*")
     with pytest.raises(UsageError, match="name the origins"):
         ApiSettings.from_env()
+    monkeypatch.delenv("CURATE_API_CORS_ORIGINS")
+    monkeypatch.setenv("CURATE_API_JOB_GIL_SHARE", "0")
+    with pytest.raises(UsageError, match="CURATE_API_JOB_GIL_SHARE must be more than 0"):
+        ApiSettings.from_env()
+    monkeypatch.setenv("CURATE_API_JOB_GIL_SHARE", "0.25")
+    assert ApiSettings.from_env().job_gil_share == 0.25
 
 
 def test_cors_is_closed_by_default_and_open_to_named_origins(api_curated, tmp_path) -> None:
     import shutil
 
+    from curation.language import gil_share
+
     shutil.copy(api_curated, tmp_path / "c.duckdb")
-    closed = start_service(tmp_path / "c.duckdb", ApiSettings(worker=False))
+    before = gil_share()
+    closed = start_service(tmp_path / "c.duckdb", ApiSettings(worker=False, job_gil_share=0.3))
     try:
+        assert gil_share() == 0.3  # lingua's pauses while the service runs (CURATE_API_JOB_GIL_SHARE)
         with closed.client("viewer") as c:
             r = c.options("/v1/samples", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
             assert "access-control-allow-origin" not in r.headers
@@ -333,6 +343,7 @@ def test_cors_is_closed_by_default_and_open_to_named_origins(api_curated, tmp_pa
             assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
     finally:
         closed.server.stop()
+    assert gil_share() == before  # and put back when it stops
     shutil.copy(api_curated, tmp_path / "d.duckdb")
     named = start_service(tmp_path / "d.duckdb", ApiSettings(worker=False, cors_origins=["https://review.example"]))
     try:
