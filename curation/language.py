@@ -335,7 +335,11 @@ def _gil_held() -> Iterator[None]:
     start = time.perf_counter()
     yield
     if _GIL_SHARE[0] < 1:
-        time.sleep((time.perf_counter() - start) * (1 / _GIL_SHARE[0] - 1))
+        _pause((time.perf_counter() - start) * (1 / _GIL_SHARE[0] - 1))
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 class LinguaBackend:
