@@ -51,11 +51,7 @@ class HeldStore(Store):
         self._sealed = self._db.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0] is False
         self._migrate(self._db)
         self.held = True
-        self.marker.write_text(json.dumps({"pid": os.getpid(), "url": url}), encoding="utf-8")
-
-    @property
-    def marker(self):  # noqa: ANN201
-        return self.path.with_name(self.path.name + ".service")
+        self.service_marker.write_text(json.dumps({"pid": os.getpid(), "url": url}), encoding="utf-8")
 
     def release(self) -> None:
         with self._write:
@@ -63,7 +59,7 @@ class HeldStore(Store):
             if self._db is not None:
                 self._db.close()
                 self._db = None
-        self.marker.unlink(missing_ok=True)
+        self.service_marker.unlink(missing_ok=True)
 
     @contextmanager
     def writer(self) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
@@ -93,12 +89,8 @@ class HeldStore(Store):
             with super().writer() as con:
                 yield con
             return
-        with self._append:
-            cur = self._db.cursor()
-            try:
-                yield cur
-            finally:
-                cur.close()
+        with self._append, self.reader() as cur:
+            yield cur
 
     @contextmanager
     def reader(self, safe: bool = True, config: dict[str, object] | None = None) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821

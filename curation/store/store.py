@@ -146,12 +146,17 @@ class Store:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.6, 0.5)
 
+    @property
+    def service_marker(self) -> Path:
+        """The file ``curate api`` writes beside the store while it holds it open (its pid and URL)."""
+        return self.path.with_name(self.path.name + ".service")
+
     def _service_hint(self) -> str:
         """What holds the store when it is the HTTP API (``curate api`` keeps it open while it runs)."""
         import json
 
         try:
-            info = json.loads(self.path.with_name(self.path.name + ".service").read_text(encoding="utf-8"))
+            info = json.loads(self.service_marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return ""
         return (f"; the HTTP API (curate api, pid {info.get('pid')}) holds it while it runs: work through the API, "
