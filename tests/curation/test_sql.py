@@ -135,7 +135,7 @@ def test_sql_answers_while_another_process_writes(store, tmp_path: Path) -> None
 
 def test_a_query_asked_again_is_checked_once_and_a_refused_one_stays_refused() -> None:
     from curation.errors import RefusedError
-    from curation.sql import _checked, check_read_only
+    from curation.sql_check import _checked, check_read_only
 
     query = "SELECT shape, count(*) FROM samples GROUP BY shape -- asked again and again"
     first = check_read_only(query)
