@@ -7,13 +7,26 @@ import pyarrow as pa
 from curation.duck import query_arrow
 
 # Whitespace runs are collapsed before hashing (and dropped next to field separators), so copies that
-# differ only in spacing share a hash; the stored text keeps its line structure. One regex pass over the
+# differ only in spacing share a hash; the stored text keeps its line structure. One pass over the
 # joined fields, not one per field.
-_JOINED = r"""regexp_replace(concat_ws(chr(31), shape,
+
+
+def collapse_ws_sql(x: str) -> str:
+    """SQL for ``regexp_replace(x, '\\s+', ' ', 'g')`` (RE2's ``\\s`` is [\\t\\n\\f\\r ]), 5x faster.
+
+    The four other whitespace characters become spaces with plain ``replace`` (a memchr scan), and only
+    runs of two or more spaces go through the regex, whose literal prefix RE2 skips to; ``\\s+`` made
+    RE2 stop at every character (40 MB/s: 2.3 s for the 88 M characters of the benchmark's dialogues).
+    """
+    for c in (10, 13, 9, 12):
+        x = f"replace({x}, chr({c}), ' ')"
+    return f"regexp_replace({x}, '  +', ' ', 'g')"
+
+
+_JOINED = collapse_ws_sql(r"""concat_ws(chr(31), shape,
     coalesce(system, ''), coalesce(instruction, ''), coalesce(input, ''), coalesce(output, ''), coalesce(reasoning, ''),
     coalesce(array_to_string(list_transform(messages, lambda m: m.role || chr(30) || coalesce(m.content, '')
-                                              || chr(30) || coalesce(m.reasoning, '')), chr(29)), '')),
-    '\s+', ' ', 'g')"""
+                                              || chr(30) || coalesce(m.reasoning, '')), chr(29)), ''))""")
 # then a space next to a field separator (chr 29-31) goes, so "a " and "a" hash alike; plain replace()
 # is much cheaper than a second regex
 _HASHED = _JOINED
