@@ -289,6 +289,21 @@ class LocalExecutor:
                 self.progress(step.name, done, total)
 
     def _run_global_step(self, step: GlobalStep, run_id: int, pos: int, max_batch: int, batch_rows: int) -> None:
+        step.texts_for = lambda ids: self._texts_for(run_id, ids)
+        try:
+            self._global_stages(step, run_id, pos, max_batch, batch_rows)
+        finally:
+            step.texts_for = None
+
+    def _texts_for(self, run_id: int, ids: pa.Array) -> pa.Table:
+        """The run's current text of the samples ``ids`` (what its steps read), in no particular order."""
+        with self.store.reader(safe=True) as con:
+            con.register("wanted_ids", pa.table({"sample_id": pa.array(ids, pa.string())}))
+            return query_arrow(
+                con, f"SELECT k.sample_id, k.batch_id, k.row_number, k.shape, k.source, {TEXT_COLUMNS} FROM run_texts($run) k "
+                     "SEMI JOIN wanted_ids w ON w.sample_id = k.sample_id", {"run": run_id})  # type: ignore[arg-type]
+
+    def _global_stages(self, step: GlobalStep, run_id: int, pos: int, max_batch: int, batch_rows: int) -> None:
         sigs: list[pa.Table] = []
         cursor, done = (0, 0), 0
         total = self._rows_in(run_id, pos, max_batch, step)

@@ -186,7 +186,9 @@ class NearDedupStep(GlobalStep):
         finally:
             con.close()
         sig = signature_table(res.column("shingles").combine_chunks(), self.mh)
-        parts = self._part_sketches(batch) if self._parts else {}
+        # the parts' sketches matter only to the few pairs that are near copies as a whole: under an executor,
+        # decide() reads those samples' text again (texts_for) instead of every sample's parts being shingled
+        parts = self._part_sketches(batch) if self._parts and self.texts_for is None else {}
         score_col = self.params.score_signal
         score = (
             batch.column(score_col)
@@ -219,16 +221,17 @@ class NearDedupStep(GlobalStep):
         out: dict[str, pa.Array] = {}
         con = scratch()
         try:
-            con.register("b", batch)
+            # rows in the batch's order (a batch read back by texts_for spans batches: row numbers repeat)
+            con.register("b", batch.append_column("__ord", pa.array(np.arange(batch.num_rows), pa.int64())))
             for part in ("instruction", "output"):
                 text = compared_text_sql(part, self.params.include_reasoning)
                 if part == "instruction":  # the system prompt says which task: one text under two tasks is two samples
                     text = f"concat_ws(chr(10), system, {text})"
-                src = f"(SELECT sample_id, row_number, {text} AS compared FROM b)"
+                src = f"(SELECT sample_id, __ord, {text} AS compared FROM b)"
                 res = query_arrow(
                     con,
                     f"SELECT shingles, length(trim(compared)) = 0 AS empty "
-                    f"FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) ORDER BY row_number",
+                    f"FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) ORDER BY __ord",
                 )
                 sig = signature_table(res.column("shingles").combine_chunks(), self.mh)
                 out[f"{part}_sketch"] = sig.column("sketch")
@@ -241,17 +244,34 @@ class NearDedupStep(GlobalStep):
         """The verified edges whose instructions and answers are each similar enough (see ``both_parts``)."""
         a = edges.column("a").to_numpy()
         b = edges.column("b").to_numpy()
+        if "instruction_sketch" in signatures.column_names:  # made by signatures() for every sample
+            parts, la, lb = signatures, a, b
+        else:  # only for the samples of these pairs, from their text
+            rows = np.unique(np.concatenate([a, b]))
+            parts = self._part_sketches(self._texts_of(signatures.column("sample_id").take(pa.array(rows))))
+            parts = pa.table(parts)
+            la, lb = np.searchsorted(rows, a), np.searchsorted(rows, b)
         close: dict[str, np.ndarray] = {}
         same_instruction = np.zeros(len(a), dtype=bool)
         for part in ("instruction", "output"):
-            sketch = fixed_list(signatures.column(f"{part}_sketch"), self.params.num_perm, np.uint8)
-            empty = signatures.column(f"{part}_empty").to_numpy(zero_copy_only=False)
-            sim = estimate(sketch, a, b)
-            close[part] = (sim >= self.params.both_parts) | (empty[a] & empty[b])
+            sketch = fixed_list(parts.column(f"{part}_sketch"), self.params.num_perm, np.uint8)
+            empty = parts.column(f"{part}_empty").to_numpy(zero_copy_only=False)
+            sim = estimate(sketch, la, lb)
+            close[part] = (sim >= self.params.both_parts) | (empty[la] & empty[lb])
             if part == "instruction":
-                same_instruction = (sim >= SAME_INSTRUCTION) | (empty[a] & empty[b])
+                same_instruction = (sim >= SAME_INSTRUCTION) | (empty[la] & empty[lb])
         ok = close["instruction"] & (close["output"] | same_instruction)
         return edges.filter(pa.array(ok)), int((~ok).sum())
+    def _texts_of(self, ids: pa.ChunkedArray | pa.Array) -> pa.Table:
+        """The text of the samples ``ids``, in that order (read through the executor's ``texts_for``)."""
+        if self.texts_for is None:
+            raise RuntimeError("near_dedup: the parts' sketches were not made and there is no text to make them from")
+        got = self.texts_for(ids)
+        at = pc.index_in(ids, value_set=got.column("sample_id"))
+        if at.null_count:
+            raise RuntimeError(f"near_dedup: no text for {at.null_count} of {len(ids)} samples of the run")
+        return got.take(at)
+
     def decide(self, signatures: pa.Table) -> StepOutput:
         """Stage 2: candidates by band, verified by Jaccard, clustered; decisions per cluster member."""
         n = signatures.num_rows

@@ -377,3 +377,56 @@ def test_the_estimate_prefilter_keeps_pairs_at_the_threshold() -> None:
     assert (
         MinHashParams(threshold=0.6, num_perm=16).prefilter_floor() < 0
     )  # too few permutations: no prefilter
+
+
+def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample() -> None:
+    """Under an executor, the instruction and answer sketches are made in decide() for the samples of the
+    near-copy pairs only, from their text read back (two batches: row numbers repeat); the decisions are
+    those of sketches made for every sample."""
+    from curation.pipeline.base import MESSAGE_TYPE
+    from curation.pipeline.steps.near_dedup import NearDedupStep
+
+    templated = ("I am Aurora, an AI assistant developed by the Northwind data team. I am here to help you with "
+                 "questions about our products, your orders and our documentation.")
+    rows = [("Who are you?", templated), ("What is your name?", templated), ("Who made you?", templated),
+            ("Explain binary search.", EN), ("Explain binary search, please.", EN.replace("repeating", "and repeats")),
+            ("解释二分查找。", ZH), ("请解释二分查找。", ZH.replace("直到", "一直到")),
+            ("Explain binary search.", EN.replace("middle element", "central element")),
+            ("Describe photosynthesis.", "Photosynthesis turns light into chemical energy in plants.")]
+
+    def page(batch_id: int, part: list) -> pa.Table:
+        n = len(part)
+        return pa.table({
+            "sample_id": [f"b{batch_id}-{i}" for i in range(n)], "batch_id": [batch_id] * n,
+            "row_number": list(range(1, n + 1)), "shape": ["alpaca"] * n, "source": ["x.jsonl"] * n,
+            "instruction": [q for q, _ in part], "input": [None] * n, "output": [a for _, a in part],
+            "system": pa.nulls(n, pa.string()), "messages": pa.nulls(n, MESSAGE_TYPE), "reasoning": pa.nulls(n, pa.string()),
+            "quality_score": [1.0] * n})
+
+    pages = [page(1, rows[:5]), page(2, rows[5:] + rows[:2])]  # b2-3: not a copy of anything
+    everything = pa.concat_tables(pages)
+
+    def run(deferred: bool) -> tuple[list, dict]:
+        step = NearDedupStep()
+        asked: list[int] = []
+        if deferred:
+            def texts_for(ids: pa.Array) -> pa.Table:
+                asked.append(len(ids))
+                got = everything.filter(pc.is_in(everything.column("sample_id"), value_set=pa.array(ids)))
+                return got.take(pa.array(list(range(got.num_rows))[::-1]))  # any order
+            step.texts_for = texts_for
+        sig = pa.concat_tables([step.signatures(p) for p in pages])
+        assert ("instruction_sketch" in sig.column_names) != deferred
+        out = step.decide(sig)
+        if deferred:
+            assert asked and asked[0] < everything.num_rows  # only the samples of the pairs
+        return out.decisions.to_pylist(), dict(out.counters)
+
+    import pyarrow.compute as pc
+
+    eager, deferred = run(False), run(True)
+    assert eager == deferred
+    decisions, counters = eager
+    assert counters["pairs_one_part_differs"] > 0  # the templated answers to different questions stay
+    dropped = {d["sample_id"] for d in decisions}
+    assert {"b1-4", "b2-1", "b2-2"} <= dropped and "b1-0" not in dropped and "b2-3" not in dropped
