@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from curation.duck import query_arrow
+from curation.duck import in_parts, query_arrow
 
 # Whitespace runs are collapsed before hashing (and dropped next to field separators), so copies that
 # differ only in spacing share a hash; the stored text keeps its line structure. One pass over the
@@ -46,7 +46,8 @@ def content_hashes(table: pa.Table) -> pa.Array:
 
     con = duckdb.connect()
     try:
-        con.register("t", table)
+        con.register("t", in_parts(table))
+        # in the table's order: DuckDB keeps the insertion order of a projection across threads
         return query_arrow(con, f"SELECT {content_hash_sql()} AS h FROM t").column("h").combine_chunks()
     finally:
         con.close()

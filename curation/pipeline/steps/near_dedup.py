@@ -35,7 +35,7 @@ from curation.dedup.minhash import (
     shingles_query,
     signature_table,
 )
-from curation.duck import query_arrow, scratch
+from curation.duck import in_parts, query_arrow, scratch
 from curation.pipeline.base import (
     DECISION_SCHEMA,
     SIGNAL_SCHEMA,
@@ -176,7 +176,7 @@ class NearDedupStep(GlobalStep):
         )
         con = scratch()
         try:
-            con.register("b", batch)
+            con.register("b", in_parts(batch))
             src = f"(SELECT sample_id, row_number, {self._text} AS compared, {answer} AS answer_hash FROM b)"
             res = query_arrow(
                 con,
@@ -222,7 +222,7 @@ class NearDedupStep(GlobalStep):
         con = scratch()
         try:
             # rows in the batch's order (a batch read back by texts_for spans batches: row numbers repeat)
-            con.register("b", batch.append_column("__ord", pa.array(np.arange(batch.num_rows), pa.int64())))
+            con.register("b", in_parts(batch.append_column("__ord", pa.array(np.arange(batch.num_rows), pa.int64()))))
             for part in ("instruction", "output"):
                 text = compared_text_sql(part, self.params.include_reasoning)
                 if part == "instruction":  # the system prompt says which task: one text under two tasks is two samples

@@ -383,6 +383,8 @@ def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample() -
     """Under an executor, the instruction and answer sketches are made in decide() for the samples of the
     near-copy pairs only, from their text read back (two batches: row numbers repeat); the decisions are
     those of sketches made for every sample."""
+    import pyarrow.compute as pc
+
     from curation.pipeline.base import MESSAGE_TYPE
     from curation.pipeline.steps.near_dedup import NearDedupStep
 
@@ -421,8 +423,6 @@ def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample() -
         if deferred:
             assert asked and asked[0] < everything.num_rows  # only the samples of the pairs
         return out.decisions.to_pylist(), dict(out.counters)
-
-    import pyarrow.compute as pc
 
     eager, deferred = run(False), run(True)
     assert eager == deferred
