@@ -139,3 +139,17 @@ def test_lingua_in_short_calls_answers_as_in_one_and_can_leave_the_gil_to_others
 
     with pytest.raises(ValueError, match="share"):
         L.share_gil(0)
+
+
+def test_a_text_fasttext_reads_as_another_script_is_weighed_among_the_common_languages() -> None:
+    """fastText's labels for the Latin part of "mongodb 6.0 的change stream有哪些修改？" or of code are Chinese,
+    Russian, Japanese: they say nothing of its Latin-script language, so lingua weighs the commonest Latin-script
+    languages (all of COMMON_PRIOR for a short text), not all 50 it knows."""
+    from curation.language import _NARROW_COMMON, COMMON_PRIOR, SCRIPT_LANGUAGES, _narrowed
+
+    latin = SCRIPT_LANGUAGES["latin"]
+    assert len(latin) > 40
+    assert _narrowed(latin, ["ru", "uk", "ja"]) == tuple(sorted(c for c in _NARROW_COMMON if c in latin))
+    assert _narrowed(latin, ["zh", "ja", "wuu"], short=True) == tuple(sorted(c for c in COMMON_PRIOR if c in latin))
+    # a label of this script still narrows around it, with its relatives
+    assert "tl" in _narrowed(latin, ["tl", "ru", "ja"]) and "yo" not in _narrowed(latin, ["tl", "ru", "ja"])
