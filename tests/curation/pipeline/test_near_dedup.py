@@ -430,3 +430,22 @@ def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample() -
     assert counters["pairs_one_part_differs"] > 0  # the templated answers to different questions stay
     dropped = {d["sample_id"] for d in decisions}
     assert {"b1-4", "b2-1", "b2-2"} <= dropped and "b1-0" not in dropped and "b2-3" not in dropped
+
+
+def test_signatures_are_the_minimum_of_each_hash_function_over_the_shingles() -> None:
+    """The compiled MinHash loop, on one thread and on two (row ranges), on a slice, against the definition."""
+    import numpy as np
+
+    from curation.dedup.minhash import _hash_params, signatures
+
+    rng = np.random.default_rng(3)
+    lists = [rng.integers(0, 2**64, size=int(k), dtype=np.uint64).tolist() for k in rng.integers(1, 300, size=60)]
+    p = MinHashParams()
+    a, b = _hash_params(p)
+    with np.errstate(over="ignore"):
+        want = np.array([((a[:, None] * np.array(x, np.uint64)[None, :] + b[:, None]) >> np.uint64(32)).min(axis=1)
+                         for x in lists], dtype=np.uint32)
+    arr = pa.array(lists, pa.list_(pa.uint64()))
+    np.testing.assert_array_equal(signatures(arr, p, threads=1), want)
+    np.testing.assert_array_equal(signatures(arr, p, threads=2), want)
+    np.testing.assert_array_equal(signatures(arr.slice(7, 20), p), want[7:27])
