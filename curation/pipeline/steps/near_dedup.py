@@ -149,6 +149,11 @@ def compared_text_sql(compare: str, include_reasoning: bool, include_system: boo
     )
 
 
+# samples whose text decide() reads back at a time: a set of repeats puts nearly every sample in a pair, and
+# 285k samples' texts and shingles at once raised the benchmark's peak by 1.8 GiB
+READ_BACK_ROWS = 20_000
+
+
 class NearDedupStep(GlobalStep):
     """MinHash LSH near-duplicate clusters; keep the best of each (or flag conflicting answers)."""
 
@@ -246,10 +251,12 @@ class NearDedupStep(GlobalStep):
         b = edges.column("b").to_numpy()
         if "instruction_sketch" in signatures.column_names:  # made by signatures() for every sample
             parts, la, lb = signatures, a, b
-        else:  # only for the samples of these pairs, from their text
+        else:  # only for the samples of these pairs, from their text, READ_BACK_ROWS at a time
             rows = np.unique(np.concatenate([a, b]))
-            parts = self._part_sketches(self._texts_of(signatures.column("sample_id").take(pa.array(rows))))
-            parts = pa.table(parts)
+            ids = signatures.column("sample_id")
+            parts = pa.concat_tables(
+                pa.table(self._part_sketches(self._texts_of(ids.take(pa.array(rows[k:k + READ_BACK_ROWS])))))
+                for k in range(0, len(rows), READ_BACK_ROWS))
             la, lb = np.searchsorted(rows, a), np.searchsorted(rows, b)
         close: dict[str, np.ndarray] = {}
         same_instruction = np.zeros(len(a), dtype=bool)
@@ -262,6 +269,7 @@ class NearDedupStep(GlobalStep):
                 same_instruction = (sim >= SAME_INSTRUCTION) | (empty[la] & empty[lb])
         ok = close["instruction"] & (close["output"] | same_instruction)
         return edges.filter(pa.array(ok)), int((~ok).sum())
+
     def _texts_of(self, ids: pa.ChunkedArray | pa.Array) -> pa.Table:
         """The text of the samples ``ids``, in that order (read through the executor's ``texts_for``)."""
         if self.texts_for is None:

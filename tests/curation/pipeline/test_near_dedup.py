@@ -379,7 +379,7 @@ def test_the_estimate_prefilter_keeps_pairs_at_the_threshold() -> None:
     )  # too few permutations: no prefilter
 
 
-def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample() -> None:
+def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample(monkeypatch) -> None:  # noqa: ANN001
     """Under an executor, the instruction and answer sketches are made in decide() for the samples of the
     near-copy pairs only, from their text read back (two batches: row numbers repeat); the decisions are
     those of sketches made for every sample."""
@@ -426,6 +426,8 @@ def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample() -
 
     eager, deferred = run(False), run(True)
     assert eager == deferred
+    monkeypatch.setattr("curation.pipeline.steps.near_dedup.READ_BACK_ROWS", 3)  # read back in parts
+    assert run(True) == eager
     decisions, counters = eager
     assert counters["pairs_one_part_differs"] > 0  # the templated answers to different questions stay
     dropped = {d["sample_id"] for d in decisions}
