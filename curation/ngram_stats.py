@@ -104,12 +104,13 @@ def _stats(tokens: pa.Array, min_top_tokens: int, min_dup_tokens: int) -> dict[s
     lengths = pc.utf8_length(flat).to_numpy(zero_copy_only=False).astype(np.int64)
     cs = np.concatenate(([0], np.cumsum(lengths)))
     tok_chars = cs[offsets[1:]] - cs[offsets[:-1]]
-    ids = pc.dictionary_encode(flat).indices.to_numpy(zero_copy_only=False) if len(flat) else np.zeros(0, np.int32)
+    ids = (pc.dictionary_encode(flat).indices.to_numpy(zero_copy_only=False) if len(flat)
+           else np.zeros(0, np.int32)).astype(np.int64)
     out = {"n_tok": n_tok, "tok_chars": tok_chars}
     for n in (2, 3, 4, 5):
         judged = n_tok >= (min_top_tokens if n < 5 else min_dup_tokens)
         res = np.full(n_rows, np.nan)
         if judged.any():
-            _gram_counts(ids.astype(np.int64), offsets, cs, tok_chars, judged, n, res)
+            _gram_counts(ids, offsets, cs, tok_chars, judged, n, res)
         out[f"top{n}" if n < 5 else "dup5"] = res
     return out

@@ -6,10 +6,6 @@ import pyarrow as pa
 
 from curation.duck import in_parts, query_arrow
 
-# Whitespace runs are collapsed before hashing (and dropped next to field separators), so copies that
-# differ only in spacing share a hash; the stored text keeps its line structure. One pass over the
-# joined fields, not one per field.
-
 
 def collapse_ws_sql(x: str) -> str:
     """SQL for ``regexp_replace(x, '\\s+', ' ', 'g')`` (RE2's ``\\s`` is [\\t\\n\\f\\r ]), 5x faster.
@@ -23,6 +19,9 @@ def collapse_ws_sql(x: str) -> str:
     return f"regexp_replace({x}, '  +', ' ', 'g')"
 
 
+# Whitespace runs are collapsed before hashing (and dropped next to field separators), so copies that
+# differ only in spacing share a hash; the stored text keeps its line structure. One pass over the
+# joined fields, not one per field.
 _JOINED = collapse_ws_sql(r"""concat_ws(chr(31), shape,
     coalesce(system, ''), coalesce(instruction, ''), coalesce(input, ''), coalesce(output, ''), coalesce(reasoning, ''),
     coalesce(array_to_string(list_transform(messages, lambda m: m.role || chr(30) || coalesce(m.content, '')

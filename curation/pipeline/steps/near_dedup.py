@@ -227,7 +227,7 @@ class NearDedupStep(GlobalStep):
         con = scratch()
         try:
             # rows in the batch's order (a batch read back by texts_for spans batches: row numbers repeat)
-            con.register("b", in_parts(batch.append_column("__ord", pa.array(np.arange(batch.num_rows), pa.int64()))))
+            con.register("b", in_parts(batch, ordinal="__ord"))
             for part in ("instruction", "output"):
                 text = compared_text_sql(part, self.params.include_reasoning)
                 if part == "instruction":  # the system prompt says which task: one text under two tasks is two samples

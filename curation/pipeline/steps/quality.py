@@ -680,7 +680,7 @@ class QualityStep(RowStep):
         con = _connect()
         try:
             cols = batch.select(["sample_id", "instruction", "input", "output", "system", "messages", "reasoning"])
-            con.register("b", in_parts(cols.append_column("__ord", pa.array(np.arange(batch.num_rows), pa.int64()))))
+            con.register("b", in_parts(cols, ordinal="__ord"))
             con.register("ng", in_parts(ngram_table(query_arrow(con, tokens_sql()), self.params.rules)))
             res = query_arrow(con, self._sql)
         finally:
