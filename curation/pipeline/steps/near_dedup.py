@@ -45,6 +45,7 @@ from curation.pipeline.base import (
     reference_mask,
 )
 
+PARTS = ("instruction", "output")  # what the parts check compares (both_parts)
 SAME_INSTRUCTION = 0.9  # estimated Jaccard from which two instructions are the same question
 
 
@@ -179,14 +180,19 @@ class NearDedupStep(GlobalStep):
             if self.params.compare == "instruction"
             else "NULL::UBIGINT"
         )
+        # with the parts check, a hash of each part: a pair whose instructions (or answers) are the same text
+        # needs no sketch of that part (most near-copy pairs share one part)
+        hashes = (
+            "".join(f", hash({self._part_text(part)}) AS {part}_hash" for part in PARTS) if self._parts else ""
+        )
         con = scratch()
         try:
             con.register("b", in_parts(batch))
-            src = f"(SELECT sample_id, row_number, {self._text} AS compared, {answer} AS answer_hash FROM b)"
+            src = f"(SELECT sample_id, row_number, {self._text} AS compared, {answer} AS answer_hash{hashes} FROM b)"
             res = query_arrow(
                 con,
-                f"SELECT shingles, answer_hash FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) "
-                f"ORDER BY row_number",
+                f"SELECT * EXCLUDE (sample_id, row_number, compared) "
+                f"FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) ORDER BY row_number",
             )
         finally:
             con.close()
@@ -219,20 +225,26 @@ class NearDedupStep(GlobalStep):
         )
         for name, col in parts.items():
             keep = keep.append_column(name, col)
+        if self._parts:
+            for part in PARTS:
+                keep = keep.append_column(f"{part}_hash", res.column(f"{part}_hash").combine_chunks())
         return keep
 
-    def _part_sketches(self, batch: pa.Table) -> dict[str, pa.Array]:
-        """1-byte MinHash sketches of the instruction and of the answer, and whether each is empty."""
+    def _part_text(self, part: str) -> str:
+        """SQL over a batch: the text of one part (instruction or output) that the parts check compares."""
+        text = compared_text_sql(part, self.params.include_reasoning)
+        # the system prompt says which task: one text under two tasks is two samples
+        return f"concat_ws(chr(10), system, {text})" if part == "instruction" else text
+
+    def _part_sketches(self, batch: pa.Table, parts: tuple[str, ...] = PARTS) -> dict[str, pa.Array]:
+        """1-byte MinHash sketches of the instruction and of the answer (``parts``), and whether each is empty."""
         out: dict[str, pa.Array] = {}
         con = scratch()
         try:
             # rows in the batch's order (a batch read back by texts_for spans batches: row numbers repeat)
             con.register("b", in_parts(batch, ordinal="__ord"))
-            for part in ("instruction", "output"):
-                text = compared_text_sql(part, self.params.include_reasoning)
-                if part == "instruction":  # the system prompt says which task: one text under two tasks is two samples
-                    text = f"concat_ws(chr(10), system, {text})"
-                src = f"(SELECT sample_id, __ord, {text} AS compared FROM b)"
+            for part in parts:
+                src = f"(SELECT sample_id, __ord, {self._part_text(part)} AS compared FROM b)"
                 res = query_arrow(
                     con,
                     f"SELECT shingles, length(trim(compared)) = 0 AS empty "
@@ -249,36 +261,65 @@ class NearDedupStep(GlobalStep):
         """The verified edges whose instructions and answers are each similar enough (see ``both_parts``)."""
         a = edges.column("a").to_numpy()
         b = edges.column("b").to_numpy()
-        if "instruction_sketch" in signatures.column_names:  # made by signatures() for every sample
-            parts, la, lb = signatures, a, b
-        else:  # only for the samples of these pairs, from their text, READ_BACK_ROWS at a time
-            rows = np.unique(np.concatenate([a, b]))
-            ids = signatures.column("sample_id")
-            parts = pa.concat_tables(
-                pa.table(self._part_sketches(self._texts_of(ids.take(pa.array(rows[k:k + READ_BACK_ROWS])))))
-                for k in range(0, len(rows), READ_BACK_ROWS))
-            la, lb = np.searchsorted(rows, a), np.searchsorted(rows, b)
         close: dict[str, np.ndarray] = {}
         same_instruction = np.zeros(len(a), dtype=bool)
-        for part in ("instruction", "output"):
-            sketch = fixed_list(parts.column(f"{part}_sketch"), self.params.num_perm, np.uint8)
-            empty = parts.column(f"{part}_empty").to_numpy(zero_copy_only=False)
-            sim = estimate(sketch, la, lb)
-            close[part] = (sim >= self.params.both_parts) | (empty[la] & empty[lb])
+        for part in PARTS:
+            # a part is compared only where it decides: the answers of pairs with close, different instructions
+            asked = np.ones(len(a), dtype=bool) if part == "instruction" else close["instruction"] & ~same_instruction
+            sim, both_empty = self._part_similarity(signatures, part, a, b, asked)
+            close[part] = (sim >= self.params.both_parts) | both_empty
             if part == "instruction":
-                same_instruction = (sim >= SAME_INSTRUCTION) | (empty[la] & empty[lb])
+                same_instruction = (sim >= SAME_INSTRUCTION) | both_empty
         ok = close["instruction"] & (close["output"] | same_instruction)
         return edges.filter(pa.array(ok)), int((~ok).sum())
 
-    def _texts_of(self, ids: pa.ChunkedArray | pa.Array) -> pa.Table:
-        """The text of the samples ``ids``, in that order (read through the executor's ``texts_for``)."""
+    def _part_similarity(self, signatures: pa.Table, part: str, a: np.ndarray, b: np.ndarray,
+                         asked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Estimated Jaccard of one part of the pairs ``(a, b)`` where ``asked`` (0 elsewhere), and whether both are
+        empty. The same text is similarity 1 without a sketch; the others' sketches come from signatures() or,
+        under an executor, from their text read back, READ_BACK_ROWS samples at a time."""
+        sim = np.zeros(len(a), dtype=np.float64)
+        both_empty = np.zeros(len(a), dtype=bool)
+        h = signatures.column(f"{part}_hash").to_numpy()
+        same = asked & (h[a] == h[b])
+        sim[same] = 1.0
+        todo = np.flatnonzero(asked & ~same)
+        if not len(todo):
+            return sim, both_empty
+        ta, tb = a[todo], b[todo]
+        if f"{part}_sketch" in signatures.column_names:  # made by signatures() for every sample
+            sketch = fixed_list(signatures.column(f"{part}_sketch"), self.params.num_perm, np.uint8)
+            empty = signatures.column(f"{part}_empty").to_numpy(zero_copy_only=False)
+            la, lb = ta, tb
+        else:
+            rows = np.unique(np.concatenate([ta, tb]))
+            sketch, empty = self._read_back_sketches(signatures.column("sample_id").take(pa.array(rows)), part)
+            la, lb = np.searchsorted(rows, ta), np.searchsorted(rows, tb)
+        sim[todo] = estimate(sketch, la, lb)
+        both_empty[todo] = empty[la] & empty[lb]
+        return sim, both_empty
+
+    def _read_back_sketches(self, ids: pa.ChunkedArray | pa.Array, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """One part's sketches and empty flags of the samples ``ids``, in that order, from their text read through
+        the executor's ``texts_for`` (READ_BACK_ROWS samples at a time)."""
         if self.texts_for is None:
             raise RuntimeError("near_dedup: the parts' sketches were not made and there is no text to make them from")
-        got = self.texts_for(ids)
-        at = pc.index_in(ids, value_set=got.column("sample_id"))
-        if at.null_count:
-            raise RuntimeError(f"near_dedup: no text for {at.null_count} of {len(ids)} samples of the run")
-        return got.take(at)
+        ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        sketch = np.zeros((len(ids), self.params.num_perm), dtype=np.uint8)
+        empty = np.zeros(len(ids), dtype=bool)
+        seen = np.zeros(len(ids), dtype=bool)
+        for texts in self.texts_for(ids, READ_BACK_ROWS):
+            at = pc.index_in(texts.column("sample_id"), value_set=ids)
+            if at.null_count:
+                raise RuntimeError(f"near_dedup: {at.null_count} samples read back that were not asked for")
+            at = at.to_numpy(zero_copy_only=False)
+            got = self._part_sketches(texts, (part,))
+            sketch[at] = fixed_list(got[f"{part}_sketch"], self.params.num_perm, np.uint8)
+            empty[at] = got[f"{part}_empty"].to_numpy(zero_copy_only=False)
+            seen[at] = True
+        if not seen.all():
+            raise RuntimeError(f"near_dedup: no text for {int((~seen).sum())} of {len(ids)} samples of the run")
+        return sketch, empty
 
     def decide(self, signatures: pa.Table) -> StepOutput:
         """Stage 2: candidates by band, verified by Jaccard, clustered; decisions per cluster member."""

@@ -412,10 +412,11 @@ def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample(mon
         step = NearDedupStep()
         asked: list[int] = []
         if deferred:
-            def texts_for(ids: pa.Array) -> pa.Table:
+            def texts_for(ids: pa.Array, rows: int):  # noqa: ANN202
                 asked.append(len(ids))
                 got = everything.filter(pc.is_in(everything.column("sample_id"), value_set=pa.array(ids)))
-                return got.take(pa.array(list(range(got.num_rows))[::-1]))  # any order
+                got = got.take(pa.array(list(range(got.num_rows))[::-1]))  # any order
+                return (got.slice(k, rows) for k in range(0, got.num_rows, rows))
             step.texts_for = texts_for
         sig = pa.concat_tables([step.signatures(p) for p in pages])
         assert ("instruction_sketch" in sig.column_names) != deferred
@@ -432,6 +433,47 @@ def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample(mon
     assert counters["pairs_one_part_differs"] > 0  # the templated answers to different questions stay
     dropped = {d["sample_id"] for d in decisions}
     assert {"b1-4", "b2-1", "b2-2"} <= dropped and "b1-0" not in dropped and "b2-3" not in dropped
+
+
+def test_a_part_that_is_the_same_text_in_both_samples_is_not_read_back() -> None:
+    """Near-copy pairs mostly share one part verbatim (one answer pasted under a reworded question, a question
+    asked twice): that part is similarity 1 from its hash, and only the other part's text is read back."""
+    import pyarrow.compute as pc
+
+    from curation.pipeline.base import MESSAGE_TYPE
+    from curation.pipeline.steps.near_dedup import NearDedupStep
+
+    question = "Write a short note that explains to a new colleague how binary search works on a sorted list."
+    rows = [(question, EN), (question + " (2)", EN), (question + " Keep it brief.", EN),  # same answer
+            ("Explain photosynthesis to a child in two sentences, please, without any jargon at all.",
+             "Plants catch sunlight with their green leaves and use it to turn water and air into sugar they can eat."),
+            ("Explain photosynthesis to a child in two sentences, please, without any jargon at all.",  # same question
+             "Plants catch sunlight with their green leaves and use it to turn water and air into the sugar they eat.")]
+    n = len(rows)
+    page = pa.table({
+        "sample_id": [f"s{i}" for i in range(n)], "batch_id": [1] * n, "row_number": list(range(1, n + 1)),
+        "shape": ["alpaca"] * n, "source": ["x.jsonl"] * n, "instruction": [q for q, _ in rows],
+        "input": [None] * n, "output": [a for _, a in rows], "system": pa.nulls(n, pa.string()),
+        "messages": pa.nulls(n, MESSAGE_TYPE), "reasoning": pa.nulls(n, pa.string()), "quality_score": [1.0] * n})
+
+    step = NearDedupStep()
+    read: list[list[str]] = []
+
+    def texts_for(ids: pa.Array, rows: int):  # noqa: ANN202
+        read.append(sorted(pa.array(ids).to_pylist()))
+        yield page.filter(pc.is_in(page.column("sample_id"), value_set=pa.array(ids)))
+
+    step.texts_for = texts_for
+    made: list[tuple[str, ...]] = []
+    part_sketches = step._part_sketches
+    step._part_sketches = lambda batch, parts: made.append(parts) or part_sketches(batch, parts)  # type: ignore[method-assign]
+    out = step.decide(step.signatures(page))
+    assert made == [("instruction",)]  # the answers were never sketched: the pairs that needed them share them
+    assert read == [["s0", "s1", "s2"]]  # the photosynthesis pair shares its question: nothing read back for it
+    eager = NearDedupStep()
+    eager_out = eager.decide(eager.signatures(page))
+    assert out.decisions.to_pylist() == eager_out.decisions.to_pylist()
+    assert {d["sample_id"] for d in out.decisions.to_pylist()} == {"s1", "s2", "s4"}
 
 
 def test_signatures_are_the_minimum_of_each_hash_function_over_the_shingles() -> None:
