@@ -309,6 +309,8 @@ def _script_of(code: str) -> set[str]:
 # API), one call over 20,000 texts stopped every other thread for seconds. Calls of LINGUA_CALL_TEXTS texts
 # (~0.1 s each) cost 3% in throughput on 2 cores; models load one language at a time for the same reason
 # (loading every Latin-script model in one call held the GIL for 6.6 s; one language at most 0.45 s).
+# A process that does not share the GIL (share_gil not called: the CLI, a worker) loads the models a detector
+# lacks in one call, which lingua spreads over the cores: 40 languages in 2.95 s, one at a time 5.73 s.
 # A process that serves requests beside the pipeline (the API) also calls share_gil(0.5): after each such call
 # the thread sleeps so that lingua holds the GIL for at most that share of the time (between calls Python hands
 # the GIL over only after its 5 ms switch interval, so without a pause the requests got ~5% of it).
@@ -372,18 +374,27 @@ class LinguaBackend:
                 det = self._detectors[codes] = builder.build()
         return det
 
+    def prepare(self, codes: tuple[str, ...]) -> None:
+        """Load the models of ``codes`` now: the caller's pools together, rather than pool by pool."""
+        with self._lock:
+            self._load_models(tuple(c for c in codes if c in self.known))
+
     def _load_models(self, codes: tuple[str, ...]) -> None:
-        """Load the models of ``codes`` one language at a time (lingua shares them among all its detectors)."""
-        for code in codes:
-            if (code, self.low_accuracy) in _LINGUA_LOADED:
-                continue
-            other = "en" if code != "en" else "fr"
-            builder = self._lingua.LanguageDetectorBuilder.from_languages(self.known[code], self.known[other])
+        """Load the models of ``codes`` that lingua lacks (it shares them among all its detectors): in one call,
+        or one language at a time where the GIL is shared (see :func:`share_gil`)."""
+        missing = [c for c in codes if (c, self.low_accuracy) not in _LINGUA_LOADED]
+        if not missing:
+            return
+        groups = [missing] if _GIL_SHARE[0] >= 1 else [[c] for c in missing]
+        for group in groups:
+            if len(group) == 1:  # a detector needs two languages
+                group = [*group, "en" if group[0] != "en" else "fr"]
+            builder = self._lingua.LanguageDetectorBuilder.from_languages(*(self.known[c] for c in group))
             if self.low_accuracy:
                 builder = builder.with_low_accuracy_mode()
             with _gil_held():
                 builder.with_preloaded_language_models().build()
-            _LINGUA_LOADED.add((code, self.low_accuracy))
+            _LINGUA_LOADED.update((c, self.low_accuracy) for c in group)
 
     def detect(self, texts: list[str], candidates: tuple[str, ...]) -> list[tuple[str, float]]:
         codes = tuple(sorted(c for c in candidates if c in self.known))
@@ -776,6 +787,9 @@ def _model_pass(stripped: list[str], rows: np.ndarray, script: np.ndarray, pools
             rest.setdefault(pool, []).append(i)
     if rest:
         model = get_backend(backend)
+        prepare = getattr(model, "prepare", None)
+        if prepare is not None:  # the models of every pool at once (lingua loads them in parallel)
+            prepare(tuple(sorted({c for pool in rest for c in pool})))
         for pool, idx in rest.items():
             for i, (code, c) in zip(idx, model.detect([heads[i] for i in idx], pool)):
                 lang[i], conf[i] = code, c * share[i]

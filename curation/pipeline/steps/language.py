@@ -347,15 +347,31 @@ def _asked(texts: dict[str, list[str | None]]) -> dict[int, set[str]]:
     are left out. One vectorised match finds the rows that name any."""
     asked: dict[int, set[str]] = {}
     for f in ("instruction", "input", "system"):
-        col = pa.array(texts[f], pa.string())
-        hits = np.zeros(len(col), dtype=bool)
-        for part in (pc.utf8_slice_codeunits(col, 0, 1000), pc.utf8_slice_codeunits(col, -1000)):  # see named_languages
-            hits |= _matches(pc.utf8_lower(part), _NAME_PATTERN.pattern)
-        for i in np.flatnonzero(hits):
-            asked.setdefault(int(i), set()).update(named_languages(texts[f][i]))
+        # what named_languages reads (a long text's start and end), in one pass
+        view = [t[:1000] + t[-1000:] if t and len(t) > 2000 else t for t in texts[f]]
+        rows = np.flatnonzero(_matches(pc.utf8_lower(pa.array(view, pa.string())), _NAME_PATTERN.pattern))
+        for i, names in zip(rows.tolist(), _names_in([view[i].lower() for i in rows])):
+            if names:
+                asked.setdefault(i, set()).update(_CODE_OF_NAME[m] for m in names)
     for codes in asked.values():
         codes |= {c for a in list(codes) for c in _RELATIVES_OF.get(a, ())}  # Afrikaans asked, read as Dutch
     return asked
+
+
+def _names_in(lowered: list[str]) -> list[list[str]]:
+    """Per lower-cased text, the language names in it, as ``_NAME_PATTERN.finditer`` finds them (RE2 is
+    leftmost-first like Python's re), in one DuckDB pass: Python's re took 0.13 ms a text."""
+    if not lowered:
+        return []
+    from curation.duck import query_arrow, scratch, sql_literal
+
+    con = scratch()
+    try:
+        con.register("t", pa.table({"i": np.arange(len(lowered)), "v": pa.array(lowered, pa.string())}))
+        got = query_arrow(con, f"SELECT regexp_extract_all(v, {sql_literal(_NAME_PATTERN.pattern)}) AS m FROM t ORDER BY i")
+    finally:
+        con.close()
+    return got.column("m").to_pylist()
 
 
 def _matches(texts: pa.Array, pattern: str) -> np.ndarray:

@@ -141,6 +141,41 @@ def test_lingua_in_short_calls_answers_as_in_one_and_can_leave_the_gil_to_others
         L.share_gil(0)
 
 
+def test_models_a_page_needs_load_in_one_call_unless_the_gil_is_shared(monkeypatch) -> None:
+    """lingua loads the models of one call in parallel (39 languages: 4.7 s, one at a time 8.4 s), so the CLI loads
+    what a page's pools lack at once; a process that shares the GIL (the API) still loads one language per call."""
+    import curation.language as L
+
+    backend = L.get_backend("lingua")
+    real = backend._lingua.LanguageDetectorBuilder
+    groups: list[tuple[str, ...]] = []
+
+    class Spy:  # records each builder's languages and builds the real detector
+        @staticmethod
+        def from_languages(*langs):  # noqa: ANN001, ANN205
+            groups.append(tuple(sorted(lang.iso_code_639_1.name.lower() for lang in langs)))
+            return real.from_languages(*langs)
+
+    monkeypatch.setattr(backend._lingua, "LanguageDetectorBuilder", Spy)
+    first, second = ("st", "tn", "ts"), ("xh", "yo", "zu")
+    for code in first + second:
+        L._LINGUA_LOADED.discard((code, False))
+    backend.prepare(first)
+    assert groups == [first]
+    assert {(c, False) for c in first} <= L._LINGUA_LOADED
+    try:
+        L.share_gil(0.5)
+        monkeypatch.setattr(L, "_pause", lambda s: None)
+        groups.clear()
+        backend.prepare(second)
+    finally:
+        L.share_gil(1.0)
+    assert sorted(groups) == [("en", c) for c in second]  # one language (and English: a detector needs two)
+    groups.clear()
+    assert [c for c, _ in backend.detect(["Ngiyabonga kakhulu ngosizo lwakho namuhla"], second)] == ["zu"]
+    assert all(len(g) == 3 for g in groups)  # the detector of the pool; its models were loaded already
+
+
 def test_a_text_fasttext_reads_as_another_script_is_weighed_among_the_common_languages() -> None:
     """fastText's labels for the Latin part of "mongodb 6.0 的change stream有哪些修改？" or of code are Chinese,
     Russian, Japanese: they say nothing of its Latin-script language, so lingua weighs the commonest Latin-script
