@@ -310,7 +310,8 @@ def _script_of(code: str) -> set[str]:
 # (~0.1 s each) cost 3% in throughput on 2 cores; models load one language at a time for the same reason
 # (loading every Latin-script model in one call held the GIL for 6.6 s; one language at most 0.45 s).
 # A process that does not share the GIL (share_gil not called: the CLI, a worker) loads the models a detector
-# lacks in one call, which lingua spreads over the cores: 40 languages in 2.95 s, one at a time 5.73 s.
+# lacks in one call, which lingua spreads over the cores (the 39 languages of 300k real rows: 4.7 s, one at
+# a time 8.4 s).
 # A process that serves requests beside the pipeline (the API) also calls share_gil(0.5): after each such call
 # the thread sleeps so that lingua holds the GIL for at most that share of the time (between calls Python hands
 # the GIL over only after its 5 ms switch interval, so without a pause the requests got ~5% of it).

@@ -64,14 +64,6 @@ _NAME_PATTERN = re.compile("|".join(sorted({re.escape(n) for ns in LANGUAGE_NAME
 _CODE_OF_NAME = {n: c for c, ns in LANGUAGE_NAMES.items() for n in ns}
 
 
-def named_languages(text: str | None) -> set[str]:
-    """The languages an instruction names ("in Spanish", "用日语"): asked for, so an answer in them is expected."""
-    if not text:
-        return set()
-    text = text[:1000] + text[-1000:] if len(text) > 2000 else text  # the request is at the start or the end
-    return {_CODE_OF_NAME[m.group()] for m in _NAME_PATTERN.finditer(text.lower())}
-
-
 class LanguageParams(BaseModel):
     """Language step parameters."""
 
@@ -343,11 +335,12 @@ def _from_turns(target: Detected, turns: Detected, parent: np.ndarray, rows: np.
 
 
 def _asked(texts: dict[str, list[str | None]]) -> dict[int, set[str]]:
-    """Row -> the languages its instruction, input or system prompt names (with their relatives); rows naming none
-    are left out. One vectorised match finds the rows that name any."""
+    """Row -> the languages its instruction, input or system prompt names ("in Spanish", "用日语"; with their
+    relatives): asked for, so an answer in them is expected. Rows naming none are left out. One vectorised
+    match finds the rows that name any; their names are then read in one pass (:func:`_names_in`)."""
     asked: dict[int, set[str]] = {}
     for f in ("instruction", "input", "system"):
-        # what named_languages reads (a long text's start and end), in one pass
+        # the request is at the start or the end: of a long text, its first and last 1,000 characters
         view = [t[:1000] + t[-1000:] if t and len(t) > 2000 else t for t in texts[f]]
         rows = np.flatnonzero(_matches(pc.utf8_lower(pa.array(view, pa.string())), _NAME_PATTERN.pattern))
         for i, names in zip(rows.tolist(), _names_in([view[i].lower() for i in rows])):
