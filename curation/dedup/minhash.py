@@ -229,17 +229,23 @@ def signatures(shingles: pa.ListArray, p: MinHashParams, threads: int = 2) -> np
         return sig
     offsets, values = _list_parts(shingles)
     a, b = _hash_params(p)
-    cuts = np.searchsorted(offsets, np.linspace(0, offsets[-1], threads + 1), side="left").clip(0, n)
-    cuts[0], cuts[-1] = 0, n
-    spans = [(int(lo), int(hi)) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
-    if len(spans) == 1:
-        _min_hashes(offsets, values, a, b, sig, 0, n)
-        return sig
+    _in_threads(lambda lo, hi: _min_hashes(offsets, values, a, b, sig, lo, hi), offsets[1:], threads)
+    return sig
+
+
+def _in_threads(run, work: np.ndarray, threads: int) -> None:  # noqa: ANN001
+    """``run(lo, hi)`` over item ranges of about equal work (``work``: the cumulative work up to and including each
+    item), in ``threads`` threads; for the compiled loops here, which release the GIL for their whole range."""
+    n = len(work)
+    cuts = np.searchsorted(work, np.linspace(0, work[-1], threads + 1)[1:-1]) if n else []
+    spans = [(int(lo), int(hi)) for lo, hi in zip([0, *cuts], [*cuts, n]) if hi > lo]
+    if len(spans) <= 1:
+        run(0, n)
+        return
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(len(spans)) as pool:
-        list(pool.map(lambda span: _min_hashes(offsets, values, a, b, sig, span[0], span[1]), spans))
-    return sig
+        list(pool.map(lambda span: run(*span), spans))
 
 
 def band_keys(sig: np.ndarray, p: MinHashParams) -> np.ndarray:
@@ -500,16 +506,8 @@ def jaccard(
     start = np.cumsum(size) - size
     mask = (np.uint64(1) << shift) - np.uint64(1)
     inter = np.empty(len(a), dtype=np.int64)
-    work = np.cumsum(size[ra] + size[rb])
-    cuts = np.searchsorted(work, np.linspace(0, work[-1], threads + 1)[1:-1])
-    spans = [(int(lo), int(hi)) for lo, hi in zip([0, *cuts], [*cuts, len(a)]) if hi > lo]
-    if len(spans) == 1:
-        _intersections(keys, start, size, ra, rb, mask, inter, 0, len(a))
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(len(spans)) as pool:
-            list(pool.map(lambda s: _intersections(keys, start, size, ra, rb, mask, inter, s[0], s[1]), spans))
+    _in_threads(lambda lo, hi: _intersections(keys, start, size, ra, rb, mask, inter, lo, hi),
+                np.cumsum(size[ra] + size[rb]), threads)
     union = size[ra] + size[rb] - inter
     return inter / np.maximum(union, 1)
 

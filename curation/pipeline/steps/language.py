@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from curation.duck import query_arrow, scratch, sql_literal
 from curation.language import (
     _RELATIVES_OF,
     BACKENDS,
@@ -356,8 +357,6 @@ def _names_in(lowered: list[str]) -> list[list[str]]:
     leftmost-first like Python's re), in one DuckDB pass: Python's re took 0.13 ms a text."""
     if not lowered:
         return []
-    from curation.duck import query_arrow, scratch, sql_literal
-
     con = scratch()
     try:
         con.register("t", pa.table({"i": np.arange(len(lowered)), "v": pa.array(lowered, pa.string())}))
