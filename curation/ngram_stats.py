@@ -13,6 +13,9 @@ DuckDB's ``mode`` do.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import pyarrow as pa
@@ -89,7 +92,16 @@ def ngram_stats(tokens: pa.Array | pa.ChunkedArray, min_top_tokens: int, min_dup
     # slices of whole rows of about CHUNK_TOKENS tokens each
     cuts = np.searchsorted(np.cumsum(sizes), np.arange(CHUNK_TOKENS, int(sizes.sum()), CHUNK_TOKENS), side="left") + 1
     bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(sizes))), len(sizes)]
-    parts = [_stats(tokens.slice(a, b - a), min_top_tokens, min_dup_tokens) for a, b in zip(bounds, bounds[1:]) if b > a]
+    spans = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    # the slices in threads: the compiled loop releases the GIL and so do Arrow's kernels (a page's 6 M tokens:
+    # 0.67 -> 0.4 s on 2 cores)
+    threads = min(len(spans), os.cpu_count() or 1)
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(lambda span: _stats(tokens.slice(span[0], span[1] - span[0]), min_top_tokens,
+                                                      min_dup_tokens), spans))
+    else:
+        parts = [_stats(tokens.slice(a, b - a), min_top_tokens, min_dup_tokens) for a, b in spans]
     if not parts:
         return _stats(tokens, min_top_tokens, min_dup_tokens)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -400,22 +400,27 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
     rules: dict[str, tuple[str, str] | tuple[str, str, str | None]] = {}
     ln, rp, ng, ra = r.output_length, r.output_repeats_instruction, r.ngram_repetition, r.char_ratios
     rules["empty_output"] = ("olen = 0", "'nothing after trimming'")
-    rules["empty_instruction"] = ("NOT dialogue AND length(wtrim(ins)) = 0 AND length(wtrim(coalesce(input, ''))) = 0",
+    rules["empty_instruction"] = ("NOT dialogue AND length(insw) = 0 AND length(wtrim(coalesce(input, ''))) = 0",
                                   "'no instruction or input'")
     rules["output_length"] = (
         f"(olen > 0 AND olen < {ln.min_chars} AND NOT regexp_matches(o, '[\\p{{L}}\\p{{N}}]')) OR olen > {ln.max_chars}",
         f"olen || ' characters (allowed {ln.min_chars}..{ln.max_chars})'")
-    rules["output_equals_instruction"] = ("olen > 0 AND lower(o) = lower(wtrim(ins))", "'same text'")
+    # CASE, not AND: DuckDB evaluates every operand of an AND in a SELECT list, and lower-casing each answer is
+    # the cost; lower() maps a character to at most 3, so equal lower-cased texts are within 3x in length
+    rules["output_equals_instruction"] = (
+        "CASE WHEN olen > 0 AND length(insw) <= 3 * olen AND olen <= 3 * length(insw) THEN lower(o) = lower(insw) END",
+        "'same text'")
     rules["output_repeats_instruction"] = (
-        f"olen > 0 AND lower(o) <> lower(wtrim(ins)) AND length(wtrim(ins)) >= {rp.min_chars} "
-        f"AND length(wtrim(ins)) >= {rp.min_share} * olen AND contains(lower(o), lower(wtrim(ins)))",
-        "'the instruction is ' || CAST(round(100 * length(wtrim(ins)) / olen) AS INT) || '% of the answer and appears in it'")
+        f"CASE WHEN olen > 0 AND length(insw) >= {rp.min_chars} AND length(insw) >= {rp.min_share} * olen "
+        f"THEN lower(o) <> lower(insw) AND contains(lower(o), lower(insw)) END",
+        "'the instruction is ' || CAST(round(100 * length(insw) / olen) AS INT) || '% of the answer and appears in it'")
     tr = r.truncated
     last = "last_line"
     rules["truncated"] = (
-        f"olen > 0 AND NOT fence_open AND length({last}) >= {tr.min_line_chars} "
+        # the pattern of a cut ending first: the checks of the given text scan the instruction
+        f"CASE WHEN olen > 0 AND NOT fence_open AND length({last}) >= {tr.min_line_chars} "
         f"AND NOT regexp_matches({last}, {_q(_LISTY)}) AND ("
-        f"regexp_matches(o, {_q(_ENDS_JOINING)}) "
+        f"regexp_matches(right(o, 1), {_q(_ENDS_JOINING)}) "
         f"OR (regexp_matches({last}, {_q(_ENDS_FUNCTION_WORD)}) AND regexp_matches({last}, {_q(_PROSE_LINE)})) "
         f"OR (regexp_matches({last}, {_q(_ENDS_LOWER_WORD)}) AND regexp_matches({last}, {_q(_PROSE_LINE)}) "
         f"AND len(string_split(wtrim({last}), ' ')) >= {tr.min_prose_words}) "
@@ -423,14 +428,14 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
         f"OR (regexp_matches({last}, {_q(_CJK_ENDS_HAN)}) AND length({last}) >= {tr.min_cjk_chars} "
         f"AND regexp_matches({last}, '。.*，')))"
         # an answer that ends as the text it was given ends (proofreading a fragment) is not cut
-        f" AND NOT contains(given_text, right(o, 12)) AND NOT (regexp_matches(right(o, 1), '[,，、:：；]') "
-        f"AND right(o, 1) = right(wtrim(given_text), 1))",
+        f" THEN NOT contains(given_text, right(o, 12)) AND NOT (regexp_matches(right(o, 1), '[,，、:：；]') "
+        f"AND right(o, 1) = right(wtrim(given_text), 1)) END",
         "'ends mid-sentence: …' || right(o, 30)")
     # a translation keeps its source's case ("could not connect to ..." translates a lower-case message)
     rules["truncated_start"] = (
-        f"olen >= 40 AND NOT regexp_matches(ins, {_q(TRANSLATION)}) AND (regexp_matches(o, {_q(_STARTS_CUT)}) AND NOT regexp_matches(o, {_q(_STARTS_CODE)}) "
+        f"CASE WHEN olen >= 40 AND (regexp_matches(o, {_q(_STARTS_CUT)}) AND NOT regexp_matches(o, {_q(_STARTS_CODE)}) "
         f"AND regexp_matches(first_line, {_q(_PROSE_LINE)}) AND len(string_split(wtrim(first_line), ' ')) >= 4 "
-        f"OR regexp_matches(o, '^[，。、；：！？）》」』]'))",
+        f"OR regexp_matches(o, '^[，。、；：！？）》」』]')) THEN NOT regexp_matches(ins, {_q(TRANSLATION)}) END",
         "'starts mid-sentence: ' || left(o, 30) || '…'")
     # one unclosed "(" is a smiley, a quoted message or "1) item" more often than a cut: two are needed
     rules["unbalanced"] = (
@@ -466,15 +471,17 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
         f"concat_ws(', ', CASE WHEN top2 IS NOT NULL THEN 'top 2/3/4-gram share ' || {_fmt('top2')} || '/' "
         f"|| {_fmt('top3')} || '/' || {_fmt('top4')} END, 'repeated 5-grams ' || {_fmt('dup5')})")
     rules["char_ratios"] = (
-        f"olen >= {ra.min_chars} AND NOT looks_structured AND (n_sym > {ra.max_symbol} * olen "
-        f"OR n_dig > {ra.max_digit} * olen OR n_pun > {ra.max_punctuation} * olen)",
+        f"olen >= {ra.min_chars} AND (n_sym > {ra.max_symbol} * olen "
+        f"OR n_dig > {ra.max_digit} * olen OR n_pun > {ra.max_punctuation} * olen) "
+        # a JSON or table answer: its pattern runs over the few answers with an unusual mix only
+        "AND NOT regexp_matches(o, '^\\s*[\\[{<]|\\n\\s*\\|.*\\|')",
         f"'symbols ' || {_fmt('n_sym / olen')} || ', digits ' || {_fmt('n_dig / olen')} || ', punctuation ' || {_fmt('n_pun / olen')}")
     rules["non_printable"] = (
         r"regexp_matches(alltext, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{80}-\x{9f}\x{200b}\x{feff}]')",
         "'control or zero-width characters'")
     # markup the instruction asked for (HTML, XML, a web page, code) is the answer, not a leftover
-    rules["markup"] = (f"NOT regexp_matches(ins, {_q(ASKS_MARKUP)}) "
-                       f"AND regexp_matches(o_nocode, {_q(_any(MARKUP + r.markup.extra_patterns))})",
+    rules["markup"] = (f"regexp_matches(o_nocode, {_q(_any(MARKUP + r.markup.extra_patterns))}) "
+                       f"AND NOT regexp_matches(ins, {_q(ASKS_MARKUP)})",
                        f"regexp_extract(o_nocode, {_q(_any(MARKUP + r.markup.extra_patterns))})")
     ud = r.url_density
     rules["url_density"] = (f"n_url >= {ud.min_urls} AND n_url > {ud.max_per_token} * greatest(n_tok, {_WORDS})",
@@ -574,17 +581,27 @@ def metrics_sql(rules: QualityRules) -> str:
     rules read."""
     pii = rules.personal_data
     none = "[]::VARCHAR[]"
+    # one pass of all number and key patterns tells which texts hold any (few do); the extracts run on those only,
+    # not one scan of every text per pattern
+    scanned = {"phone": PHONE, "cn_id": CN_ID, "card": CARD_IN_TEXT, "credential": CREDENTIAL}
+    hit = (f"regexp_matches(alltext, {_q(_any([p for k, p in scanned.items() if k in pii.kinds]))})"
+           if any(k in pii.kinds for k in scanned) else "false")
+
+    def extract(kind: str, sql: str) -> str:
+        return f"CASE WHEN pii_hit THEN {sql} ELSE {none} END AS {kind}"
     pii_cols = ", ".join(
         # contains() is a memchr scan; the regex pass over every text cost as much as the rest of a rule
         [f"CASE WHEN contains(alltext, '@') THEN regexp_extract_all(alltext, {_q(EMAIL)}) ELSE {none} END AS email_cands"
          if "email" in pii.kinds else f"{none} AS email_cands",
          # with up to 16 characters before each number: a hotline is named there
-         f"CASE WHEN regexp_matches(alltext, {_q(PHONE)}) THEN regexp_extract_all(alltext, {_q(PHONE_IN_CONTEXT)}) "
-         f"ELSE []::VARCHAR[] END AS phone_cands" if "phone" in pii.kinds
+         f"CASE WHEN pii_hit AND regexp_matches(alltext, {_q(PHONE)}) THEN regexp_extract_all(alltext, "
+         f"{_q(PHONE_IN_CONTEXT)}) ELSE {none} END AS phone_cands" if "phone" in pii.kinds
          else f"{none} AS phone_cands",
-         f"regexp_extract_all(alltext, {_q(CN_ID)}) AS id_cands" if "cn_id" in pii.kinds else f"{none} AS id_cands",
-         f"regexp_extract_all(alltext, {_q(CARD_IN_TEXT)}, 1) AS card_cands" if "card" in pii.kinds else f"{none} AS card_cands",
-         f"regexp_extract_all(alltext, {_q(CREDENTIAL)}) AS key_cands" if "credential" in pii.kinds else f"{none} AS key_cands"]
+         extract("id_cands", f"regexp_extract_all(alltext, {_q(CN_ID)})") if "cn_id" in pii.kinds else f"{none} AS id_cands",
+         extract("card_cands", f"regexp_extract_all(alltext, {_q(CARD_IN_TEXT)}, 1)") if "card" in pii.kinds
+         else f"{none} AS card_cands",
+         extract("key_cands", f"regexp_extract_all(alltext, {_q(CREDENTIAL)})") if "credential" in pii.kinds
+         else f"{none} AS key_cands"]
     )
     lr = rules.line_repetition
 
@@ -599,13 +616,14 @@ def metrics_sql(rules: QualityRules) -> str:
                 f"THEN {runs(run, lr.min_line_chars)} OR {runs(2 * run, 1)} ELSE false END")
     return f"""
 WITH {_samples_cte()}, m0 AS (
-    SELECT *, length(o) AS olen,
+    SELECT *, length(o) AS olen, wtrim(ins) AS insw,
            regexp_replace(o, {_q(_CODE)}, ' ', 'gs') AS o_nocode,
+           -- the answer's symbols, digits and punctuation: one pass over the answer, then one per class over these
+           regexp_replace(o_nocode, '[^\\p{{S}}\\p{{N}}\\p{{P}}]+', '', 'g') AS o_marks,
            {_count('o', '```')} % 2 = 1 AS fence_open,
            regexp_extract(o, '[^\\n]*$') AS last_line,
            regexp_extract(o, '^[^\\n]*') AS first_line,
-           concat_ws(chr(10), system, ins, input) AS given_text,
-           regexp_matches(o, '^\\s*[\\[{{<]|\\n\\s*\\|.*\\|') AS looks_structured,
+           concat_ws(chr(10), system, ins, input) AS given_text, {hit} AS pii_hit,
            list_filter(string_split(o_nocode, chr(10)), lambda x: length(wtrim(x)) > 0) AS lines,
            list_filter(string_split_regex(o_nocode, '\\n\\s*\\n'), lambda x: length(wtrim(x)) > 0) AS paras,
            list_filter(list_transform(roles, lambda x: CASE WHEN x = 'tool' THEN 'user' ELSE x END), lambda x: x IN ('user', 'assistant')) AS roles_ua
@@ -621,14 +639,14 @@ WITH {_samples_cte()}, m0 AS (
            {_count('o_nocode', ')') + ' + ' + _count('o_nocode', '）')} AS closes_round,
            {_count('o_nocode', '[')} AS opens_square, {_count('o_nocode', ']')} AS closes_square,
            {_count('o_nocode', '{')} AS opens_curly, {_count('o_nocode', '}')} AS closes_curly,
-           length(regexp_replace(o_nocode, '[^\\p{{S}}]+', '', 'g')) AS n_sym,
-           length(regexp_replace(o_nocode, '[^\\p{{N}}]+', '', 'g')) AS n_dig,
-           length(regexp_replace(o_nocode, '[^\\p{{P}}]+', '', 'g')) AS n_pun,
+           length(regexp_replace(o_marks, '[^\\p{{S}}]+', '', 'g')) AS n_sym,
+           length(regexp_replace(o_marks, '[^\\p{{N}}]+', '', 'g')) AS n_dig,
+           length(regexp_replace(o_marks, '[^\\p{{P}}]+', '', 'g')) AS n_pun,
            len(regexp_extract_all(o, 'https?://\\S+|www\\.\\S+|{EMAIL}')) AS n_url,
            {pii_cols}
     FROM m0
 )
-SELECT * EXCLUDE (lines, paras) FROM m
+SELECT * EXCLUDE (lines, paras, o_marks) FROM m
 """
 
 
@@ -642,8 +660,10 @@ class QualityStep(RowStep):
         super().__init__(name, params)
         self.rules = build_rules(self.params.rules)
         self._sql = metrics_sql(self.params.rules)
-        conds = ",\n".join(f"CASE WHEN coalesce({c}, false) THEN {d} END AS {_rule_col(k)}"
-                            + (f", CASE WHEN coalesce({c}, false) THEN {strong} ELSE false END AS {_rule_col(k)}_drop"
+        # CASE WHEN, not coalesce(condition, false): a CASE condition is evaluated as a filter, where DuckDB skips
+        # the rest of an AND for the rows already false (a function argument evaluates every operand on every row)
+        conds = ",\n".join(f"CASE WHEN {c} THEN {d} END AS {_rule_col(k)}"
+                            + (f", CASE WHEN {c} THEN {strong} ELSE false END AS {_rule_col(k)}_drop"
                                if strong else "")
                             for k, (c, d, strong) in self.rules.items())
         # in the batch's order (__ord), whatever order the threads finish in
@@ -734,8 +754,9 @@ class QualityStep(RowStep):
 
 def _connect():  # noqa: ANN202
     con = scratch()
-    # trim() strips spaces only; answers end in newlines and tabs too
-    con.execute(r"CREATE MACRO wtrim(x) AS regexp_replace(x, '^\s+|\s+$', '', 'g')")
+    # trim() strips spaces only; answers end in newlines and tabs too. These are RE2's \s ([\t\n\f\r ]), which
+    # the rules' patterns use; trim() with a character set is a plain scan from both ends, not a regex over the text
+    con.execute("CREATE MACRO wtrim(x) AS trim(x, chr(9) || chr(10) || chr(12) || chr(13) || ' ')")
     return con
 
 
