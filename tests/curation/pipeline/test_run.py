@@ -217,3 +217,31 @@ def test_bad_pipeline_files_are_refused_before_running(tmp_path, text: str, mess
 def test_run_needs_data(tmp_path) -> None:
     with pytest.raises(UsageError, match="ingest some data first"):
         run_pipeline(Store(tmp_path / "empty.duckdb"), load_config())
+
+
+def test_a_step_failing_mid_run_while_the_next_page_is_read(store, small_batches, monkeypatch) -> None:
+    """The next page is read while a step works on the current one: when the step fails, that read is finished
+    and its connection closed before the run is marked failed (a read-only handle left open would make the
+    store's writer fail instead), the pages before stay written, and a resume ends where an undisturbed run does."""
+    from curation.pipeline.steps.clean import CleanStep
+
+    cfg_path, reference = small_batches
+    real = CleanStep.process
+    seen: list[int] = []
+
+    def failing(self, batch):  # noqa: ANN001, ANN202 - a fault that real input cannot cause on a given page
+        seen.append(batch.num_rows)
+        if len(seen) == 3:
+            raise RuntimeError("step failed on its third page")
+        return real(self, batch)
+
+    monkeypatch.setattr(CleanStep, "process", failing)
+    with pytest.raises(RuntimeError, match="third page"):
+        run_pipeline(store, load_config(cfg_path))
+    assert rows(store, "SELECT status FROM runs") == [("failed",)]
+    assert rows(store, "SELECT rows_done FROM run_steps WHERE step = 'clean'") == [(seen[0] + seen[1],)]
+    monkeypatch.setattr(CleanStep, "process", real)
+    resumed = run_pipeline(store, load_config(cfg_path))
+    assert resumed.resumed and resumed.status == "done"
+    q = "SELECT sample_id, step, verdict, reason, ref_sample_id FROM decisions ORDER BY ALL"
+    assert rows(store, q) == rows(reference, q)
