@@ -6,8 +6,10 @@ per string, runs only on the few strings that look like mojibake.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from curation.pipeline.base import TEXT_FIELDS, RowStep, StepOutput
 from curation.pipeline.text import text_versions
+
+SLICE_MIN_ROWS = 5000  # a page is cleaned in slices of at least this many rows, one per core
 
 # Latin-1 / cp1252 read of UTF-8 bytes: 'Ã©' for 'é', 'â€œ' for '“', 'Ã¤', 'Â ' ...
 MOJIBAKE = r"[ÂÃÅÆÐÑØâ][\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17D}\x{17E}\x{192}\x{2C6}\x{2DC}\x{2013}\x{2014}\x{2018}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}\x{203A}\x{20AC}\x{2122}]"
@@ -132,6 +136,21 @@ class CleanStep(RowStep):
         return [(n, f) for n, f, on in rules if on]
 
     def process(self, batch: pa.Table) -> StepOutput:
+        # halves of the page in threads: the rules are Arrow kernels, which release the GIL, and a row's
+        # cleaning does not depend on another row's
+        threads = min(os.cpu_count() or 1, max(1, batch.num_rows // SLICE_MIN_ROWS))
+        if threads < 2:
+            return self._process(batch)
+        size = -(-batch.num_rows // threads)
+        with ThreadPoolExecutor(threads) as pool:
+            outs = list(pool.map(self._process, [batch.slice(k, size) for k in range(0, batch.num_rows, size)]))
+        counters: Counter[str] = Counter()
+        for o in outs:
+            counters.update(o.counters)
+        texts = [o.texts for o in outs if o.texts is not None]
+        return StepOutput(texts=pa.concat_tables(texts) if texts else None, counters=counters)
+
+    def _process(self, batch: pa.Table) -> StepOutput:
         n = batch.num_rows
         counters: Counter[str] = Counter()
         any_changed = np.zeros(n, dtype=bool)

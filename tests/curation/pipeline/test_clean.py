@@ -53,3 +53,27 @@ def test_rules_can_be_turned_off() -> None:
     rows = [{"sample_id": "a", "shape": "alpaca", "instruction": "Ｑ", "output": "x\u0007"}]
     out = CleanStep(params={"nfkc": False, "control_chars": False}).process(batch(rows))
     assert out.texts is None and out.counters["changed"] == 0
+
+
+def test_a_page_in_slices_cleans_as_in_one_piece(monkeypatch) -> None:
+    """A page is cleaned in slices, one thread each: the text versions and counts are those of one piece,
+    in the page's order, with the slices cut through dialogues and rows that change and rows that do not."""
+    import curation.pipeline.steps.clean as clean
+
+    rows = []
+    for k in range(60):
+        rows += [
+            {"sample_id": f"a{k}", "shape": "alpaca", "instruction": f"Ｑｕｅｓｔｉｏｎ {k}", "output": "cafÃ© crÃ¨me  \r\n"},
+            {"sample_id": f"b{k}", "shape": "alpaca", "instruction": "什么是复利？", "output": "利滚利，对吧！"},
+            {"sample_id": f"c{k}", "shape": "openai", "messages": [
+                {"role": "user", "content": f"turn {k}\u0000", "reasoning": None},
+                {"role": "assistant", "content": "ok\n\n\n\nfine", "reasoning": "r\u0007" if k % 2 else None}]},
+        ]
+    page = batch(rows)
+    whole = CleanStep().process(page)
+    monkeypatch.setattr(clean, "SLICE_MIN_ROWS", 7)  # 180 rows: as many slices as cores, cut mid-pattern
+    monkeypatch.setattr(clean.os, "cpu_count", lambda: 4)
+    sliced = CleanStep().process(page)
+    assert sliced.texts.equals(whole.texts)
+    assert sliced.counters == whole.counters and whole.counters["changed"] == 120
+    assert sliced.texts.column("sample_id").to_pylist()[:2] == ["a0", "c0"]
