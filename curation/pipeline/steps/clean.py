@@ -136,8 +136,8 @@ class CleanStep(RowStep):
         return [(n, f) for n, f, on in rules if on]
 
     def process(self, batch: pa.Table) -> StepOutput:
-        # halves of the page in threads: the rules are Arrow kernels, which release the GIL, and a row's
-        # cleaning does not depend on another row's
+        # slices of the page in threads, one per core: the rules are Arrow kernels, which release the GIL, and a
+        # row's cleaning does not depend on another row's
         threads = min(os.cpu_count() or 1, max(1, batch.num_rows // SLICE_MIN_ROWS))
         if threads < 2:
             return self._process(batch)
