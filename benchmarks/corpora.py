@@ -190,7 +190,11 @@ def chatterbot_lines(cache: Path | None = None) -> dict[str, list[str]]:
                     for line in conv:
                         if isinstance(line, str) and len(line.strip()) >= 12 and (code == "en" or not english(line)):
                             out.setdefault(code, []).append(line.strip())
-    return {k: list(dict.fromkeys(v)) for k, v in out.items()}
+    # a line of another folder that the English folder also has is an untranslated copy (the Swedish folder
+    # keeps the Zen of Python in English: "Readability counts.", "Although practicality beats purity."), which
+    # the stop-word test above cannot see in so few words
+    en = set(out.get("en", []))
+    return {k: list(dict.fromkeys(v if k == "en" else (x for x in v if x not in en))) for k, v in out.items()}
 
 
 def _cached_json(path: Path, build):  # noqa: ANN001
