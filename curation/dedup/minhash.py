@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from curation.duck import query_arrow, scratch
 from curation.duck import sql_literal as _q
+from curation.threads import thread_map
 
 CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
 SMALL_BUCKET = (
@@ -242,10 +243,7 @@ def _in_threads(run, work: np.ndarray, threads: int) -> None:  # noqa: ANN001
     if len(spans) <= 1:
         run(0, n)
         return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(len(spans)) as pool:
-        list(pool.map(lambda span: run(*span), spans))
+    thread_map(lambda span: run(*span), spans, len(spans))
 
 
 def band_keys(sig: np.ndarray, p: MinHashParams) -> np.ndarray:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from curation.pipeline.base import TEXT_FIELDS, RowStep, StepOutput
 from curation.pipeline.text import text_versions
+from curation.threads import thread_map
 
 SLICE_MIN_ROWS = 5000  # a page is cleaned in slices of at least this many rows, one per core
 
@@ -142,8 +142,7 @@ class CleanStep(RowStep):
         if threads < 2:
             return self._process(batch)
         size = -(-batch.num_rows // threads)
-        with ThreadPoolExecutor(threads) as pool:
-            outs = list(pool.map(self._process, [batch.slice(k, size) for k in range(0, batch.num_rows, size)]))
+        outs = thread_map(self._process, [batch.slice(k, size) for k in range(0, batch.num_rows, size)])
         counters: Counter[str] = Counter()
         for o in outs:
             counters.update(o.counters)

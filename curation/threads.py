@@ -1,0 +1,22 @@
+"""Running independent pieces of work in threads, for work that releases the GIL (Arrow kernels, DuckDB
+queries, numba ``nogil`` loops): the pieces of a page then use every core."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def thread_map(fn: Callable[[T], R], items: Sequence[T], threads: int | None = None) -> list[R]:
+    """``[fn(x) for x in items]``, in up to ``threads`` threads (default: one per core); in the caller's thread
+    when there is one item or one thread."""
+    n = min(len(items), threads or os.cpu_count() or 1)
+    if n <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(fn, items))
