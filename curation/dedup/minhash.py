@@ -1,8 +1,10 @@
 """MinHash LSH near-duplicate detection, vectorised over whole record batches.
 
-1. **Shingles** (DuckDB, one query per batch): the compared text is lower-cased and tokenised by script,
-   per sample: word n-grams for space-delimited text, character n-grams for Chinese / Japanese / Korean
-   (a word tokenizer finds almost none of their near-copies). Each shingle is hashed to 64 bits.
+1. **Shingles**: the compared text is lower-cased (DuckDB) and tokenised by script, per sample: word
+   n-grams for space-delimited text, character n-grams for Chinese / Japanese / Korean (a word tokenizer
+   finds almost none of their near-copies). Each shingle is hashed to 64 bits. The rules are the SQL of
+   :func:`shingles_query`; :func:`curation.dedup.shingles.shingle_lists` gives the same lists from a
+   compiled loop, and the steps use it.
 2. **Signatures** (numpy): ``num_perm`` multiply-shift hash functions ``(a*x + b) >> 32`` applied to all
    shingle hashes of a chunk at once (chunks small enough to stay in cache), minimum per sample with
    ``np.minimum.reduceat``.
@@ -29,11 +31,11 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from curation.dedup.shingles import CJK, shingle_lists
 from curation.duck import query_arrow, scratch
 from curation.duck import sql_literal as _q
-from curation.threads import thread_map
+from curation.threads import ranges_in_threads
 
-CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
 SMALL_BUCKET = (
     50  # buckets up to this size give all their pairs as candidates; larger ones a star
 )
@@ -230,20 +232,8 @@ def signatures(shingles: pa.ListArray, p: MinHashParams, threads: int = 2) -> np
         return sig
     offsets, values = _list_parts(shingles)
     a, b = _hash_params(p)
-    _in_threads(lambda lo, hi: _min_hashes(offsets, values, a, b, sig, lo, hi), offsets[1:], threads)
+    ranges_in_threads(lambda lo, hi: _min_hashes(offsets, values, a, b, sig, lo, hi), offsets[1:], threads)
     return sig
-
-
-def _in_threads(run, work: np.ndarray, threads: int) -> None:  # noqa: ANN001
-    """``run(lo, hi)`` over item ranges of about equal work (``work``: the cumulative work up to and including each
-    item), in ``threads`` threads; for the compiled loops here, which release the GIL for their whole range."""
-    n = len(work)
-    cuts = np.searchsorted(work, np.linspace(0, work[-1], threads + 1)[1:-1]) if n else []
-    spans = [(int(lo), int(hi)) for lo, hi in zip([0, *cuts], [*cuts, n]) if hi > lo]
-    if len(spans) <= 1:
-        run(0, n)
-        return
-    thread_map(lambda span: run(*span), spans, len(spans))
 
 
 def band_keys(sig: np.ndarray, p: MinHashParams) -> np.ndarray:
@@ -504,7 +494,7 @@ def jaccard(
     start = np.cumsum(size) - size
     mask = (np.uint64(1) << shift) - np.uint64(1)
     inter = np.empty(len(a), dtype=np.int64)
-    _in_threads(lambda lo, hi: _intersections(keys, start, size, ra, rb, mask, inter, lo, hi),
+    ranges_in_threads(lambda lo, hi: _intersections(keys, start, size, ra, rb, mask, inter, lo, hi),
                 np.cumsum(size[ra] + size[rb]), threads)
     union = size[ra] + size[rb] - inter
     return inter / np.maximum(union, 1)
@@ -596,14 +586,10 @@ def minhash_clusters(
                 }
             ),
         )
-        sql = shingles_query("t", "coalesce(text, '')", p, "i::VARCHAR")
-        sh = (
-            query_arrow(con, f"SELECT shingles FROM ({sql}) ORDER BY i")
-            .column("shingles")
-            .combine_chunks()
-        )
+        low = query_arrow(con, "SELECT lower(coalesce(text, '')) AS t, i::VARCHAR AS k FROM t ORDER BY i")
     finally:
         con.close()
+    sh = shingle_lists(low.column("t"), low.column("k"), p.word_ngram, p.char_ngram, p.cjk_share)
     found, _ = clusters(signature_table(sh, p), p)
     out = np.arange(len(texts), dtype=np.int64)
     out[found.column("idx").to_numpy()] = found.column("cluster").to_numpy()

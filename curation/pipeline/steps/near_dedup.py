@@ -32,9 +32,9 @@ from curation.dedup.minhash import (
     estimate,
     fixed_list,
     jaccard,
-    shingles_query,
     signature_table,
 )
+from curation.dedup.shingles import shingle_lists
 from curation.duck import in_parts, query_arrow, scratch
 from curation.pipeline.base import (
     DECISION_SCHEMA,
@@ -187,16 +187,14 @@ class NearDedupStep(GlobalStep):
         )
         con = scratch()
         try:
-            con.register("b", in_parts(batch))
-            src = f"(SELECT sample_id, row_number, {self._text} AS compared, {answer} AS answer_hash{hashes} FROM b)"
+            con.register("b", in_parts(batch, ordinal="__ord"))
             res = query_arrow(
-                con,
-                f"SELECT * EXCLUDE (sample_id, row_number, compared) "
-                f"FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) ORDER BY row_number",
+                con, f"SELECT lower({self._text}) AS compared, {answer} AS answer_hash{hashes} FROM b ORDER BY __ord"
             )
         finally:
             con.close()
-        sig = signature_table(res.column("shingles").combine_chunks(), self.mh)
+        sig = signature_table(self._shingles(res.column("compared"), batch.column("sample_id")), self.mh)
+        res = res.drop_columns(["compared"])
         # the parts' sketches matter only to the few pairs that are near copies as a whole: under an executor,
         # decide() reads those samples' text again (texts_for) instead of every sample's parts being shingled
         parts = self._part_sketches(batch) if self._parts and self.texts_for is None else {}
@@ -230,6 +228,10 @@ class NearDedupStep(GlobalStep):
                 keep = keep.append_column(f"{part}_hash", res.column(f"{part}_hash").combine_chunks())
         return keep
 
+    def _shingles(self, lowered: pa.ChunkedArray, keys: pa.ChunkedArray) -> pa.ListArray:
+        """The shingle hashes of lower-cased texts (``shingles_query``'s lists, by the compiled loop)."""
+        return shingle_lists(lowered, keys, self.mh.word_ngram, self.mh.char_ngram, self.mh.cjk_share)
+
     def _part_text(self, part: str) -> str:
         """SQL over a batch: the text of one part (instruction or output) that the parts check compares."""
         text = compared_text_sql(part, self.params.include_reasoning)
@@ -244,13 +246,12 @@ class NearDedupStep(GlobalStep):
             # rows in the batch's order (a batch read back by texts_for spans batches: row numbers repeat)
             con.register("b", in_parts(batch, ordinal="__ord"))
             for part in parts:
-                src = f"(SELECT sample_id, __ord, {self._part_text(part)} AS compared FROM b)"
                 res = query_arrow(
                     con,
-                    f"SELECT shingles, length(trim(compared)) = 0 AS empty "
-                    f"FROM ({shingles_query(src, 'compared', self.mh, 'sample_id')}) ORDER BY __ord",
+                    f"SELECT lower(c) AS compared, length(trim(c)) = 0 AS empty "
+                    f"FROM (SELECT __ord, {self._part_text(part)} AS c FROM b) ORDER BY __ord",
                 )
-                sig = signature_table(res.column("shingles").combine_chunks(), self.mh)
+                sig = signature_table(self._shingles(res.column("compared"), batch.column("sample_id")), self.mh)
                 out[f"{part}_sketch"] = sig.column("sketch")
                 out[f"{part}_empty"] = pc.fill_null(res.column("empty"), True).combine_chunks()
         finally:
