@@ -202,18 +202,37 @@ def _list_parts(lists: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
 def _min_hashes(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray,
                 start: int, end: int) -> None:  # pragma: no cover - compiled (its Python is never run)
     """Rows ``start .. end - 1`` of ``out``: per row and hash function k, min over its shingles x of
-    ``(a[k] * x + b[k]) mod 2**64 >> 32``."""
+    ``(a[k] * x + b[k]) mod 2**64 >> 32``.
+
+    Eight shingles per pass over the hash functions, in signed 64-bit arithmetic (the same bits; the shifted
+    value fits 32 bits, so the signed minimum is the unsigned one): the compiler then keeps eight independent
+    products in flight per loaded ``a[k]``, ``b[k]`` and vectorises the minimum; 2.3x faster than one
+    shingle at a time (16 M shingles of a 50k-row real page: 1.38 s -> 0.59 s on one thread), same values."""
     perms = a.shape[0]
-    shift = np.uint64(32)
-    mins = np.empty(perms, np.uint64)
+    ai = a.view(np.int64)
+    bi = b.view(np.int64)
+    vi = values.view(np.int64)
+    low = np.int64(0xFFFFFFFF)
+    mins = np.empty(perms, np.int64)
     for i in range(start, end):
-        mins[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
-        for j in range(offsets[i], offsets[i + 1]):
-            x = values[j]
+        mins[:] = low
+        j, e = offsets[i], offsets[i + 1]
+        while j + 8 <= e:
+            x0, x1, x2, x3 = vi[j], vi[j + 1], vi[j + 2], vi[j + 3]
+            x4, x5, x6, x7 = vi[j + 4], vi[j + 5], vi[j + 6], vi[j + 7]
             for k in range(perms):
-                h = (a[k] * x + b[k]) >> shift
-                if h < mins[k]:
-                    mins[k] = h
+                ak, bk = ai[k], bi[k]
+                h0 = min(((ak * x0 + bk) >> 32) & low, ((ak * x1 + bk) >> 32) & low)
+                h1 = min(((ak * x2 + bk) >> 32) & low, ((ak * x3 + bk) >> 32) & low)
+                h2 = min(((ak * x4 + bk) >> 32) & low, ((ak * x5 + bk) >> 32) & low)
+                h3 = min(((ak * x6 + bk) >> 32) & low, ((ak * x7 + bk) >> 32) & low)
+                mins[k] = min(mins[k], min(min(h0, h1), min(h2, h3)))
+            j += 8
+        while j < e:
+            x = vi[j]
+            for k in range(perms):
+                mins[k] = min(mins[k], ((ai[k] * x + bi[k]) >> 32) & low)
+            j += 1
         for k in range(perms):
             out[i, k] = np.uint32(mins[k])
 
@@ -224,7 +243,8 @@ def signatures(shingles: pa.ListArray, p: MinHashParams, threads: int = 2) -> np
     One compiled loop reads each row's shingles once, in ``threads`` threads over row ranges of about equal
     shingle counts. numba, not numpy: the compiled loop releases the GIL for its whole range, so both cores
     work (numpy's many small ufunc calls per block did not overlap): 20 M shingles of 34k real rows took
-    3.2 s in numpy, 2.9 s here on one thread and 1.7 s on two, with the same signatures.
+    3.2 s in numpy, 2.9 s in the first compiled loop on one thread and 1.7 s on two, with the same signatures
+    (and the loop is 2.3x faster since, see :func:`_min_hashes`).
     """
     n = len(shingles)
     sig = np.empty((n, p.num_perm), dtype=np.uint32)

@@ -477,13 +477,16 @@ def test_a_part_that_is_the_same_text_in_both_samples_is_not_read_back() -> None
 
 
 def test_signatures_are_the_minimum_of_each_hash_function_over_the_shingles() -> None:
-    """The compiled MinHash loop, on one thread and on two (row ranges), on a slice, against the definition."""
+    """The compiled MinHash loop, on one thread and on two (row ranges), on a slice, against the definition (in
+    unsigned arithmetic, where the loop uses signed)."""
     import numpy as np
 
     from curation.dedup.minhash import _hash_params, signatures
 
     rng = np.random.default_rng(3)
-    lists = [rng.integers(0, 2**64, size=int(k), dtype=np.uint64).tolist() for k in rng.integers(1, 300, size=60)]
+    # every count from 1 to 17 (the loop takes eight shingles at a time, then the rest one by one), then larger
+    sizes = [*range(1, 18), *rng.integers(18, 300, size=43)]
+    lists = [rng.integers(0, 2**64, size=int(k), dtype=np.uint64).tolist() for k in sizes]
     p = MinHashParams()
     a, b = _hash_params(p)
     with np.errstate(over="ignore"):
