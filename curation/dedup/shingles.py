@@ -90,6 +90,35 @@ def _hash_bytes(words: np.ndarray, n: int) -> np.uint64:  # pragma: no cover - c
     return h
 
 
+@numba.njit(inline="always")
+def _word_at(words: np.ndarray, p: int) -> np.uint64:  # pragma: no cover - compiled
+    """The 8 bytes from byte ``p`` of ``words`` (little-endian), from the one or two aligned words holding them."""
+    q = p >> 3
+    r = np.uint64(8 * (p & 7))
+    if r == 0:
+        return words[q]
+    return (words[q] >> r) | (words[q + 1] << (np.uint64(64) - r))
+
+
+@numba.njit(inline="always")
+def _hash_span(words: np.ndarray, start: int, n: int) -> np.uint64:  # pragma: no cover - compiled
+    """:func:`_hash_bytes` of the ``n`` bytes from byte ``start`` of ``words``, read in place (no copy)."""
+    h = _SEED ^ (np.uint64(n) * _LEN_MUL)
+    full = n >> 3
+    for k in range(full):
+        h = (h ^ _word_at(words, start + 8 * k)) * _M
+    rest = n & 7
+    if rest:
+        w = _word_at(words, start + 8 * full) & ((np.uint64(1) << np.uint64(8 * rest)) - np.uint64(1))
+        h = (h ^ w) * _M
+    h ^= h >> np.uint64(32)
+    h *= _M
+    h ^= h >> np.uint64(32)
+    h *= _M
+    h ^= h >> np.uint64(32)
+    return h
+
+
 @numba.njit(nogil=True, cache=True)
 def _plan(data, offs, table, word_n, char_n, cjk_share, cjk, count, lo, hi):  # noqa: ANN001  # pragma: no cover
     """Rows ``lo .. hi - 1``: whether each is shingled by characters, and its number of shingles."""
@@ -133,13 +162,18 @@ def _plan(data, offs, table, word_n, char_n, cjk_share, cjk, count, lo, hi):  # 
 
 
 @numba.njit(nogil=True, cache=True)
-def _emit(data, offs, table, keys, key_offs, word_n, char_n, cjk, out_offs, out, lo, hi):  # noqa: ANN001  # pragma: no cover
-    """Rows ``lo .. hi - 1``: their shingle hashes into ``out`` from ``out_offs``, in the SQL's order."""
+def _emit(data, text_words, offs, table, keys, key_offs, word_n, char_n, cjk, out_offs, out, lo, hi):  # noqa: ANN001  # pragma: no cover
+    """Rows ``lo .. hi - 1``: their shingle hashes into ``out`` from ``out_offs``, in the SQL's order.
+
+    ``text_words`` holds ``data`` (the texts' bytes) as little-endian words, padded: an n-gram whose tokens are
+    separated by single spaces in the text is its own bytes there and is hashed in place (most of them, in
+    prose); the others are copied with single spaces into a buffer first."""
     longest = 0
     for r in range(lo, hi):
         longest = max(longest, offs[r + 1] - offs[r], key_offs[r + 1] - key_offs[r] + 1)
     starts = np.empty(longest + 1, np.int64)
     ends = np.empty(longest + 1, np.int64)
+    spaced = np.empty(longest + 1, np.bool_)
     words = np.zeros((2 * longest + 2) // 8 + 1, np.uint64)  # little-endian, as DuckDB loads the blocks
     buf = words.view(np.uint8)
     for r in range(lo, hi):
@@ -177,7 +211,17 @@ def _emit(data, offs, table, keys, key_offs, word_n, char_n, cjk, out_offs, out,
             continue
         n = char_n if by_char else word_n
         width = nt if nt < n else n
+        for t in range(nt - 1):  # is token t followed by exactly one space, then token t + 1?
+            spaced[t] = starts[t + 1] == ends[t] + 1 and data[ends[t]] == 32
         for g in range(nt - width + 1):
+            in_place = True
+            for t in range(g, g + width - 1):
+                if not spaced[t]:
+                    in_place = False
+                    break
+            if in_place:
+                out[o + g] = _hash_span(text_words, starts[g], ends[g + width - 1] - starts[g])
+                continue
             m = 0
             for t in range(g, g + width):
                 if t > g:
@@ -215,7 +259,10 @@ def shingle_lists(
     n = len(lowered)
     if len(keys) != n:
         raise ValueError(f"shingle_lists: {n} texts but {len(keys)} keys")
-    offs, data = _utf8(lowered)
+    offs, text = _utf8(lowered)
+    text_words = np.zeros(len(text) // 8 + 2, np.uint64)  # aligned, padded: every 8-byte read stays inside
+    data = text_words.view(np.uint8)
+    data[: len(text)] = text
     key_offs, key_data = _utf8(keys.cast(pa.string()))
     table = char_classes()
     cjk = np.zeros(n, np.bool_)
@@ -227,7 +274,7 @@ def shingle_lists(
     np.cumsum(count, out=out_offs[1:])
     out = np.empty(int(out_offs[-1]), np.uint64)
     ranges_in_threads(
-        lambda lo, hi: _emit(data, offs, table, key_data, key_offs, word_n, char_n, cjk, out_offs, out, lo, hi),
+        lambda lo, hi: _emit(data, text_words, offs, table, key_data, key_offs, word_n, char_n, cjk, out_offs, out, lo, hi),
         work,
         threads,
     )
