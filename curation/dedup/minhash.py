@@ -273,30 +273,28 @@ def band_keys(sig: np.ndarray, p: MinHashParams) -> np.ndarray:
     return keys
 
 
-def signature_table(shingles: pa.ListArray, p: MinHashParams) -> pa.Table:
+def signature_table(shingles: pa.ListArray, p: MinHashParams, copy: bool = True) -> pa.Table:
     """``(bands, sketch, shingles)`` per sample: band keys (fixed-size list of uint64), the lowest byte of each
     signature value (fixed-size list of uint8, for :func:`estimate`) and the shingle hashes.
 
-    All three are new arrays (``shingles`` is copied), so nothing of a page-sized query result stays alive.
+    All three are new arrays, so nothing of a page-sized query result stays alive: ``shingles`` is copied unless
+    ``copy`` is False (lists made for this table, by :func:`curation.dedup.shingles.shingle_lists`).
     """
     sig = signatures(shingles, p)
     keys = band_keys(sig, p)
     sketch = sig.astype(np.uint8)  # the lowest byte
     del sig
-    offsets, values = _list_parts(shingles)
-    large = offsets[-1] >= 2**31
+    if copy:
+        offsets, values = _list_parts(shingles)
+        large = offsets[-1] >= 2**31
+        shingles = (pa.LargeListArray if large else pa.ListArray).from_arrays(
+            pa.array(offsets, pa.int64() if large else pa.int32()), pa.array(values.copy(), pa.uint64())
+        )
     return pa.table(
         {
-            "bands": pa.FixedSizeListArray.from_arrays(
-                pa.array(keys.reshape(-1), pa.uint64()), keys.shape[1]
-            ),
-            "sketch": pa.FixedSizeListArray.from_arrays(
-                pa.array(sketch.reshape(-1), pa.uint8()), p.num_perm
-            ),
-            "shingles": (pa.LargeListArray if large else pa.ListArray).from_arrays(
-                pa.array(offsets, pa.int64() if large else pa.int32()),
-                pa.array(values.copy(), pa.uint64()),
-            ),
+            "bands": pa.FixedSizeListArray.from_arrays(pa.array(keys.reshape(-1), pa.uint64()), keys.shape[1]),
+            "sketch": pa.FixedSizeListArray.from_arrays(pa.array(sketch.reshape(-1), pa.uint8()), p.num_perm),
+            "shingles": shingles,
         }
     )
 
@@ -610,7 +608,7 @@ def minhash_clusters(
     finally:
         con.close()
     sh = shingle_lists(low.column("t"), low.column("k"), p.word_ngram, p.char_ngram, p.cjk_share)
-    found, _ = clusters(signature_table(sh, p), p)
+    found, _ = clusters(signature_table(sh, p, copy=False), p)
     out = np.arange(len(texts), dtype=np.int64)
     out[found.column("idx").to_numpy()] = found.column("cluster").to_numpy()
     return out.tolist()

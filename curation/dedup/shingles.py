@@ -233,13 +233,34 @@ def _emit(data, text_words, offs, table, keys, key_offs, word_n, char_n, cjk, ou
             out[o + g] = _hash_bytes(words, m)
 
 
-def _utf8(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets from 0 as int64, bytes) of a string array, nulls as empty strings."""
-    arr = pc.fill_null(arr, "").cast(pa.large_string())
-    bufs = arr.buffers()
-    offs = np.frombuffer(bufs[1], np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    return offs - offs[0], data[offs[0] :]
+def _utf8(arr: pa.Array | pa.ChunkedArray, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets from 0 as int64, bytes) of a string column, nulls as empty strings, the bytes copied once into
+    an array of little-endian words with at least ``pad`` bytes of zeros after them: one copy of the page's
+    text, not a concatenation, a cast and a copy."""
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    for c in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        if not (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)):
+            c = c.cast(pa.large_string())
+        if c.null_count:  # a null's offsets need not be equal
+            c = pc.fill_null(c, "")
+        bufs = c.buffers()
+        width = np.int64 if pa.types.is_large_string(c.type) else np.int32
+        offs = np.frombuffer(bufs[1], width)[c.offset : c.offset + len(c) + 1].astype(np.int64)
+        data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+        parts.append((offs, data))
+    total = sum(int(o[-1] - o[0]) for o, _ in parts if len(o))
+    words = np.zeros((total + pad) // 8 + 1, np.uint64)
+    out = words.view(np.uint8)
+    offsets = [np.zeros(1, np.int64)]
+    at = 0
+    for offs, data in parts:
+        if len(offs) < 2:
+            continue
+        size = int(offs[-1] - offs[0])
+        out[at : at + size] = data[offs[0] : offs[-1]]
+        offsets.append(offs[1:] - offs[0] + at)
+        at += size
+    return np.concatenate(offsets), words
 
 
 def shingle_lists(
@@ -252,18 +273,13 @@ def shingle_lists(
 ) -> pa.ListArray:
     """The 64-bit shingle hashes of each text of ``lowered`` (already lower-cased by DuckDB's ``lower``), as
     ``shingles_query`` lists them; ``keys`` (strings, one per text) make the shingle of a text without tokens."""
-    if isinstance(lowered, pa.ChunkedArray):
-        lowered = lowered.combine_chunks()
-    if isinstance(keys, pa.ChunkedArray):
-        keys = keys.combine_chunks()
     n = len(lowered)
     if len(keys) != n:
         raise ValueError(f"shingle_lists: {n} texts but {len(keys)} keys")
-    offs, text = _utf8(lowered)
-    text_words = np.zeros(len(text) // 8 + 2, np.uint64)  # aligned, padded: every 8-byte read stays inside
+    offs, text_words = _utf8(lowered, pad=16)  # aligned, padded: every 8-byte read stays inside
     data = text_words.view(np.uint8)
-    data[: len(text)] = text
-    key_offs, key_data = _utf8(keys.cast(pa.string()))
+    key_offs, key_words = _utf8(keys)
+    key_data = key_words.view(np.uint8)
     table = char_classes()
     cjk = np.zeros(n, np.bool_)
     count = np.zeros(n, np.int64)

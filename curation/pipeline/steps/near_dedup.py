@@ -193,7 +193,7 @@ class NearDedupStep(GlobalStep):
             )
         finally:
             con.close()
-        sig = signature_table(self._shingles(res.column("compared"), batch.column("sample_id")), self.mh)
+        sig = signature_table(self._shingles(res.column("compared"), batch.column("sample_id")), self.mh, copy=False)
         res = res.drop_columns(["compared"])
         # the parts' sketches matter only to the few pairs that are near copies as a whole: under an executor,
         # decide() reads those samples' text again (texts_for) instead of every sample's parts being shingled
@@ -251,7 +251,7 @@ class NearDedupStep(GlobalStep):
                     f"SELECT lower(c) AS compared, length(trim(c)) = 0 AS empty "
                     f"FROM (SELECT __ord, {self._part_text(part)} AS c FROM b) ORDER BY __ord",
                 )
-                sig = signature_table(self._shingles(res.column("compared"), batch.column("sample_id")), self.mh)
+                sig = signature_table(self._shingles(res.column("compared"), batch.column("sample_id")), self.mh, copy=False)
                 out[f"{part}_sketch"] = sig.column("sketch")
                 out[f"{part}_empty"] = pc.fill_null(res.column("empty"), True).combine_chunks()
         finally:

@@ -103,3 +103,15 @@ def test_a_text_without_tokens_gets_a_shingle_of_its_own_key() -> None:
 def test_mismatched_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="2 texts but 1 keys"):
         shingle_lists(pa.array(["a", "b"]), pa.array(["k"]), 3, 3, 0.3)
+
+
+def test_chunked_sliced_and_null_texts_are_read_as_one_column() -> None:
+    texts = ["the quick brown fox jumps", None, "中文的句子在这里", "over the lazy dog", "", "a b"]
+    whole = pa.array([t or "" for t in texts])
+    keys = pa.array([f"k{i}" for i in range(len(texts))])
+    want = shingle_lists(whole, keys, 3, 3, 0.3).to_pylist()
+    sliced = pa.array(["padding before the slice", *texts[:3]]).slice(1)
+    assert sliced.offset == 1
+    chunked = pa.chunked_array([sliced, pa.array([], pa.string()), pa.array(texts[3:])])
+    assert shingle_lists(chunked, pa.chunked_array([keys.slice(0, 2), keys.slice(2)]), 3, 3, 0.3).to_pylist() == want
+    assert shingle_lists(pa.array(texts, pa.large_string()), keys, 3, 3, 0.3).to_pylist() == want
