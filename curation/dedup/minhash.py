@@ -31,9 +31,10 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from curation.dedup.shingles import CJK, shingle_lists
+from curation.dedup.shingles import shingle_lists
 from curation.duck import query_arrow, scratch
 from curation.duck import sql_literal as _q
+from curation.textscan import CJK
 from curation.threads import ranges_in_threads
 
 SMALL_BUCKET = (

@@ -17,106 +17,21 @@ shingle of all of them; a text without tokens gives the hash of ``chr(0) || key`
 
 from __future__ import annotations
 
-import functools
-
-import duckdb
 import numba
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from curation.textscan import (
+    IS_CJK,
+    LETTER,
+    WORD,
+    char_classes,
+    hash_bytes,
+    hash_span,
+    next_char,
+    text_words,
+)
 from curation.threads import ranges_in_threads
-
-CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
-WORD, IS_CJK, LETTER = 1, 2, 4  # bits of the class table
-
-_M = np.uint64(0xD6E8FEB86659FD93)  # DuckDB's hash constants (src/common/types/hash.cpp)
-_SEED = np.uint64(0xE17A1465)
-_LEN_MUL = np.uint64(0xC6A4A7935BD1E995)
-
-
-@functools.lru_cache(maxsize=1)
-def char_classes() -> np.ndarray:
-    """One byte per code point: WORD (``[\\p{L}\\p{N}_]``), IS_CJK, LETTER (``\\p{L}``), as RE2 in DuckDB sees it."""
-    con = duckdb.connect()
-    try:
-        r = con.execute(
-            f"""SELECT cp, regexp_matches(c, '[\\p{{L}}\\p{{N}}_]') AS w, regexp_matches(c, '[{CJK}]') AS k,
-                       regexp_matches(c, '\\p{{L}}') AS l
-                FROM (SELECT cp, chr(cp::INTEGER) AS c FROM range(0, 1114112) t(cp)
-                      WHERE cp < 55296 OR cp > 57343)"""  # surrogates are not characters
-        ).fetchnumpy()
-    finally:
-        con.close()
-    table = np.zeros(0x110000, np.uint8)
-    table[r["cp"]] = (
-        r["w"].astype(np.uint8) * WORD | r["k"].astype(np.uint8) * IS_CJK | r["l"].astype(np.uint8) * LETTER
-    )
-    return table
-
-
-@numba.njit(inline="always")
-def _next(data: np.ndarray, i: int) -> tuple[int, int]:  # pragma: no cover - compiled
-    """The code point starting at byte ``i`` of valid UTF-8, and the index after it."""
-    b = np.int64(data[i])
-    if b < 0x80:
-        return b, i + 1
-    if b < 0xE0:
-        return ((b & 0x1F) << 6) | (np.int64(data[i + 1]) & 0x3F), i + 2
-    if b < 0xF0:
-        return ((b & 0x0F) << 12) | ((np.int64(data[i + 1]) & 0x3F) << 6) | (np.int64(data[i + 2]) & 0x3F), i + 3
-    return (
-        ((b & 0x07) << 18) | ((np.int64(data[i + 1]) & 0x3F) << 12) | ((np.int64(data[i + 2]) & 0x3F) << 6)
-        | (np.int64(data[i + 3]) & 0x3F)
-    ), i + 4
-
-
-@numba.njit(inline="always")
-def _hash_bytes(words: np.ndarray, n: int) -> np.uint64:  # pragma: no cover - compiled
-    """DuckDB's ``hash()`` of a VARCHAR of ``n`` bytes, given as little-endian 8-byte ``words`` (the bytes past
-    ``n`` in the last word are ignored): the blocks folded by multiplication, then MurmurHash64's finaliser."""
-    h = _SEED ^ (np.uint64(n) * _LEN_MUL)
-    full = n >> 3
-    for k in range(full):
-        h = (h ^ words[k]) * _M
-    rest = n & 7
-    if rest:
-        h = (h ^ (words[full] & ((np.uint64(1) << np.uint64(8 * rest)) - np.uint64(1)))) * _M
-    h ^= h >> np.uint64(32)
-    h *= _M
-    h ^= h >> np.uint64(32)
-    h *= _M
-    h ^= h >> np.uint64(32)
-    return h
-
-
-@numba.njit(inline="always")
-def _word_at(words: np.ndarray, p: int) -> np.uint64:  # pragma: no cover - compiled
-    """The 8 bytes from byte ``p`` of ``words`` (little-endian), from the one or two aligned words holding them."""
-    q = p >> 3
-    r = np.uint64(8 * (p & 7))
-    if r == 0:
-        return words[q]
-    return (words[q] >> r) | (words[q + 1] << (np.uint64(64) - r))
-
-
-@numba.njit(inline="always")
-def _hash_span(words: np.ndarray, start: int, n: int) -> np.uint64:  # pragma: no cover - compiled
-    """:func:`_hash_bytes` of the ``n`` bytes from byte ``start`` of ``words``, read in place (no copy)."""
-    h = _SEED ^ (np.uint64(n) * _LEN_MUL)
-    full = n >> 3
-    for k in range(full):
-        h = (h ^ _word_at(words, start + 8 * k)) * _M
-    rest = n & 7
-    if rest:
-        w = _word_at(words, start + 8 * full) & ((np.uint64(1) << np.uint64(8 * rest)) - np.uint64(1))
-        h = (h ^ w) * _M
-    h ^= h >> np.uint64(32)
-    h *= _M
-    h ^= h >> np.uint64(32)
-    h *= _M
-    h ^= h >> np.uint64(32)
-    return h
 
 
 @numba.njit(nogil=True, cache=True)
@@ -131,7 +46,7 @@ def _plan(data, offs, table, word_n, char_n, cjk_share, cjk, count, lo, hi):  # 
         in_word = False
         in_char_word = False
         while i < end:
-            cp, i = _next(data, i)
+            cp, i = next_char(data, i)
             c = table[cp]
             if c & IS_CJK:
                 n_cjk += 1
@@ -183,7 +98,7 @@ def _emit(data, text_words, offs, table, keys, key_offs, word_n, char_n, cjk, ou
         in_tok = False
         while i < end:
             at = i
-            cp, i = _next(data, i)
+            cp, i = next_char(data, i)
             c = table[cp]
             if in_tok and (c & WORD):
                 continue
@@ -207,7 +122,7 @@ def _emit(data, text_words, offs, table, keys, key_offs, word_n, char_n, cjk, ou
             m = key_offs[r + 1] - k0
             for j in range(m):
                 buf[1 + j] = keys[k0 + j]
-            out[o] = _hash_bytes(words, m + 1)
+            out[o] = hash_bytes(words, m + 1)
             continue
         n = char_n if by_char else word_n
         width = nt if nt < n else n
@@ -220,7 +135,7 @@ def _emit(data, text_words, offs, table, keys, key_offs, word_n, char_n, cjk, ou
                     in_place = False
                     break
             if in_place:
-                out[o + g] = _hash_span(text_words, starts[g], ends[g + width - 1] - starts[g])
+                out[o + g] = hash_span(text_words, starts[g], ends[g + width - 1] - starts[g])
                 continue
             m = 0
             for t in range(g, g + width):
@@ -230,37 +145,7 @@ def _emit(data, text_words, offs, table, keys, key_offs, word_n, char_n, cjk, ou
                 for j in range(starts[t], ends[t]):
                     buf[m] = data[j]
                     m += 1
-            out[o + g] = _hash_bytes(words, m)
-
-
-def _utf8(arr: pa.Array | pa.ChunkedArray, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets from 0 as int64, bytes) of a string column, nulls as empty strings, the bytes copied once into
-    an array of little-endian words with at least ``pad`` bytes of zeros after them: one copy of the page's
-    text, not a concatenation, a cast and a copy."""
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    for c in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
-        if not (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)):
-            c = c.cast(pa.large_string())
-        if c.null_count:  # a null's offsets need not be equal
-            c = pc.fill_null(c, "")
-        bufs = c.buffers()
-        width = np.int64 if pa.types.is_large_string(c.type) else np.int32
-        offs = np.frombuffer(bufs[1], width)[c.offset : c.offset + len(c) + 1].astype(np.int64)
-        data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-        parts.append((offs, data))
-    total = sum(int(o[-1] - o[0]) for o, _ in parts if len(o))
-    words = np.zeros((total + pad) // 8 + 1, np.uint64)
-    out = words.view(np.uint8)
-    offsets = [np.zeros(1, np.int64)]
-    at = 0
-    for offs, data in parts:
-        if len(offs) < 2:
-            continue
-        size = int(offs[-1] - offs[0])
-        out[at : at + size] = data[offs[0] : offs[-1]]
-        offsets.append(offs[1:] - offs[0] + at)
-        at += size
-    return np.concatenate(offsets), words
+            out[o + g] = hash_bytes(words, m)
 
 
 def shingle_lists(
@@ -276,9 +161,9 @@ def shingle_lists(
     n = len(lowered)
     if len(keys) != n:
         raise ValueError(f"shingle_lists: {n} texts but {len(keys)} keys")
-    offs, text_words = _utf8(lowered, pad=16)  # aligned, padded: every 8-byte read stays inside
-    data = text_words.view(np.uint8)
-    key_offs, key_words = _utf8(keys)
+    offs, words = text_words(lowered, pad=16)  # aligned, padded: every 8-byte read stays inside
+    data = words.view(np.uint8)
+    key_offs, key_words = text_words(keys)
     key_data = key_words.view(np.uint8)
     table = char_classes()
     cjk = np.zeros(n, np.bool_)
@@ -290,7 +175,7 @@ def shingle_lists(
     np.cumsum(count, out=out_offs[1:])
     out = np.empty(int(out_offs[-1]), np.uint64)
     ranges_in_threads(
-        lambda lo, hi: _emit(data, text_words, offs, table, key_data, key_offs, word_n, char_n, cjk, out_offs, out, lo, hi),
+        lambda lo, hi: _emit(data, words, offs, table, key_data, key_offs, word_n, char_n, cjk, out_offs, out, lo, hi),
         work,
         threads,
     )

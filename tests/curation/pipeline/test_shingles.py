@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 
 from curation.dedup.minhash import MinHashParams, shingles_query
-from curation.dedup.shingles import IS_CJK, LETTER, WORD, char_classes, shingle_lists
+from curation.dedup.shingles import shingle_lists
+from curation.textscan import IS_CJK, LETTER, PAIRED, WORD, WORD_QUOTE, char_classes
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 
@@ -84,10 +85,13 @@ def test_compiled_shingles_equal_the_sql_on_the_bundled_data_in_both_scripts() -
 
 def test_class_table_follows_the_regular_expressions() -> None:
     table = char_classes()
-    assert table[ord("a")] == WORD | LETTER and table[ord("7")] == WORD and table[ord("_")] == WORD
-    assert table[ord("中")] == WORD | IS_CJK | LETTER and table[ord("ア")] & IS_CJK and table[ord("한")] & IS_CJK
-    assert table[0x2E80] == IS_CJK  # a Han radical: CJK script, not a letter
-    assert table[ord(" ")] == 0 and table[ord("!")] == 0 and table[ord("é")] == WORD | LETTER
+    word = WORD | WORD_QUOTE
+    assert table[ord("a")] == word | LETTER and table[ord("7")] == word and table[ord("_")] == word
+    assert table[ord("'")] == WORD_QUOTE and table[ord("’")] == 0
+    assert table[ord("中")] == word | IS_CJK | LETTER | PAIRED and table[ord("ア")] & PAIRED
+    assert table[ord("한")] == word | IS_CJK | LETTER  # Hangul: CJK for the shingles, not paired by quality
+    assert table[0x2E80] == IS_CJK | PAIRED  # a Han radical: CJK script, not a letter
+    assert table[ord(" ")] == 0 and table[ord("!")] == 0 and table[ord("é")] == word | LETTER
 
 
 def test_a_text_without_tokens_gets_a_shingle_of_its_own_key() -> None:
