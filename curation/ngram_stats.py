@@ -18,7 +18,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.threads import thread_map
+from curation.textscan import (
+    PAIRED,
+    WORD_QUOTE,
+    char_classes,
+    hash_span,
+    next_char,
+    text_words,
+)
+from curation.threads import ranges_in_threads, thread_map
 
 
 @numba.njit(nogil=True, cache=True)
@@ -78,6 +86,106 @@ def _gram_counts(ids: np.ndarray, offsets: np.ndarray, cs: np.ndarray, tok_chars
                 break
 
 
+@numba.njit(nogil=True, cache=True)
+def _tokens(data, words, offs, table, count, tok_offs, hashes, chars, starts, lo, hi):  # noqa: ANN001  # pragma: no cover
+    """Rows ``lo .. hi - 1``: the tokens of ``TOKENS`` (``[PAIRED]{1,2}|[\\p{L}\\p{N}_']+``, leftmost first, as
+    RE2 matches it). ``count`` given (``tok_offs`` empty): the number of tokens per row into it; else each token's
+    hash (DuckDB's hash of its text: equal tokens, equal hashes), its length in characters and, where ``starts``
+    is not empty, its first and last byte, from ``tok_offs[r]``."""
+    counting = len(tok_offs) == 0
+    spans = len(starts) > 0
+    for r in range(lo, hi):
+        i, end = offs[r], offs[r + 1]
+        t = 0 if counting else tok_offs[r]
+        n = 0
+        while i < end:
+            cp, j = next_char(data, i)
+            c = table[cp]
+            if c & PAIRED:  # one or two of these characters
+                k = j
+                length = 1
+                if k < end:
+                    cp2, k2 = next_char(data, k)
+                    if table[cp2] & PAIRED:
+                        k = k2
+                        length = 2
+            elif c & WORD_QUOTE:  # a run of word characters (CJK ones included)
+                k = j
+                length = 1
+                while k < end:
+                    cp2, k2 = next_char(data, k)
+                    if not (table[cp2] & WORD_QUOTE):
+                        break
+                    k = k2
+                    length += 1
+            else:
+                i = j
+                continue
+            if not counting:
+                hashes[t + n] = hash_span(words, i, k - i)
+                chars[t + n] = length
+                if spans:
+                    starts[2 * (t + n)] = i
+                    starts[2 * (t + n) + 1] = k
+            n += 1
+            i = k
+        if counting:
+            count[r] = n
+
+
+def text_tokens(lowered: pa.Array | pa.ChunkedArray, spans: bool = False,
+                threads: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The quality step's tokens (``TOKENS`` of :mod:`curation.pipeline.steps.quality`) of each lower-cased text:
+    ``(offsets, hashes, chars, spans)``, row r's tokens being ``offsets[r] .. offsets[r + 1] - 1``; a token's
+    hash is DuckDB's ``hash()`` of its text, ``chars`` its length in characters; with ``spans``, each token's
+    first and one-past-last byte in the texts joined (shape (tokens, 2)), else None.
+
+    A compiled loop over the text instead of ``regexp_extract_all`` then a dictionary of the token strings:
+    the page's token lists were never needed as strings, only which tokens are equal (written here: no library
+    tokenises by RE2's classes with its leftmost-first alternation)."""
+    offs, words = text_words(lowered, pad=16)
+    data = words.view(np.uint8)
+    table = char_classes()
+    n = len(offs) - 1
+    count = np.zeros(n, np.int64)
+    none = np.zeros(0, np.int64)
+    work = np.cumsum(np.diff(offs) + 1)
+    ranges_in_threads(lambda lo, hi: _tokens(data, words, offs, table, count, none, none, none, none, lo, hi), work,
+                      threads)
+    tok_offs = np.zeros(n + 1, np.int64)
+    np.cumsum(count, out=tok_offs[1:])
+    total = int(tok_offs[-1])
+    hashes = np.empty(total, np.uint64)
+    chars = np.empty(total, np.int64)
+    where = np.empty(2 * total if spans else 0, np.int64)
+    ranges_in_threads(lambda lo, hi: _tokens(data, words, offs, table, count, tok_offs, hashes, chars, where, lo, hi),
+                      work, threads)
+    return tok_offs, hashes, chars, where.reshape(-1, 2) if spans else None
+
+
+def text_ngram_stats(lowered: pa.Array | pa.ChunkedArray, min_top_tokens: int,
+                     min_dup_tokens: int) -> dict[str, np.ndarray]:
+    """:func:`ngram_stats` of the lower-cased texts' tokens (:func:`text_tokens`), without building them as strings:
+    the same statistics (a token's id is its 64-bit hash instead of its index in a dictionary of the page's
+    tokens)."""
+    offsets, ids, chars, _ = text_tokens(lowered)
+    n = len(offsets) - 1
+    # slices of whole rows of about CHUNK_TOKENS tokens each, in threads (the compiled loop releases the GIL)
+    cuts = np.searchsorted(offsets[1:], np.arange(CHUNK_TOKENS, int(offsets[-1]), CHUNK_TOKENS), side="left") + 1
+    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < n)), n]
+    spans = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+    def part(span: tuple[int, int]) -> dict[str, np.ndarray]:
+        lo, hi = span
+        t0, t1 = offsets[lo], offsets[hi]
+        return _counted(offsets[lo : hi + 1] - t0, ids[t0:t1], chars[t0:t1], min_top_tokens, min_dup_tokens)
+
+    parts = thread_map(part, spans)
+    if not parts:
+        return _counted(offsets, ids, chars, min_top_tokens, min_dup_tokens)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 CHUNK_TOKENS = 1 << 21  # tokens per slice: the working arrays stay near 100 MB however large the batch
 
 
@@ -102,16 +210,23 @@ def ngram_stats(tokens: pa.Array | pa.ChunkedArray, min_top_tokens: int, min_dup
 
 
 def _stats(tokens: pa.Array, min_top_tokens: int, min_dup_tokens: int) -> dict[str, np.ndarray]:
-    n_rows = len(tokens)
     offsets = tokens.offsets.to_numpy().astype(np.int64)
     flat = tokens.flatten()
     offsets = offsets - offsets[0]  # a slice's offsets start where the slice does
-    n_tok = np.diff(offsets)
     lengths = pc.utf8_length(flat).to_numpy(zero_copy_only=False).astype(np.int64)
-    cs = np.concatenate(([0], np.cumsum(lengths)))
-    tok_chars = cs[offsets[1:]] - cs[offsets[:-1]]
     ids = (pc.dictionary_encode(flat).indices.to_numpy(zero_copy_only=False) if len(flat)
            else np.zeros(0, np.int32)).astype(np.int64)
+    return _counted(offsets, ids, lengths, min_top_tokens, min_dup_tokens)
+
+
+def _counted(offsets: np.ndarray, ids: np.ndarray, lengths: np.ndarray, min_top_tokens: int,
+             min_dup_tokens: int) -> dict[str, np.ndarray]:
+    """The statistics of rows whose tokens are ``ids[offsets[r] .. offsets[r + 1] - 1]`` (equal tokens, equal
+    ids) of ``lengths`` characters; ``offsets`` from 0."""
+    n_rows = len(offsets) - 1
+    n_tok = np.diff(offsets)
+    cs = np.concatenate(([0], np.cumsum(lengths)))
+    tok_chars = cs[offsets[1:]] - cs[offsets[:-1]]
     out = {"n_tok": n_tok, "tok_chars": tok_chars}
     for n in (2, 3, 4, 5):
         judged = n_tok >= (min_top_tokens if n < 5 else min_dup_tokens)

@@ -3,9 +3,9 @@
 
 The SQL (three regular expressions per text, a lambda per n-gram, a string built and hashed per n-gram) was
 most of the near-dedup step's time. Here a numba loop decodes the UTF-8 once per pass, with the character
-classes of the SQL's regular expressions in a table made by the same regular-expression engine (RE2, through
-DuckDB, once per process), and hashes every n-gram with DuckDB's own string hash (reimplemented below: the
-shingles, so the signatures, candidates and decisions, are the ones the SQL gives). No library tokenises by
+classes of the SQL's regular expressions in a table made by the same regular-expression engine, and hashes
+every n-gram with DuckDB's own string hash (both from :mod:`curation.textscan`): the shingles, so the
+signatures, candidates and decisions, are the ones the SQL gives. No library tokenises by
 these rules (words, or CJK characters when CJK letters are a share of the letters) and hashes like DuckDB:
 the loop is written here.
 

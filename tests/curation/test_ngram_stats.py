@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from curation.ngram_stats import ngram_stats
@@ -84,3 +85,52 @@ def test_slices_give_the_same_statistics(monkeypatch) -> None:  # noqa: ANN001
     sliced = ngram_stats(arr.slice(0), 20, 10)
     for k in whole:
         np.testing.assert_array_equal(whole[k], sliced[k], err_msg=k)
+    texts = pa.array([" ".join(r) for r in rows])
+    monkeypatch.setattr(mod, "CHUNK_TOKENS", 1 << 21)
+    one = mod.text_ngram_stats(texts, 20, 10)
+    monkeypatch.setattr(mod, "CHUNK_TOKENS", 500)
+    many = mod.text_ngram_stats(texts, 20, 10)
+    for k in one:
+        np.testing.assert_array_equal(one[k], many[k], err_msg=k)
+
+
+def _answers() -> list[str]:
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample" / "instructions.jsonl"
+    texts = []
+    for line in sample.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            texts += [str(row.get("output") or ""), str(row.get("instruction") or "")]
+    # RE2's leftmost-first alternation: CJK in pairs unless a word run has started (then it continues through
+    # them), a Han radical that is no letter (U+2E80) still paired, Hangul in word runs, apostrophes in words
+    return texts + ["abc中文def 中abc文 ⺀⺁中文字 abc⺀def", "한국어 텍스트입니다 don't 'quoted' it’s", "ΣΊΣΥΦΟΣ a\u0301e\u0301 😀", ""]
+
+
+def test_compiled_tokens_are_the_quality_queries_tokens() -> None:
+    import duckdb
+
+    from curation.duck import sql_literal
+    from curation.ngram_stats import text_ngram_stats, text_tokens
+    from curation.pipeline.steps.quality import TOKENS as SQL_TOKENS
+
+    texts = _answers()
+    con = duckdb.connect()
+    con.register("t", pa.table({"text": texts}))
+    want = con.sql(f"SELECT regexp_extract_all(lower(text), {sql_literal(SQL_TOKENS)}) AS tok FROM t").to_arrow_table()
+    low = con.sql("SELECT lower(text) AS l FROM t").to_arrow_table().column("l")
+    con.close()
+    offsets, hashes, chars, spans = text_tokens(low, spans=True)
+    raw = "".join(low.to_pylist()).encode()
+    got = [[raw[a:b].decode() for a, b in spans[offsets[r]:offsets[r + 1]]] for r in range(len(texts))]
+    assert got == want.column("tok").to_pylist()
+    flat = [t for row in got for t in row]
+    assert chars.tolist() == [len(t) for t in flat]
+    assert len(set(zip(flat, hashes.tolist()))) == len(set(flat)) == len(set(hashes.tolist()))  # equal iff equal text
+    # the same statistics as from the token strings (the quality step's numbers do not change)
+    a, b = ngram_stats(want.column("tok"), 20, 10), text_ngram_stats(low, 20, 10)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert np.isfinite(b["top2"]).sum() > 500
