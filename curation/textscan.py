@@ -5,6 +5,10 @@ UTF-8 themselves and look each code point up in a table of the classes their SQL
 regular-expression engine (RE2, through DuckDB, once per process): the tokens are the ones the SQL gave. Tokens
 and n-grams are hashed with DuckDB's own string hash (reimplemented here), so a hash made here equals
 ``hash(text)`` in SQL.
+
+The helpers here are inlined into the callers' compiled loops, which numba caches per file: its cache does not
+see an edit of this file. After changing a helper, touch the files that use it (``curation/dedup/shingles.py``,
+``curation/ngram_stats.py``) or remove their ``__pycache__``; an installed release has new files throughout.
 """
 
 from __future__ import annotations
