@@ -7,6 +7,10 @@ together; here each n-gram is a hash of its token ids, counted per row in a hash
 numba, not numpy: the numpy version (every key of the batch sorted once per n) took 5 s of the quality
 step's 26 s on 34k real rows; a per-row count in numpy would be a Python loop over rows.
 
+The quality step hands over the answers' text (:func:`text_ngram_stats`): a compiled loop finds the tokens of its
+SQL definition and hashes them (:func:`text_tokens`), with no token strings built; :func:`ngram_stats` takes
+token lists.
+
 Ties for the most frequent n-gram go to the one that occurs first, as ``collections.Counter.most_common`` and
 DuckDB's ``mode`` do.
 """
@@ -169,21 +173,12 @@ def text_ngram_stats(lowered: pa.Array | pa.ChunkedArray, min_top_tokens: int,
     the same statistics (a token's id is its 64-bit hash instead of its index in a dictionary of the page's
     tokens)."""
     offsets, ids, chars, _ = text_tokens(lowered)
-    n = len(offsets) - 1
-    # slices of whole rows of about CHUNK_TOKENS tokens each, in threads (the compiled loop releases the GIL)
-    cuts = np.searchsorted(offsets[1:], np.arange(CHUNK_TOKENS, int(offsets[-1]), CHUNK_TOKENS), side="left") + 1
-    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < n)), n]
-    spans = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
-    def part(span: tuple[int, int]) -> dict[str, np.ndarray]:
-        lo, hi = span
+    def part(lo: int, hi: int) -> dict[str, np.ndarray]:
         t0, t1 = offsets[lo], offsets[hi]
         return _counted(offsets[lo : hi + 1] - t0, ids[t0:t1], chars[t0:t1], min_top_tokens, min_dup_tokens)
 
-    parts = thread_map(part, spans)
-    if not parts:
-        return _counted(offsets, ids, chars, min_top_tokens, min_dup_tokens)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return _in_slices(offsets, part)
 
 
 CHUNK_TOKENS = 1 << 21  # tokens per slice: the working arrays stay near 100 MB however large the batch
@@ -195,17 +190,22 @@ def ngram_stats(tokens: pa.Array | pa.ChunkedArray, min_top_tokens: int, min_dup
     if isinstance(tokens, pa.ChunkedArray):
         tokens = tokens.combine_chunks() if tokens.num_chunks else pa.array([], tokens.type)
     tokens = tokens.fill_null(pa.scalar([], tokens.type))
-    sizes = np.diff(tokens.offsets.to_numpy().astype(np.int64))
-    # slices of whole rows of about CHUNK_TOKENS tokens each
-    cuts = np.searchsorted(np.cumsum(sizes), np.arange(CHUNK_TOKENS, int(sizes.sum()), CHUNK_TOKENS), side="left") + 1
-    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(sizes))), len(sizes)]
+    offsets = tokens.offsets.to_numpy().astype(np.int64)
+    return _in_slices(offsets - offsets[0], lambda lo, hi: _stats(tokens.slice(lo, hi - lo), min_top_tokens,
+                                                                   min_dup_tokens))
+
+
+def _in_slices(offsets: np.ndarray, stats) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """``stats(lo, hi)`` over slices of whole rows of about CHUNK_TOKENS tokens each (``offsets``: each row's first
+    token, from 0), joined. In threads: the compiled loop releases the GIL and so do Arrow's kernels (a page's 6 M
+    tokens: 0.67 -> 0.4 s on 2 cores)."""
+    n = len(offsets) - 1
+    cuts = np.searchsorted(offsets[1:], np.arange(CHUNK_TOKENS, int(offsets[-1]), CHUNK_TOKENS), side="left") + 1
+    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < n)), n]
     spans = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
-    # the slices in threads: the compiled loop releases the GIL and so do Arrow's kernels (a page's 6 M tokens:
-    # 0.67 -> 0.4 s on 2 cores)
-    parts = thread_map(lambda span: _stats(tokens.slice(span[0], span[1] - span[0]), min_top_tokens, min_dup_tokens),
-                       spans)
+    parts = thread_map(lambda span: stats(*span), spans)
     if not parts:
-        return _stats(tokens, min_top_tokens, min_dup_tokens)
+        return stats(0, n)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
