@@ -29,9 +29,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from curation.textscan import next_char, text_words
+from curation.threads import ranges_in_threads
 
 UNDETERMINED = "und"
 
@@ -251,47 +255,39 @@ def _strip(texts: pa.Array) -> pa.Array:
     return pc.utf8_normalize(texts, "NFC")
 
 
+@numba.njit(nogil=True, cache=True)
+def _count_scripts(data: np.ndarray, offs: np.ndarray, table: np.ndarray, out: np.ndarray, lo: int,
+                   hi: int) -> None:  # pragma: no cover - compiled
+    """Rows ``lo .. hi - 1``: how many code points of each script index (``table``) each text holds."""
+    for r in range(lo, hi):
+        i, end = offs[r], offs[r + 1]
+        while i < end:
+            cp, i = next_char(data, i)
+            out[r, table[cp]] += 1
+
+
 def strip_non_language(text: str) -> str:
     """One text without fenced code, inline code, URLs and lines of code (see :func:`strip_non_language_array`)."""
     return strip_non_language_array(pa.array([text or ""], pa.string()))[0].as_py()
 
 
-def script_counts(texts: Sequence[str | None], chunk_chars: int = 8_000_000) -> np.ndarray:
+def script_counts(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Letters per script, shape (len(texts), len(SCRIPTS)); CJK characters weighted by :data:`CJK_WEIGHT`.
 
-    Vectorised: the texts are joined and decoded to code points as one numpy array per chunk of about
-    ``chunk_chars`` characters; each script present is counted per text with one ``np.add.reduceat`` (or,
-    for a script with few letters, a binary search of its letters' positions).
+    One compiled pass over the texts' UTF-8 (Arrow's buffer as it is, or the list's strings made into one),
+    each code point's script looked up in :func:`_script_table`, on two threads. It replaced a numpy version
+    (the texts joined and decoded to code points, one ``reduceat`` per script present) that cost 0.4 s of the
+    language step's 3.5 s on a page of 50,000 real rows; the counts are the same.
     """
     table = _script_table()
     n_scripts = len(SCRIPTS)
-    out = np.zeros((len(texts), n_scripts), dtype=np.int64)
-    start = 0
-    while start < len(texts):
-        end, size = start, 0
-        while end < len(texts) and (size < chunk_chars or end == start):
-            size += len(texts[end] or "")
-            end += 1
-        part = [t or "" for t in texts[start:end]]
-        joined = "".join(part)
-        if joined:
-            cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            sid = table[cps]
-            lens = np.fromiter((len(t) for t in part), dtype=np.int64, count=len(part))
-            starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
-            nonempty = lens > 0
-            # letters per script in the whole chunk: ASCII letters are Latin, the rest counted by bincount
-            # over the non-ASCII characters only (np.bincount over every uint8 converts all to intp)
-            per_script = np.bincount(sid[cps >= 0x80], minlength=n_scripts)
-            per_script[_LATIN] += int(np.count_nonzero(sid[cps < 0x80]))
-            block = out[start:end]
-            for j in np.flatnonzero(per_script[1:]) + 1:
-                if per_script[j] * 50 < len(sid):  # a rare script: its letters' documents by binary search
-                    docs = np.searchsorted(starts, np.flatnonzero(sid == j), "right") - 1
-                    block[:, j] = np.bincount(docs, minlength=len(part))
-                else:
-                    block[nonempty, j] = np.add.reduceat((sid == j).view(np.uint8), starts[nonempty], dtype=np.int64)
-        start = end
+    if not isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        texts = pa.array(list(texts), pa.string())
+    offs, words = text_words(texts)
+    out = np.zeros((len(offs) - 1, n_scripts), dtype=np.int64)
+    data = words.view(np.uint8)
+    ranges_in_threads(lambda lo, hi: _count_scripts(data, offs, table, out, lo, hi), np.cumsum(np.diff(offs) + 1), 2)
+    out[:, 0] = 0  # index 0: not a letter of any script
     weights = np.ones(n_scripts, dtype=np.int64)
     for name in _CJK:
         weights[SCRIPTS.index(name)] = CJK_WEIGHT
@@ -713,7 +709,7 @@ def _detect(texts: list[str], languages: Sequence[str] | None, *, backend: str |
     cands = tuple(sorted({normalise_code(c) for c in languages})) if languages else None
     arr = strip_non_language_array(pa.array([text_view(t) for t in texts], pa.string()))
     stripped: list[str] = arr.to_pylist()
-    counts = script_counts(stripped)
+    counts = script_counts(arr)
     totals = counts.sum(axis=1)
     dom = counts.argmax(axis=1)
     han, hira, kata = (SCRIPTS.index(s) for s in ("han", "hiragana", "katakana"))

@@ -62,6 +62,41 @@ def test_script_counts_rare_and_common_scripts() -> None:
     assert counts[0].sum() == 3001 and counts[1].sum() == 6 and counts[2].sum() == 0 and counts[3].sum() == 6
 
 
+def test_script_counts_equal_a_per_character_count_on_real_text() -> None:
+    """The compiled count against the plain definition (each character's script from the table, CJK weighted), on
+    the bundled sample's texts in their scripts, from a list and from a chunked, sliced Arrow column."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import pyarrow as pa
+
+    from curation.language import _CJK, CJK_WEIGHT, SCRIPTS, _script_table
+
+    sample = Path(__file__).resolve().parents[3] / "data" / "sample" / "instructions.jsonl"
+    texts = []
+    for line in sample.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            texts += [str(row.get(k) or "") for k in ("instruction", "output")]
+    texts += ["ΣΊΣΥΦΟΣ", "עברית", "العربية", "हिन्दी", "ไทย", "日本語のカタカナ", "한국어", "a\u0301 😀", ""]
+    table = _script_table()
+    weight = np.array([CJK_WEIGHT if name in _CJK else 1 for name in SCRIPTS])
+    want = np.zeros((len(texts), len(SCRIPTS)), dtype=np.int64)
+    for r, text in enumerate(texts):
+        for ch in text:
+            if table[ord(ch)]:
+                want[r, table[ord(ch)]] += 1
+    want *= weight
+    assert (want[:, SCRIPTS.index("han")] > 0).sum() > 100 and (want[:, SCRIPTS.index("latin")] > 0).sum() > 1000
+    np.testing.assert_array_equal(script_counts(texts), want)
+    column = pa.chunked_array([pa.array(["padding", *texts[:100]]).slice(1), pa.array(texts[100:])])
+    np.testing.assert_array_equal(script_counts(column), want)
+
+
 def test_english_share_from_tokens() -> None:
     words, share = english_share("The answer is in the second (the last) part of it.")
     assert words == 11 and share > 0.5
