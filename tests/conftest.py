@@ -47,6 +47,21 @@ def truth() -> dict:
     return json.loads((SAMPLE_DIR / "truth.json").read_text(encoding="utf-8"))
 
 
+def sample_texts(fields: tuple[str, ...] = ("instruction", "output"), joined: bool = False) -> list[str]:
+    """The bundled sample's alpaca rows (its planted bad lines skipped): each of ``fields`` as a text, or with
+    ``joined`` one text per row (the fields joined by newlines)."""
+    texts = []
+    for line in (SAMPLE_DIR / "instructions.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            values = [str(row.get(k) or "") for k in fields]
+            texts += ["\n".join(values)] if joined else values
+    return texts
+
+
 def write_lines(path: Path, lines: list[str | bytes], newline: bytes = b"\n") -> Path:
     """Write lines (str as UTF-8, bytes verbatim)."""
     path.write_bytes(newline.join(x if isinstance(x, bytes) else x.encode() for x in lines) + newline)

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation.ngram_stats import ngram_stats
+from tests.conftest import sample_texts
 
 TOKENS = re.compile(r"[\u4e00-\u9fff]{1,2}|[^\W\u4e00-\u9fff]+")
 
@@ -95,18 +96,9 @@ def test_slices_give_the_same_statistics(monkeypatch) -> None:  # noqa: ANN001
 
 
 def _answers() -> list[str]:
-    sample = Path(__file__).resolve().parents[2] / "data" / "sample" / "instructions.jsonl"
-    texts = []
-    for line in sample.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            texts += [str(row.get("output") or ""), str(row.get("instruction") or "")]
     # RE2's leftmost-first alternation: CJK in pairs unless a word run has started (then it continues through
     # them), a Han radical that is no letter (U+2E80) still paired, Hangul in word runs, apostrophes in words
-    return texts + ["abc中文def 中abc文 ⺀⺁中文字 abc⺀def", "한국어 텍스트입니다 don't 'quoted' it’s", "ΣΊΣΥΦΟΣ a\u0301e\u0301 😀", ""]
+    return sample_texts(("output", "instruction")) + ["abc中文def 中abc文 ⺀⺁中文字 abc⺀def", "한국어 텍스트입니다 don't 'quoted' it’s", "ΣΊΣΥΦΟΣ a\u0301e\u0301 😀", ""]
 
 
 def test_compiled_tokens_are_the_quality_queries_tokens() -> None:

@@ -65,24 +65,13 @@ def test_script_counts_rare_and_common_scripts() -> None:
 def test_script_counts_equal_a_per_character_count_on_real_text() -> None:
     """The compiled count against the plain definition (each character's script from the table, CJK weighted), on
     the bundled sample's texts in their scripts, from a list and from a chunked, sliced Arrow column."""
-    import json
-    from pathlib import Path
-
     import numpy as np
     import pyarrow as pa
 
     from curation.language import _CJK, CJK_WEIGHT, SCRIPTS, _script_table
+    from tests.conftest import sample_texts
 
-    sample = Path(__file__).resolve().parents[3] / "data" / "sample" / "instructions.jsonl"
-    texts = []
-    for line in sample.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            texts += [str(row.get(k) or "") for k in ("instruction", "output")]
-    texts += ["ΣΊΣΥΦΟΣ", "עברית", "العربية", "हिन्दी", "ไทย", "日本語のカタカナ", "한국어", "a\u0301 😀", ""]
+    texts = sample_texts() + ["ΣΊΣΥΦΟΣ", "עברית", "العربية", "हिन्दी", "ไทย", "日本語のカタカナ", "한국어", "a\u0301 😀", ""]
     table = _script_table()
     weight = np.array([CJK_WEIGHT if name in _CJK else 1 for name in SCRIPTS])
     want = np.zeros((len(texts), len(SCRIPTS)), dtype=np.int64)

@@ -12,6 +12,7 @@ import pytest
 from curation.dedup.minhash import MinHashParams, shingles_query
 from curation.dedup.shingles import shingle_lists
 from curation.textscan import IS_CJK, LETTER, PAIRED, WORD, WORD_QUOTE, char_classes
+from tests.conftest import sample_texts
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 
@@ -27,14 +28,7 @@ EDGE = [
 
 
 def _sample_texts() -> list[str]:
-    texts = []
-    for line in (SAMPLE / "instructions.jsonl").read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # the sample's planted bad lines
-            continue
-        if isinstance(row, dict):
-            texts.append("\n".join(str(row.get(k) or "") for k in ("instruction", "input", "output")))
+    texts = sample_texts(("instruction", "input", "output"), joined=True)
     for line in (SAMPLE / "dialogues_sharegpt.jsonl").read_text(encoding="utf-8").splitlines():
         try:
             turns = json.loads(line).get("conversations") or []
