@@ -73,25 +73,6 @@ def next_char(data: np.ndarray, i: int) -> tuple[int, int]:  # pragma: no cover 
 
 
 @numba.njit(inline="always")
-def hash_bytes(words: np.ndarray, n: int) -> np.uint64:  # pragma: no cover - compiled
-    """DuckDB's ``hash()`` of a VARCHAR of ``n`` bytes, given as little-endian 8-byte ``words`` (the bytes past
-    ``n`` in the last word are ignored): the blocks folded by multiplication, then MurmurHash64's finaliser."""
-    h = _SEED ^ (np.uint64(n) * _LEN_MUL)
-    full = n >> 3
-    for k in range(full):
-        h = (h ^ words[k]) * _M
-    rest = n & 7
-    if rest:
-        h = (h ^ (words[full] & ((np.uint64(1) << np.uint64(8 * rest)) - np.uint64(1)))) * _M
-    h ^= h >> np.uint64(32)
-    h *= _M
-    h ^= h >> np.uint64(32)
-    h *= _M
-    h ^= h >> np.uint64(32)
-    return h
-
-
-@numba.njit(inline="always")
 def word_at(words: np.ndarray, p: int) -> np.uint64:  # pragma: no cover - compiled
     """The 8 bytes from byte ``p`` of ``words`` (little-endian), from the one or two aligned words holding them."""
     q = p >> 3
@@ -103,7 +84,8 @@ def word_at(words: np.ndarray, p: int) -> np.uint64:  # pragma: no cover - compi
 
 @numba.njit(inline="always")
 def hash_span(words: np.ndarray, start: int, n: int) -> np.uint64:  # pragma: no cover - compiled
-    """:func:`hash_bytes` of the ``n`` bytes from byte ``start`` of ``words``, read in place (no copy)."""
+    """DuckDB's ``hash()`` of the VARCHAR whose ``n`` bytes start at byte ``start`` of ``words`` (read in place):
+    8-byte blocks folded by multiplication, then MurmurHash64's finaliser."""
     h = _SEED ^ (np.uint64(n) * _LEN_MUL)
     full = n >> 3
     for k in range(full):
@@ -118,6 +100,12 @@ def hash_span(words: np.ndarray, start: int, n: int) -> np.uint64:  # pragma: no
     h *= _M
     h ^= h >> np.uint64(32)
     return h
+
+
+@numba.njit(inline="always")
+def hash_bytes(words: np.ndarray, n: int) -> np.uint64:  # pragma: no cover - compiled
+    """DuckDB's ``hash()`` of a VARCHAR of ``n`` bytes, given as little-endian 8-byte ``words`` from the first."""
+    return hash_span(words, 0, n)
 
 
 def text_words(arr: pa.Array | pa.ChunkedArray, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
