@@ -556,12 +556,6 @@ def _samples_cte() -> str:
 )"""
 
 
-def tokens_sql() -> str:
-    """The query over the batch ``b`` of each answer's tokens (words, CJK characters in pairs), lower-cased: the
-    definition the step's compiled loop follows (:func:`curation.ngram_stats.text_tokens`; tests compare them)."""
-    return f"WITH {_samples_cte()} SELECT sample_id, regexp_extract_all(lower(o), {_q(TOKENS)}) AS tok FROM s"
-
-
 def answers_sql() -> str:
     """The query over the batch ``b`` of each answer, lower-cased (what the n-gram table reads)."""
     return f"WITH {_samples_cte()} SELECT sample_id, lower(o) AS low FROM s"
@@ -569,9 +563,9 @@ def answers_sql() -> str:
 
 def ngram_table(answers: pa.Table, rules: QualityRules) -> pa.Table:
     """``ng``: per sample the token count and characters, and Gopher's repetition statistics (NULL where the
-    answer is too short to judge, or the rule is off), from :func:`answers_sql`'s result (the tokens of
-    :func:`tokens_sql`, made by a compiled loop: 1.6 s of DuckDB's regular expressions for 60k real answers
-    became 0.4 s, and no token strings or dictionary of them are built)."""
+    answer is too short to judge, or the rule is off), from :func:`answers_sql`'s result: the answers' tokens
+    (``regexp_extract_all(lower(answer), TOKENS)``, made by a compiled loop that tests compare with that SQL: 1.6 s
+    of DuckDB's regular expressions for 60k real answers became 0.4 s, and no token strings are built)."""
     from curation.ngram_stats import text_ngram_stats
 
     ng = rules.ngram_repetition
