@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -70,17 +71,25 @@ def test_demo_runs_end_to_end(cli, store) -> None:
         with store.reader() as con:
             return {name: con.execute(q).fetchall() for name, q in queries.items()}
 
-    res = cli("demo")
+    # the whole flow (review, training, evaluation, serving) with a short training run: the README's demo trains
+    # 20 steps and evaluates 16 samples (4 minutes of this machine's CPU); training and evaluation on their own
+    # are tested in tests/training
+    res = cli("demo", "--steps", "2", "--eval-samples", "4")
     assert res.exit_code == 0, res.output
     assert "funnel" in res.output and all(name in res.output for name in DEMO_INPUTS)
     funnel = json.loads(cli("stats", "--json").output)
     assert funnel["exact_dedup: dropped"] > 0 and 0 < funnel["kept"] < funnel["loaded"]
     assert (store.path.parent / "reports" / "run-1.html").is_file()
+    # the walkthrough's end products: an adapter trained for the steps asked, the evaluation, a served answer
+    stages = json.loads((store.path.parent / "walkthrough.json").read_text(encoding="utf-8"))["stages"]
+    assert stages["train"]["steps"] == 2 and Path(stages["train"]["adapter"], "adapter_config.json").is_file()
+    assert stages["eval"]["samples"] == 4 and set(stages["eval"]["models"]) == {"base", stages["serve"]["model"]}
+    assert stages["serve"]["answer"].strip(), stages["serve"]
     before = state()
     assert [b[2] for b in before["batches"]] == ["done"] * len(DEMO_INPUTS)
     assert [r[1] for r in before["runs"]] == ["done"]
 
-    again = cli("demo")
+    again = cli("demo", "--steps", "2", "--eval-samples", "4")
     assert again.exit_code == 0, again.output
     assert state() == before  # no batch, sample, run or decision added or changed
     # each note starts its table cell and the run's line starts a line, so neither is cut by wrapping
