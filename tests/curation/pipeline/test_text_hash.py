@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from curation.pipeline.base import MESSAGE_TYPE
 from curation.pipeline.text import collapse_ws_sql, content_hashes
+from tests.conftest import sample_texts
 
 WS = re.compile(r"[\t\n\f\r ]+")  # RE2's \s; \v, NBSP and other Unicode spaces are not in it
 
@@ -62,3 +63,31 @@ def test_collapse_equals_the_regex_it_replaces() -> None:
     fast, slow = zip(*con.execute(f"SELECT {collapse_ws_sql('x')}, regexp_replace(x, '\\s+', ' ', 'g') FROM t").fetchall())
     assert list(fast) == list(slow)
     assert fast[0] == "a b" and fast[3] == "\v\u00a0 x"
+
+
+EDGE_ROWS = ROWS + [
+    {"shape": "alpaca", "instruction": "sep\x1f inside \x1d text \x1e", "output": " \x1f\x1e lead"},
+    {"shape": "alpaca", "instruction": "", "input": "", "output": "", "system": "  sys  \n"},
+    {"shape": "alpaca", "instruction": "\t\t", "output": "x\n\n\n\ny", "reasoning": " \r\n think \r\n"},
+    {"shape": "openai", "messages": []},
+    {"shape": "openai", "messages": [{"role": "system", "content": None, "reasoning": None},
+                                     {"role": "user", "content": "  ", "reasoning": "  "}]},
+    {"shape": "openai", "messages": [{"role": None, "content": "a turn without a role", "reasoning": None},
+                                     {"role": "assistant", "content": "answer", "reasoning": None}]},
+]
+
+
+def test_compiled_hash_equals_the_sql() -> None:
+    """The compiled pass gives the SQL's hashes: separators inside the text, empty fields and dialogues, a turn
+    without a role (the SQL leaves it out of the join), a table slice, and the bundled sample's rows."""
+    from curation.pipeline.text import _content_hashes_sql
+
+    table = _table(EDGE_ROWS)
+    assert content_hashes(table).to_pylist() == _content_hashes_sql(table).to_pylist()
+    assert content_hashes(table.slice(3, 7)).to_pylist() == _content_hashes_sql(table.slice(3, 7)).to_pylist()
+    assert content_hashes(table.slice(0, 0)).to_pylist() == []
+    texts = sample_texts(("instruction", "input", "output"))
+    rows = [{"shape": "alpaca", "instruction": a, "input": b, "output": c} for a, b, c in zip(*[iter(texts)] * 3)]
+    many = _table(rows * 3)  # over 1,000 rows: the compiled pass runs in two threads
+    assert many.num_rows > 1000
+    assert content_hashes(many).to_pylist() == _content_hashes_sql(many).to_pylist()
