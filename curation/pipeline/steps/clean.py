@@ -6,6 +6,7 @@ per string, runs only on the few strings that look like mojibake.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -67,10 +68,16 @@ _PROTECT = {c: chr(0xF0000 + i) for i, c in enumerate(CJK_PUNCTUATION)}
 # Strings made only of these characters are left unchanged by NFKC (with the protected punctuation kept):
 # ASCII, CJK unified ideographs, NFKC-stable CJK symbols and punctuation, and the protected full-width marks.
 # Only the other strings are normalised, which skips nearly all English and Chinese text.
-NFKC_STABLE = r"^[\x00-\x7f\x{4E00}-\x{9FFF}\x{3001}-\x{3035}\x{303B}-\x{303E}" + CJK_PUNCTUATION + r"]*$"
+_STABLE_SET = r"\x00-\x7f\x{4E00}-\x{9FFF}\x{3001}-\x{3035}\x{303B}-\x{303E}" + CJK_PUNCTUATION
+NFKC_STABLE = f"^[{_STABLE_SET}]*$"
 # What the other rules look for; a string without a match is left as it is.
 NEEDS_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{80}-\x{9f}]"
 NEEDS_WHITESPACE = r"\r|[ \t]\n|\n\n\n|^\s|\s$"
+# A string that none of these match is left unchanged by every rule (each rule changes only what its own check
+# matches: a character outside the NFKC-stable set, or ASCII with nfkc without keep_cjk_punctuation, mojibake,
+# a control character, spacing): one pass finds the few strings the rules need to see.
+NEEDS_NFKC = f"[^{_STABLE_SET}]"
+NEEDS_NFKC_ALL = r"[^\x00-\x7f]"
 
 
 def _where(a: pa.Array, needs: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
@@ -86,16 +93,59 @@ def _nfkc_keep_cjk_punctuation(a: pa.Array) -> pa.Array:
 
 
 def _nfkc_protected(a: pa.Array) -> pa.Array:
+    protected = a
     for c, stand_in in _PROTECT.items():
-        a = pc.replace_substring(a, pattern=c, replacement=stand_in)
-    a = pc.utf8_normalize(a, form="NFKC")
+        protected = pc.replace_substring(protected, pattern=c, replacement=stand_in)
+    # a string that holds a stand-in already comes back with the punctuation instead: it goes through as well
+    need = _not_nfkc(protected) | _matches(a, f"[{''.join(_PROTECT.values())}]")
+    if not need.any():
+        return a
+    mask = pa.array(need)
+    done = pc.utf8_normalize(protected.filter(mask), form="NFKC")
     for c, stand_in in _PROTECT.items():
-        a = pc.replace_substring(a, pattern=stand_in, replacement=c)
-    return a
+        done = pc.replace_substring(done, pattern=stand_in, replacement=c)
+    return pc.replace_with_mask(a, mask, done)
 
 
 def _nfkc(a: pa.Array) -> pa.Array:
-    return _where(a, pc.invert(pc.string_is_ascii(a)), lambda x: pc.utf8_normalize(x, form="NFKC"))
+    return _where(a, pc.invert(pc.string_is_ascii(a)), _nfkc_all)
+
+
+def _nfkc_all(a: pa.Array) -> pa.Array:
+    need = _not_nfkc(a)
+    if not need.any():
+        return a
+    mask = pa.array(need)
+    return pc.replace_with_mask(a, mask, pc.utf8_normalize(a.filter(mask), form="NFKC"))
+
+
+def _not_nfkc(a: pa.Array) -> np.ndarray:
+    """Per string, whether Arrow's NFKC may change it: most strings with a character outside NFKC_STABLE are in
+    NFKC already (curly quotes, accented letters, emoji), and Arrow's normalisation (utf8proc) was half of the NFKC
+    rule's time on real text, where Python's quick check (``unicodedata.is_normalized``) is 5x faster.
+    Python's Unicode data is older than Arrow's: a string with a code point that Python does not know is
+    normalised by Arrow whatever Python says (Unicode's stability policy: a character's normalisation never
+    changes once it is assigned, so for the others both agree)."""
+    import unicodedata
+
+    quick = unicodedata.is_normalized
+    need = np.array([s is not None and not quick("NFKC", s) for s in a.to_pylist()], dtype=bool)
+    return need | _matches(a, _unknown_to_python())
+
+
+@functools.lru_cache(maxsize=1)
+def _unknown_to_python() -> str:
+    """An RE2 class of the code points unassigned in Python's Unicode data (0.2 s, once per process)."""
+    import unicodedata
+
+    cps = np.array([cp for cp in range(0x110000) if unicodedata.category(chr(cp)) == "Cn"], dtype=np.int64)
+    starts = cps[np.r_[True, np.diff(cps) > 1]]
+    ends = cps[np.r_[np.diff(cps) > 1, True]]
+    return "[" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in zip(starts.tolist(), ends.tolist())) + "]"
+
+
+def _matches(a: pa.Array, regex: str) -> np.ndarray:
+    return pc.fill_null(pc.match_substring_regex(a, regex), False).to_numpy(zero_copy_only=False)
 
 
 def _control(a: pa.Array) -> pa.Array:
@@ -135,6 +185,13 @@ class CleanStep(RowStep):
                  ("control_chars", _control, p.control_chars), ("whitespace", _whitespace, p.whitespace)]
         return [(n, f) for n, f, on in rules if on]
 
+    def _needs(self) -> str:
+        """A regex that every string some rule would change matches (see NEEDS_NFKC)."""
+        p = self.params
+        parts = [(MOJIBAKE, p.fix_encoding), (NEEDS_NFKC if p.keep_cjk_punctuation else NEEDS_NFKC_ALL, p.nfkc),
+                 (NEEDS_CONTROL, p.control_chars), (NEEDS_WHITESPACE, p.whitespace)]
+        return "|".join(f"(?:{rx})" for rx, on in parts if on)
+
     def process(self, batch: pa.Table) -> StepOutput:
         # slices of the page in threads, one per core: the rules are Arrow kernels, which release the GIL, and a
         # row's cleaning does not depend on another row's
@@ -158,20 +215,32 @@ class CleanStep(RowStep):
         flat = msgs.flatten()
         parents = pc.list_parent_indices(msgs).to_numpy(zero_copy_only=False)
         turn_cols = {k: flat.field(k) for k in ("content", "reasoning")}
-        for rule, fn in self._rules():
-            hit = np.zeros(n, dtype=bool)
-            for f in TEXT_FIELDS:
-                new = fn(cols[f])
-                hit |= _changed(cols[f], new)
-                cols[f] = new
-            for k in turn_cols:
-                new = fn(turn_cols[k])
-                ch = _changed(turn_cols[k], new)
+        rules = self._rules()
+        hits = {rule: np.zeros(n, dtype=bool) for rule, _ in rules}
+        needs = self._needs()
+        # per column, the rules run on the strings they may change (one regex pass finds them), which are then
+        # put back in place: on real data most strings need nothing, and a pass of each rule over every string was
+        # half of the step
+        for name, column, owner in [*((f, cols, None) for f in TEXT_FIELDS), *((k, turn_cols, parents) for k in turn_cols)]:
+            a = column[name]
+            if not rules or not len(a):
+                continue
+            mask = pc.fill_null(pc.match_substring_regex(a, needs), False)
+            at = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+            if not len(at):
+                continue
+            sub = a.take(pa.array(at))
+            rows = at if owner is None else owner[at]
+            for rule, fn in rules:
+                new = fn(sub)
+                ch = _changed(sub, new)
                 if ch.any():
-                    hit[np.unique(parents[ch])] = True
-                turn_cols[k] = new
-            counters[rule] += int(hit.sum())
-            any_changed |= hit
+                    hits[rule][rows[ch]] = True
+                sub = new
+            column[name] = pc.replace_with_mask(a, mask, sub.cast(a.type))
+        for rule, _ in rules:
+            counters[rule] += int(hits[rule].sum())
+            any_changed |= hits[rule]
         counters["changed"] = int(any_changed.sum())
         if not any_changed.any():
             return StepOutput(counters=counters)

@@ -77,3 +77,56 @@ def test_a_page_in_slices_cleans_as_in_one_piece(monkeypatch) -> None:
     assert sliced.texts.equals(whole.texts)
     assert sliced.counters == whole.counters and whole.counters["changed"] == 120
     assert sliced.texts.column("sample_id").to_pylist()[:2] == ["a0", "c0"]
+
+
+def _every_string(step: CleanStep, a: pa.Array) -> pa.Array:
+    """The rules as first written: each one's Arrow kernels on every string (no pass that picks the strings)."""
+    import ftfy
+    import pyarrow.compute as pc
+
+    from curation.pipeline.steps import clean
+
+    p = step.params
+    if p.fix_encoding:
+        a = pa.array([ftfy.fix_encoding(s) if s is not None and pc.match_substring_regex(pa.array([s]), clean.MOJIBAKE)[0].as_py()
+                      else s for s in a.to_pylist()], pa.string())
+    if p.nfkc:
+        for c, stand_in in clean._PROTECT.items():
+            a = pc.replace_substring(a, pattern=c, replacement=stand_in) if p.keep_cjk_punctuation else a
+        a = pc.utf8_normalize(a, form="NFKC")
+        for c, stand_in in clean._PROTECT.items():
+            a = pc.replace_substring(a, pattern=stand_in, replacement=c) if p.keep_cjk_punctuation else a
+    if p.control_chars:
+        a = clean._control_all(a)
+    if p.whitespace:
+        a = clean._whitespace_all(a)
+    return a
+
+
+def test_strings_no_rule_needs_are_left_as_they_are() -> None:
+    """The rules run only on the strings one regex pass picks, and NFKC only where Python's quick check says the
+    text is not in NFKC: the texts equal each rule's kernels run on every string. With text in NFKC already
+    (curly quotes, accents, emoji), a stand-in character in the input, and characters that Python's Unicode data
+    does not have but Arrow's newer one normalises (U+1CCD6, Unicode 16: a letter 'A' in another style)."""
+    from tests.conftest import sample_texts
+
+    crafted = ["“quoted” café — ok 😀", "ﬁne ligature", "已经是：正常的（文本）。", "\U000f0000 stand-in，",
+               "new in Unicode 16: \U0001ccd6", "Ａ１，好！", "plain ascii", "tab\tend ", "cafÃ© ", "x\u0007\r\n",
+               "", None, "漢字 and “mixed” ＡＢＣ！"]
+    texts = crafted + sample_texts(("instruction", "output"))
+    rows = [{"sample_id": f"s{i}", "shape": "alpaca", "instruction": t, "output": texts[-1 - i]} for i, t in enumerate(texts)]
+    rows.append({"sample_id": "d", "shape": "openai", "messages": [
+        {"role": "user", "content": t, "reasoning": None} for t in crafted if t is not None]})
+    table = batch(rows)
+    for params in ({}, {"keep_cjk_punctuation": False}, {"fix_encoding": False, "whitespace": False}):
+        step = CleanStep(params=params)
+        out = step.process(table)
+        got = {r["sample_id"]: r for r in out.texts.to_pylist()}
+        for f in ("instruction", "output"):
+            want = _every_string(step, table.column(f).combine_chunks()).to_pylist()
+            for sid, old, new in zip(table.column("sample_id").to_pylist(), table.column(f).to_pylist(), want):
+                assert (got[sid][f] if sid in got else old) == new, (params, sid, f, old)
+        turns = _every_string(step, pa.array([t for t in crafted if t is not None], pa.string())).to_pylist()
+        assert [m["content"] for m in got["d"]["messages"]] == turns
+        if not params:
+            assert got["s4"]["instruction"] == "new in Unicode 16: A"
