@@ -339,6 +339,7 @@ _CJK_ENDS_HAN = r"\p{Han}$"
 _STARTS_CUT = r"^(?:[a-z]{1,3}[,.;:!?]?\s|[a-z]+[,.;:!?]?\s+[a-z]|['’][a-z]{1,2}\s)|^[，。、；：！？）》」』]"
 _STARTS_CODE = r"^[^\n]{0,20}[`{}()<>=;_/\\$@#*\[\]]|^\S*[A-Z0-9]"
 _CODE = r"```.*?(?:```|$)|`[^`\n]*`"
+_NOCODE = f"regexp_replace(o, {_q(_CODE)}, ' ', 'gs')"  # the answer with its code blocks and spans blanked out
 
 _WORDS = 10  # stand-in token count for the URL rule on very short text
 
@@ -557,15 +558,18 @@ def _samples_cte() -> str:
 
 
 def answers_sql() -> str:
-    """The query over the batch ``b`` of each answer, lower-cased (what the n-gram table reads)."""
-    return f"WITH {_samples_cte()} SELECT sample_id, lower(o) AS low FROM s"
+    """The query over the batch ``b`` of each answer, lower-cased, and with its code blanked out as the metrics
+    query's ``o_nocode`` (what the n-gram table reads)."""
+    return f"WITH {_samples_cte()} SELECT sample_id, lower(o) AS low, {_NOCODE} AS nocode FROM s"
 
 
 def ngram_table(answers: pa.Table, rules: QualityRules) -> pa.Table:
     """``ng``: per sample the token count and characters, and Gopher's repetition statistics (NULL where the
     answer is too short to judge, or the rule is off), from :func:`answers_sql`'s result: the answers' tokens
     (``regexp_extract_all(lower(answer), TOKENS)``, made by a compiled loop that tests compare with that SQL: 1.6 s
-    of DuckDB's regular expressions for 60k real answers became 0.4 s, and no token strings are built)."""
+    of DuckDB's regular expressions for 60k real answers became 0.4 s, and no token strings are built); and the
+    line and paragraph repetition figures of the answer without its code (:mod:`curation.line_stats`)."""
+    from curation.line_stats import line_stats
     from curation.ngram_stats import text_ngram_stats
 
     ng = rules.ngram_repetition
@@ -576,6 +580,8 @@ def ngram_table(answers: pa.Table, rules: QualityRules) -> pa.Table:
             "tok_chars": pa.array(st["tok_chars"], pa.int64())}
     for k in ("top2", "top3", "top4", "dup5"):
         cols[k] = pa.array(st[k], pa.float64(), from_pandas=True)  # NaN: not judged, NULL in SQL
+    lr = rules.line_repetition
+    cols.update(line_stats(answers.column("nocode"), lr.min_line_chars, lr.min_run, lr.min_para_run))
     return pa.table(cols)
 
 
@@ -606,38 +612,20 @@ def metrics_sql(rules: QualityRules) -> str:
          extract("key_cands", f"regexp_extract_all(alltext, {_q(CREDENTIAL)})") if "credential" in pii.kinds
          else f"{none} AS key_cands"]
     )
-    lr = rules.line_repetition
-
-    def loop(items: str, run: int) -> str:
-        """Some item of at least min_line_chars repeated ``run`` times in a row, or a shorter one twice as often."""
-        def runs(n: int, min_chars: int) -> str:
-            same = " AND ".join(f"{items}[k] = {items}[k + {j}]" for j in range(1, n))
-            return (f"list_bool_or(list_transform(range(1, len({items}) - {n - 2}), lambda k: "
-                    f"length(wtrim({items}[k])) >= {min_chars} AND {same}))")
-        # a loop needs run - 1 repeated items: the list walk runs only where there are that many
-        return (f"CASE WHEN len({items}) - len(list_distinct({items})) >= {run - 1} "
-                f"THEN {runs(run, lr.min_line_chars)} OR {runs(2 * run, 1)} ELSE false END")
     return f"""
 WITH {_samples_cte()}, m0 AS (
     SELECT *, length(o) AS olen, wtrim(ins) AS insw,
-           regexp_replace(o, {_q(_CODE)}, ' ', 'gs') AS o_nocode,
+           {_NOCODE} AS o_nocode,
            -- the answer's symbols, digits and punctuation: one pass over the answer, then one per class over these
            regexp_replace(o_nocode, '[^\\p{{S}}\\p{{N}}\\p{{P}}]+', '', 'g') AS o_marks,
            {_count('o', '```')} % 2 = 1 AS fence_open,
            regexp_extract(o, '[^\\n]*$') AS last_line,
            regexp_extract(o, '^[^\\n]*') AS first_line,
            concat_ws(chr(10), system, ins, input) AS given_text, {hit} AS pii_hit,
-           list_filter(string_split(o_nocode, chr(10)), lambda x: length(wtrim(x)) > 0) AS lines,
-           list_filter(string_split_regex(o_nocode, '\\n\\s*\\n'), lambda x: length(wtrim(x)) > 0) AS paras,
            list_filter(list_transform(roles, lambda x: CASE WHEN x = 'tool' THEN 'user' ELSE x END), lambda x: x IN ('user', 'assistant')) AS roles_ua
     FROM s JOIN ng USING (sample_id)
 ), m AS (
     SELECT *,
-           len(list_filter(lines, lambda x: length(wtrim(x)) >= {lr.min_line_chars})) AS n_long_lines,
-           len(list_filter(lines, lambda x: length(wtrim(x)) >= {lr.min_line_chars}))
-             - len(list_distinct(list_filter(lines, lambda x: length(wtrim(x)) >= {lr.min_line_chars}))) AS dup_long_lines,
-           coalesce({loop('lines', lr.min_run)}, false) AS line_loop,
-           coalesce({loop('paras', lr.min_para_run)}, false) AS para_loop,
            {_count('o_nocode', '(') + ' + ' + _count('o_nocode', '（')} AS opens_round,
            {_count('o_nocode', ')') + ' + ' + _count('o_nocode', '）')} AS closes_round,
            {_count('o_nocode', '[')} AS opens_square, {_count('o_nocode', ']')} AS closes_square,
@@ -649,7 +637,7 @@ WITH {_samples_cte()}, m0 AS (
            {pii_cols}
     FROM m0
 )
-SELECT * EXCLUDE (lines, paras, o_marks) FROM m
+SELECT * EXCLUDE (o_marks) FROM m
 """
 
 
