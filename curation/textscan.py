@@ -8,7 +8,7 @@ and n-grams are hashed with DuckDB's own string hash (reimplemented here), so a 
 
 The helpers here are inlined into the callers' compiled loops, which numba caches per file: its cache does not
 see an edit of this file. After changing a helper, touch the files that use it (``curation/dedup/shingles.py``,
-``curation/ngram_stats.py``) or remove their ``__pycache__``; an installed release has new files throughout.
+``curation/ngram_stats.py``, ``curation/answer_stats.py``) or remove their ``__pycache__``; an installed release has new files throughout.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from curation.duck import sql_literal
 
 CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}"
 PAIRED_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"  # the quality step's tokens: these characters in pairs
-# bits of the class table: [\p{L}\p{N}_], the CJK scripts, \p{L}, PAIRED_CJK, [\p{L}\p{N}_']
-WORD, IS_CJK, LETTER, PAIRED, WORD_QUOTE = 1, 2, 4, 8, 16
+# bits of the class table: [\p{L}\p{N}_], the CJK scripts, \p{L}, PAIRED_CJK, [\p{L}\p{N}_'], \p{S}, \p{N}, \p{P}
+WORD, IS_CJK, LETTER, PAIRED, WORD_QUOTE, SYMBOL, NUMBER, PUNCT = 1, 2, 4, 8, 16, 32, 64, 128
 
 _M = np.uint64(0xD6E8FEB86659FD93)  # DuckDB's hash constants (src/common/types/hash.cpp)
 _SEED = np.uint64(0xE17A1465)
@@ -35,9 +35,10 @@ _LEN_MUL = np.uint64(0xC6A4A7935BD1E995)
 
 @functools.lru_cache(maxsize=1)
 def char_classes() -> np.ndarray:
-    """One byte per code point, the bits WORD, IS_CJK, LETTER, PAIRED and WORD_QUOTE, as RE2 in DuckDB sees it."""
+    """One byte per code point, the bits WORD, IS_CJK, LETTER, PAIRED, WORD_QUOTE, SYMBOL, NUMBER and PUNCT, as
+    RE2 in DuckDB sees it."""
     classes = {WORD: r"[\p{L}\p{N}_]", IS_CJK: f"[{CJK}]", LETTER: r"\p{L}", PAIRED: f"[{PAIRED_CJK}]",
-               WORD_QUOTE: r"[\p{L}\p{N}_']"}
+               WORD_QUOTE: r"[\p{L}\p{N}_']", SYMBOL: r"\p{S}", NUMBER: r"\p{N}", PUNCT: r"\p{P}"}
     cols = ", ".join(f"regexp_matches(c, {sql_literal(regex)}) AS b{bit}" for bit, regex in classes.items())
     con = duckdb.connect()
     try:

@@ -568,8 +568,9 @@ def ngram_table(answers: pa.Table, rules: QualityRules) -> pa.Table:
     answer is too short to judge, or the rule is off), from :func:`answers_sql`'s result: the answers' tokens
     (``regexp_extract_all(lower(answer), TOKENS)``, made by a compiled loop that tests compare with that SQL: 1.6 s
     of DuckDB's regular expressions for 60k real answers became 0.4 s, and no token strings are built); and the
-    line and paragraph repetition figures of the answer without its code (:mod:`curation.line_stats`)."""
-    from curation.line_stats import line_stats
+    line and paragraph repetition figures, mark and bracket counts of the answer without its code
+    (:mod:`curation.answer_stats`)."""
+    from curation.answer_stats import answer_stats
     from curation.ngram_stats import text_ngram_stats
 
     ng = rules.ngram_repetition
@@ -581,7 +582,7 @@ def ngram_table(answers: pa.Table, rules: QualityRules) -> pa.Table:
     for k in ("top2", "top3", "top4", "dup5"):
         cols[k] = pa.array(st[k], pa.float64(), from_pandas=True)  # NaN: not judged, NULL in SQL
     lr = rules.line_repetition
-    cols.update(line_stats(answers.column("nocode"), lr.min_line_chars, lr.min_run, lr.min_para_run))
+    cols.update(answer_stats(answers.column("nocode"), lr.min_line_chars, lr.min_run, lr.min_para_run))
     return pa.table(cols)
 
 
@@ -616,8 +617,6 @@ def metrics_sql(rules: QualityRules) -> str:
 WITH {_samples_cte()}, m0 AS (
     SELECT *, length(o) AS olen, wtrim(ins) AS insw,
            {_NOCODE} AS o_nocode,
-           -- the answer's symbols, digits and punctuation: one pass over the answer, then one per class over these
-           regexp_replace(o_nocode, '[^\\p{{S}}\\p{{N}}\\p{{P}}]+', '', 'g') AS o_marks,
            {_count('o', '```')} % 2 = 1 AS fence_open,
            regexp_extract(o, '[^\\n]*$') AS last_line,
            regexp_extract(o, '^[^\\n]*') AS first_line,
@@ -626,18 +625,11 @@ WITH {_samples_cte()}, m0 AS (
     FROM s JOIN ng USING (sample_id)
 ), m AS (
     SELECT *,
-           {_count('o_nocode', '(') + ' + ' + _count('o_nocode', '（')} AS opens_round,
-           {_count('o_nocode', ')') + ' + ' + _count('o_nocode', '）')} AS closes_round,
-           {_count('o_nocode', '[')} AS opens_square, {_count('o_nocode', ']')} AS closes_square,
-           {_count('o_nocode', '{')} AS opens_curly, {_count('o_nocode', '}')} AS closes_curly,
-           length(regexp_replace(o_marks, '[^\\p{{S}}]+', '', 'g')) AS n_sym,
-           length(regexp_replace(o_marks, '[^\\p{{N}}]+', '', 'g')) AS n_dig,
-           length(regexp_replace(o_marks, '[^\\p{{P}}]+', '', 'g')) AS n_pun,
            len(regexp_extract_all(o, 'https?://\\S+|www\\.\\S+|{EMAIL}')) AS n_url,
            {pii_cols}
     FROM m0
 )
-SELECT * EXCLUDE (o_marks) FROM m
+SELECT * FROM m
 """
 
 

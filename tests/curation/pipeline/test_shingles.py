@@ -11,7 +11,17 @@ import pytest
 
 from curation.dedup.minhash import MinHashParams, shingles_query
 from curation.dedup.shingles import shingle_lists
-from curation.textscan import IS_CJK, LETTER, PAIRED, WORD, WORD_QUOTE, char_classes
+from curation.textscan import (
+    IS_CJK,
+    LETTER,
+    NUMBER,
+    PAIRED,
+    PUNCT,
+    SYMBOL,
+    WORD,
+    WORD_QUOTE,
+    char_classes,
+)
 from tests.conftest import sample_texts
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
@@ -80,12 +90,13 @@ def test_compiled_shingles_equal_the_sql_on_the_bundled_data_in_both_scripts() -
 def test_class_table_follows_the_regular_expressions() -> None:
     table = char_classes()
     word = WORD | WORD_QUOTE
-    assert table[ord("a")] == word | LETTER and table[ord("7")] == word and table[ord("_")] == word
-    assert table[ord("'")] == WORD_QUOTE and table[ord("’")] == 0
+    assert table[ord("a")] == word | LETTER and table[ord("7")] == word | NUMBER and table[ord("_")] == word | PUNCT
+    assert table[ord("'")] == WORD_QUOTE | PUNCT and table[ord("’")] == PUNCT
     assert table[ord("中")] == word | IS_CJK | LETTER | PAIRED and table[ord("ア")] & PAIRED
     assert table[ord("한")] == word | IS_CJK | LETTER  # Hangul: CJK for the shingles, not paired by quality
-    assert table[0x2E80] == IS_CJK | PAIRED  # a Han radical: CJK script, not a letter
-    assert table[ord(" ")] == 0 and table[ord("!")] == 0 and table[ord("é")] == word | LETTER
+    assert table[0x2E80] == IS_CJK | PAIRED | SYMBOL  # a Han radical: CJK script, a symbol, not a letter
+    assert table[ord(" ")] == 0 and table[ord("!")] == PUNCT and table[ord("é")] == word | LETTER
+    assert table[ord("$")] == SYMBOL and table[ord("½")] == word | NUMBER and table[ord("（")] == PUNCT
 
 
 def test_a_text_without_tokens_gets_a_shingle_of_its_own_key() -> None:

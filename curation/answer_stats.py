@@ -1,7 +1,6 @@
-"""The quality step's line and paragraph repetition figures of a page of answers, in one compiled pass.
+"""The quality step's figures of a page of answers (their code blocks already blanked out), in one compiled pass.
 
-For each answer (its code blocks already blanked out), what the ``line_repetition`` rule reads, as its SQL
-defined them:
+What the ``line_repetition`` rule reads, as its SQL defined them:
 
 - the lines: ``list_filter(string_split(text, chr(10)), lambda x: length(wtrim(x)) > 0)``;
 - the paragraphs: ``list_filter(string_split_regex(text, '\\n\\s*\\n'), lambda x: length(wtrim(x)) > 0)``;
@@ -11,9 +10,14 @@ defined them:
   ``min_chars`` characters ``run`` times in a row, or any item ``2 * run`` times in a row.
 
 ``wtrim`` trims tab, newline, form feed, carriage return and space (RE2's ``\\s``) from both ends and
-``length`` counts code points; items are compared byte for byte. DuckDB built, filtered and compared these
-lists per answer, 40% of the quality rules' SQL on real answers (0.87 s of 2.2 s for 50k); the loop finds the
-same figures (tests compare it with that SQL). Hand-written because no library computes them.
+``length`` counts code points; items are compared byte for byte. And what the ``char_ratios`` and
+``unbalanced_brackets`` rules read: ``n_sym``, ``n_dig``, ``n_pun``, the characters in ``\\p{S}``, ``\\p{N}``
+and ``\\p{P}`` (RE2's classes, from :func:`curation.textscan.char_classes`), and the round (ASCII and
+full-width), square and curly brackets, opening and closing.
+
+DuckDB built, filtered and compared the lists per answer and made four regex passes and eight replace() passes
+for the counts: 65% of the rules' SQL on real answers (1.2 s of 2.2 s for 50k); the loop finds the same
+figures (tests compare it with that SQL). Hand-written because no library computes them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from curation.textscan import hash_span, text_words
+from curation.textscan import (
+    NUMBER,
+    PUNCT,
+    SYMBOL,
+    char_classes,
+    hash_span,
+    next_char,
+    text_words,
+)
 from curation.threads import ranges_in_threads
 
 
@@ -115,13 +127,31 @@ def _loop(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, hashes: np.nda
             or _in_a_row(data, starts, ends, hashes, chars, count, 2 * run, 1))
 
 
+# the bracket counts, in this order: ( and （, ) and ）, [, ], {, }
+BRACKETS = ("opens_round", "closes_round", "opens_square", "closes_square", "opens_curly", "closes_curly")
+_BRACKET_OF = {ord("("): 0, 0xFF08: 0, ord(")"): 1, 0xFF09: 1, ord("["): 2, ord("]"): 3, ord("{"): 4, ord("}"): 5}
+
+
 @numba.njit(nogil=True, cache=True)
-def _line_stats(words: np.ndarray, offs: np.ndarray, min_chars: int, min_run: int, min_para_run: int,
-                n_long: np.ndarray, dup_long: np.ndarray, line_loop: np.ndarray, para_loop: np.ndarray,
-                lo: int, hi: int) -> None:  # pragma: no cover - compiled
+def _answer_stats(words: np.ndarray, offs: np.ndarray, table: np.ndarray, bracket_of: np.ndarray, min_chars: int,
+                  min_run: int, min_para_run: int, n_long: np.ndarray, dup_long: np.ndarray, line_loop: np.ndarray,
+                  para_loop: np.ndarray, marks: np.ndarray, brackets: np.ndarray, lo: int,
+                  hi: int) -> None:  # pragma: no cover - compiled
     data = words.view(np.uint8)
     for r in range(lo, hi):
         s, e = offs[r], offs[r + 1]
+        i = s
+        while i < e:
+            cp, i = next_char(data, i)
+            c = table[cp]
+            if c & SYMBOL:
+                marks[r, 0] += 1
+            elif c & NUMBER:
+                marks[r, 1] += 1
+            elif c & PUNCT:
+                marks[r, 2] += 1
+            if bracket_of[cp] >= 0:
+                brackets[r, bracket_of[cp]] += 1
         cap = 1
         for i in range(s, e):
             if data[i] == 10:
@@ -182,17 +212,25 @@ def _line_stats(words: np.ndarray, offs: np.ndarray, min_chars: int, min_run: in
         para_loop[r] = _loop(data, starts, ends, hashes, chars, everything, count, min_para_run, min_chars)
 
 
-def line_stats(texts: pa.Array | pa.ChunkedArray, min_chars: int, min_run: int, min_para_run: int) -> dict[str, pa.Array]:
-    """``n_long_lines``, ``dup_long_lines``, ``line_loop`` and ``para_loop`` per text (see the module docstring),
-    NULL where the text is NULL."""
+def answer_stats(texts: pa.Array | pa.ChunkedArray, min_chars: int, min_run: int, min_para_run: int) -> dict[str, pa.Array]:
+    """Per text (see the module docstring): ``n_long_lines``, ``dup_long_lines``, ``line_loop``, ``para_loop``,
+    ``n_sym``, ``n_dig``, ``n_pun`` and the :data:`BRACKETS` counts; NULL where the text is NULL."""
     arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
     n = len(arr)
     offs, words = text_words(arr, pad=8)
     out = {"n_long_lines": np.zeros(n, np.int64), "dup_long_lines": np.zeros(n, np.int64),
            "line_loop": np.zeros(n, np.bool_), "para_loop": np.zeros(n, np.bool_)}
+    marks = np.zeros((n, 3), np.int64)
+    brackets = np.zeros((n, len(BRACKETS)), np.int64)
     if n:
-        ranges_in_threads(lambda lo, hi: _line_stats(words, offs, min_chars, min_run, min_para_run, out["n_long_lines"],
-                                                     out["dup_long_lines"], out["line_loop"], out["para_loop"], lo, hi),
-                          offs[1:], 2)
+        table = char_classes()
+        bracket_of = np.full(0x110000, -1, np.int8)
+        for cp, k in _BRACKET_OF.items():
+            bracket_of[cp] = k
+        ranges_in_threads(lambda lo, hi: _answer_stats(
+            words, offs, table, bracket_of, min_chars, min_run, min_para_run, out["n_long_lines"], out["dup_long_lines"],
+            out["line_loop"], out["para_loop"], marks, brackets, lo, hi), offs[1:], 2)
+    out.update(n_sym=marks[:, 0], n_dig=marks[:, 1], n_pun=marks[:, 2])
+    out.update({name: brackets[:, k] for k, name in enumerate(BRACKETS)})
     mask = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
     return {k: pa.array(v, mask=mask) for k, v in out.items()}
