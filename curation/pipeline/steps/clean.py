@@ -6,7 +6,6 @@ per string, runs only on the few strings that look like mojibake.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from curation.normalize import may_change, normalize
 from curation.pipeline.base import TEXT_FIELDS, RowStep, StepOutput
 from curation.pipeline.text import text_versions
 from curation.threads import thread_map
@@ -96,8 +96,10 @@ def _nfkc_protected(a: pa.Array) -> pa.Array:
     protected = a
     for c, stand_in in _PROTECT.items():
         protected = pc.replace_substring(protected, pattern=c, replacement=stand_in)
-    # a string that holds a stand-in already comes back with the punctuation instead: it goes through as well
-    need = _not_nfkc(protected) | _matches(a, f"[{''.join(_PROTECT.values())}]")
+    # only the strings NFKC may change (most with a character outside NFKC_STABLE are in NFKC already: curly
+    # quotes, accented letters, emoji); a string that holds a stand-in already comes back with the punctuation
+    # instead, so it goes through as well
+    need = may_change(protected, "NFKC") | _matches(a, f"[{''.join(_PROTECT.values())}]")
     if not need.any():
         return a
     mask = pa.array(need)
@@ -108,40 +110,7 @@ def _nfkc_protected(a: pa.Array) -> pa.Array:
 
 
 def _nfkc(a: pa.Array) -> pa.Array:
-    return _where(a, pc.invert(pc.string_is_ascii(a)), _nfkc_all)
-
-
-def _nfkc_all(a: pa.Array) -> pa.Array:
-    need = _not_nfkc(a)
-    if not need.any():
-        return a
-    mask = pa.array(need)
-    return pc.replace_with_mask(a, mask, pc.utf8_normalize(a.filter(mask), form="NFKC"))
-
-
-def _not_nfkc(a: pa.Array) -> np.ndarray:
-    """Per string, whether Arrow's NFKC may change it: most strings with a character outside NFKC_STABLE are in
-    NFKC already (curly quotes, accented letters, emoji), and Arrow's normalisation (utf8proc) was half of the NFKC
-    rule's time on real text, where Python's quick check (``unicodedata.is_normalized``) is 5x faster.
-    Python's Unicode data is older than Arrow's: a string with a code point that Python does not know is
-    normalised by Arrow whatever Python says (Unicode's stability policy: a character's normalisation never
-    changes once it is assigned, so for the others both agree)."""
-    import unicodedata
-
-    quick = unicodedata.is_normalized
-    need = np.array([s is not None and not quick("NFKC", s) for s in a.to_pylist()], dtype=bool)
-    return need | _matches(a, _unknown_to_python())
-
-
-@functools.lru_cache(maxsize=1)
-def _unknown_to_python() -> str:
-    """An RE2 class of the code points unassigned in Python's Unicode data (0.2 s, once per process)."""
-    import unicodedata
-
-    cps = np.array([cp for cp in range(0x110000) if unicodedata.category(chr(cp)) == "Cn"], dtype=np.int64)
-    starts = cps[np.r_[True, np.diff(cps) > 1]]
-    ends = cps[np.r_[np.diff(cps) > 1, True]]
-    return "[" + "".join(f"\\x{{{lo:X}}}-\\x{{{hi:X}}}" for lo, hi in zip(starts.tolist(), ends.tolist())) + "]"
+    return _where(a, pc.invert(pc.string_is_ascii(a)), lambda x: normalize(x, "NFKC"))
 
 
 def _matches(a: pa.Array, regex: str) -> np.ndarray:
