@@ -130,11 +130,12 @@ class GlobalStep(Step):
     """
 
     kind = "global"
-    # Set by the executor while it runs the step: ``texts_for(ids, rows)`` streams the current text of the
-    # given samples (a ``sample_id`` array) as tables of at most about ``rows`` rows (columns as in a record
-    # batch, any order; one query), so that ``decide`` can look at the text of the few samples it needs
-    # instead of ``signatures`` preparing it for every sample. None outside an executor.
-    texts_for: Callable[[pa.Array, int], Iterator[pa.Table]] | None = None
+    # Set by the executor while it runs the step: ``texts_for(ids, rows, columns)`` streams the current text of
+    # the given samples (a ``sample_id`` array) as tables of at most about ``rows`` rows (columns as in a record
+    # batch, or ``sample_id`` and the text ``columns`` named, any order; one query), so that ``decide`` can look
+    # at the text of the few samples it needs instead of ``signatures`` preparing it for every sample. None
+    # outside an executor.
+    texts_for: Callable[[pa.Array, int, tuple[str, ...] | None], Iterator[pa.Table]] | None = None
 
     @abstractmethod
     def signatures(self, batch: pa.Table) -> pa.Table:

@@ -304,20 +304,29 @@ class LocalExecutor:
                 self.progress(step.name, done, total)
 
     def _run_global_step(self, step: GlobalStep, run_id: int, pos: int, max_batch: int, batch_rows: int) -> None:
-        step.texts_for = lambda ids, rows: self._texts_for(run_id, ids, rows)
+        step.texts_for = lambda ids, rows, columns=None: self._texts_for(run_id, ids, rows, columns)
         try:
             self._global_stages(step, run_id, pos, max_batch, batch_rows)
         finally:
             step.texts_for = None
 
-    def _texts_for(self, run_id: int, ids: pa.Array, rows: int) -> Iterator[pa.Table]:
+    def _texts_for(self, run_id: int, ids: pa.Array, rows: int, columns: tuple[str, ...] | None = None) -> Iterator[pa.Table]:
         """The run's current text of the samples ``ids`` (what its steps read), in no particular order, streamed
         as tables of about ``rows`` rows from one query (a query per part scanned the run's texts each time:
-        250k samples read back in parts of 20,000 took 12.6 s, in one query 1.5 s)."""
+        250k samples read back in parts of 20,000 took 12.6 s, in one query 1.5 s). ``columns``: only
+        ``sample_id`` and these text columns (the answers are most of the text: a step that reads the
+        instructions need not read them)."""
+        if columns is None:
+            cols = f"k.sample_id, k.batch_id, k.row_number, k.shape, k.source, {TEXT_COLUMNS}"
+        else:
+            unknown = set(columns) - set(TEXT_COLUMNS.split(", "))
+            if unknown:
+                raise ValueError(f"texts_for: {sorted(unknown)} are not text columns ({TEXT_COLUMNS})")
+            cols = ", ".join(["k.sample_id", *(f"k.{c}" for c in columns)])
         with self.store.reader(safe=True) as con:
             con.register("wanted_ids", pa.table({"sample_id": pa.array(ids, pa.string())}))
             reader = query_reader(
-                con, f"SELECT k.sample_id, k.batch_id, k.row_number, k.shape, k.source, {TEXT_COLUMNS} FROM run_texts($run) k "
+                con, f"SELECT {cols} FROM run_texts($run) k "
                      "SEMI JOIN wanted_ids w ON w.sample_id = k.sample_id", {"run": run_id}, rows)  # type: ignore[arg-type]
             for batch in reader:
                 yield pa.Table.from_batches([batch])

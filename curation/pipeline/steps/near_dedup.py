@@ -33,6 +33,7 @@ from curation.dedup.minhash import (
     fixed_list,
     jaccard,
     signature_table,
+    signatures,
 )
 from curation.dedup.shingles import shingle_lists
 from curation.duck import in_parts, query_arrow, scratch
@@ -46,6 +47,9 @@ from curation.pipeline.base import (
 )
 
 PARTS = ("instruction", "output")  # what the parts check compares (both_parts)
+# the columns each part's text is made of (see _part_text), all that is read back for it
+PART_COLUMNS = {"instruction": ("system", "instruction", "input", "messages"),
+                "output": ("output", "reasoning", "messages")}
 SAME_INSTRUCTION = 0.9  # estimated Jaccard from which two instructions are the same question
 
 
@@ -251,8 +255,11 @@ class NearDedupStep(GlobalStep):
                     f"SELECT lower(c) AS compared, length(trim(c)) = 0 AS empty "
                     f"FROM (SELECT __ord, {self._part_text(part)} AS c FROM b) ORDER BY __ord",
                 )
-                sig = signature_table(self._shingles(res.column("compared"), batch.column("sample_id")), self.mh, copy=False)
-                out[f"{part}_sketch"] = sig.column("sketch")
+                # the lowest byte of each signature value, as signature_table's sketch (no band keys: parts are
+                # only compared, never bucketed)
+                sketch = signatures(self._shingles(res.column("compared"), batch.column("sample_id")), self.mh)
+                out[f"{part}_sketch"] = pa.FixedSizeListArray.from_arrays(
+                    pa.array(sketch.astype(np.uint8).reshape(-1), pa.uint8()), self.params.num_perm)
                 out[f"{part}_empty"] = pc.fill_null(res.column("empty"), True).combine_chunks()
         finally:
             con.close()
@@ -309,7 +316,7 @@ class NearDedupStep(GlobalStep):
         sketch = np.zeros((len(ids), self.params.num_perm), dtype=np.uint8)
         empty = np.zeros(len(ids), dtype=bool)
         seen = np.zeros(len(ids), dtype=bool)
-        for texts in self.texts_for(ids, READ_BACK_ROWS):
+        for texts in self.texts_for(ids, READ_BACK_ROWS, PART_COLUMNS[part]):
             at = pc.index_in(texts.column("sample_id"), value_set=ids)
             if at.null_count:
                 raise RuntimeError(f"near_dedup: {at.null_count} samples read back that were not asked for")

@@ -412,9 +412,10 @@ def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample(mon
         step = NearDedupStep()
         asked: list[int] = []
         if deferred:
-            def texts_for(ids: pa.Array, rows: int):  # noqa: ANN202
+            def texts_for(ids: pa.Array, rows: int, columns=None):  # noqa: ANN001, ANN202
                 asked.append(len(ids))
                 got = everything.filter(pc.is_in(everything.column("sample_id"), value_set=pa.array(ids)))
+                got = got.select(["sample_id", *columns]) if columns else got  # only what the step asks for
                 got = got.take(pa.array(list(range(got.num_rows))[::-1]))  # any order
                 return (got.slice(k, rows) for k in range(0, got.num_rows, rows))
             step.texts_for = texts_for
@@ -459,7 +460,7 @@ def test_a_part_that_is_the_same_text_in_both_samples_is_not_read_back() -> None
     step = NearDedupStep()
     read: list[list[str]] = []
 
-    def texts_for(ids: pa.Array, rows: int):  # noqa: ANN202
+    def texts_for(ids: pa.Array, rows: int, columns=None):  # noqa: ANN001, ANN202
         read.append(sorted(pa.array(ids).to_pylist()))
         yield page.filter(pc.is_in(page.column("sample_id"), value_set=pa.array(ids)))
 
