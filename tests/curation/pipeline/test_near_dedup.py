@@ -354,8 +354,9 @@ def test_jaccard_matches_python_sets_across_chunks() -> None:
         / len(set(lists[i].tolist()) | set(lists[j].tolist()))
         for i, j in zip(a, b)
     ]
-    for chunk in (7, 1 << 16):  # many chunks of pairs and rows, and one
-        assert np.allclose(jaccard(col, a, b, chunk=chunk), want)
+    for threads in (1, 2, 7):  # row and pair ranges in threads, more threads than some chunks have rows
+        assert np.allclose(jaccard(col, a, b, threads=threads), want)
+    assert np.allclose(jaccard(col, a[:1], b[:1]), want[:1]) and len(jaccard(col, a[:0], b[:0])) == 0
 
 
 def test_small_buckets_give_all_pairs_large_ones_a_star() -> None:
