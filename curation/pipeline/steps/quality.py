@@ -408,12 +408,16 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
         f"olen || ' characters (allowed {ln.min_chars}..{ln.max_chars})'")
     # CASE, not AND: DuckDB evaluates every operand of an AND in a SELECT list, and lower-casing each answer is
     # the cost; lower() maps a character to at most 3, so equal lower-cased texts are within 3x in length
+    # DuckDB's lower() maps each code point to one (checked over all of them in the tests), so lower-cased texts
+    # are equal only at equal lengths, and one holds the other, different, only when it is shorter: the lengths
+    # are compared first, and most texts are not lower-cased at all
     rules["output_equals_instruction"] = (
-        "CASE WHEN olen > 0 AND length(insw) <= 3 * olen AND olen <= 3 * length(insw) THEN lower(o) = lower(insw) END",
+        "CASE WHEN olen > 0 AND length(insw) <= 3 * olen AND olen <= 3 * length(insw) "
+        "THEN CASE WHEN olen = length(insw) THEN lower(o) = lower(insw) ELSE false END END",
         "'same text'")
     rules["output_repeats_instruction"] = (
         f"CASE WHEN olen > 0 AND length(insw) >= {rp.min_chars} AND length(insw) >= {rp.min_share} * olen "
-        f"THEN lower(o) <> lower(insw) AND contains(lower(o), lower(insw)) END",
+        f"THEN CASE WHEN length(insw) < olen THEN contains(lower(o), lower(insw)) ELSE false END END",
         "'the instruction is ' || CAST(round(100 * length(insw) / olen) AS INT) || '% of the answer and appears in it'")
     tr = r.truncated
     last = "last_line"

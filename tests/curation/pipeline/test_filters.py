@@ -287,3 +287,28 @@ def test_language_step_judges_the_answer_not_a_short_instruction() -> None:
     assert out.decisions.num_rows == 0, out.decisions.column("reason").to_pylist()
     with pytest.raises(ValueError, match="unknown language codes"):
         LanguageStep(params={"keep": ["en", "klingon"]})
+
+
+def test_answer_equal_to_or_repeating_its_instruction_in_another_case() -> None:
+    """The two rules compare lower-cased text and look at the lengths first, which holds because DuckDB's
+    lower() maps every code point to exactly one (all of them checked)."""
+    import duckdb
+
+    con = duckdb.connect()
+    bad = con.execute("SELECT count(*) FROM range(0, 1114112) t(cp) WHERE (cp < 55296 OR cp > 57343) "
+                      "AND length(lower(chr(cp::INTEGER))) <> 1").fetchall()[0][0]
+    assert bad == 0
+    ins = "Name the capital city of France, please"
+    rows = [(ins, ins.upper()), (ins, "ＮＡＭＥ"), ("İSTANBUL is a city in Turkey", "i̇stanbul is a city in turkey"),
+            (ins, f"{ins.upper()}: Paris."),
+            (ins, "Paris is the capital city of France; it lies on the Seine.")]
+    n = len(rows)
+    batch = pa.table({"sample_id": [f"s{i}" for i in range(n)], "instruction": [q for q, _ in rows],
+                      "input": pa.nulls(n, pa.string()), "output": [a for _, a in rows],
+                      "system": pa.nulls(n, pa.string()), "messages": pa.nulls(n, MESSAGE_TYPE),
+                      "reasoning": pa.nulls(n, pa.string())})
+    out = QualityStep().process(batch).decisions.to_pylist()
+    hit = {(d["sample_id"], d["reason"].split(":")[0]) for d in out}
+    assert ("s0", "answer equals the instruction") in hit and ("s2", "answer equals the instruction") not in hit
+    assert ("s3", "answer mostly repeats the instruction") in hit
+    assert not {sid for sid, r in hit if "instruction" in r} & {"s1", "s4"}
