@@ -106,7 +106,7 @@ def _normalise(offs: np.ndarray, data: np.ndarray, out: np.ndarray, ends: np.nda
     for r in range(lo, hi):
         start = offs[r]
         w = start
-        last = 0  # the last byte written (0: none yet, or a separator: no space after it)
+        space_ok = False  # a space may follow what is written: something is, and it ends with no separator
         pending = False
         for i in range(start, offs[r + 1]):
             b = data[i]
@@ -115,13 +115,13 @@ def _normalise(offs: np.ndarray, data: np.ndarray, out: np.ndarray, ends: np.nda
                 continue
             sep = 29 <= b <= 31
             if pending:
-                if last and not sep:
+                if space_ok and not sep:
                     out[w] = 32
                     w += 1
                 pending = False
             out[w] = b
             w += 1
-            last = 0 if sep else b
+            space_ok = not sep
         ends[r] = w
 
 

@@ -69,6 +69,7 @@ EDGE_ROWS = ROWS + [
     {"shape": "alpaca", "instruction": "sep\x1f inside \x1d text \x1e", "output": " \x1f\x1e lead"},
     {"shape": "alpaca", "instruction": "", "input": "", "output": "", "system": "  sys  \n"},
     {"shape": "alpaca", "instruction": "\t\t", "output": "x\n\n\n\ny", "reasoning": " \r\n think \r\n"},
+    {"shape": "alpaca", "instruction": "nul\x00 byte", "output": "\x00 first, last \x00"},
     {"shape": "openai", "messages": []},
     {"shape": "openai", "messages": [{"role": "system", "content": None, "reasoning": None},
                                      {"role": "user", "content": "  ", "reasoning": "  "}]},
