@@ -22,6 +22,8 @@ figures (tests compare it with that SQL). Hand-written because no library comput
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 import pyarrow as pa
@@ -212,6 +214,15 @@ def _answer_stats(words: np.ndarray, offs: np.ndarray, table: np.ndarray, bracke
         para_loop[r] = _loop(data, starts, ends, hashes, chars, everything, count, min_para_run, min_chars)
 
 
+@functools.lru_cache(maxsize=1)
+def _bracket_table() -> np.ndarray:
+    """Per code point, its place in :data:`BRACKETS` (-1: not a bracket); made once per process, not per page."""
+    table = np.full(0x110000, -1, np.int8)
+    for cp, k in _BRACKET_OF.items():
+        table[cp] = k
+    return table
+
+
 def answer_stats(texts: pa.Array | pa.ChunkedArray, min_chars: int, min_run: int, min_para_run: int) -> dict[str, pa.Array]:
     """Per text (see the module docstring): ``n_long_lines``, ``dup_long_lines``, ``line_loop``, ``para_loop``,
     ``n_sym``, ``n_dig``, ``n_pun`` and the :data:`BRACKETS` counts; NULL where the text is NULL."""
@@ -224,11 +235,8 @@ def answer_stats(texts: pa.Array | pa.ChunkedArray, min_chars: int, min_run: int
     brackets = np.zeros((n, len(BRACKETS)), np.int64)
     if n:
         table = char_classes()
-        bracket_of = np.full(0x110000, -1, np.int8)
-        for cp, k in _BRACKET_OF.items():
-            bracket_of[cp] = k
         ranges_in_threads(lambda lo, hi: _answer_stats(
-            words, offs, table, bracket_of, min_chars, min_run, min_para_run, out["n_long_lines"], out["dup_long_lines"],
+            words, offs, table, _bracket_table(), min_chars, min_run, min_para_run, out["n_long_lines"], out["dup_long_lines"],
             out["line_loop"], out["para_loop"], marks, brackets, lo, hi), offs[1:], 2)
     out.update(n_sym=marks[:, 0], n_dig=marks[:, 1], n_pun=marks[:, 2])
     out.update({name: brackets[:, k] for k, name in enumerate(BRACKETS)})

@@ -562,8 +562,8 @@ def _samples_cte() -> str:
 
 
 def answers_sql() -> str:
-    """The query over the batch ``b`` of each answer, lower-cased, and with its code blanked out as the metrics
-    query's ``o_nocode`` (what the n-gram table reads)."""
+    """The query over the batch ``b`` of each answer, lower-cased, and with its code blanked out (what the n-gram
+    table reads; the latter is the metrics query's ``o_nocode``, through that table)."""
     return f"WITH {_samples_cte()} SELECT sample_id, lower(o) AS low, {_NOCODE} AS nocode FROM s"
 
 
@@ -587,6 +587,7 @@ def ngram_table(answers: pa.Table, rules: QualityRules) -> pa.Table:
         cols[k] = pa.array(st[k], pa.float64(), from_pandas=True)  # NaN: not judged, NULL in SQL
     lr = rules.line_repetition
     cols.update(answer_stats(answers.column("nocode"), lr.min_line_chars, lr.min_run, lr.min_para_run))
+    cols["o_nocode"] = answers.column("nocode")  # what the rules' regular expressions read too: made once
     return pa.table(cols)
 
 
@@ -620,7 +621,6 @@ def metrics_sql(rules: QualityRules) -> str:
     return f"""
 WITH {_samples_cte()}, m0 AS (
     SELECT *, length(o) AS olen, wtrim(ins) AS insw,
-           {_NOCODE} AS o_nocode,
            {_count('o', '```')} % 2 = 1 AS fence_open,
            regexp_extract(o, '[^\\n]*$') AS last_line,
            regexp_extract(o, '^[^\\n]*') AS first_line,
