@@ -31,6 +31,7 @@ from curation.pipeline.config import with_step_inputs
 from curation.pipeline.registry import build_step
 from curation.pipeline.text import content_hash_sql
 from curation.store.lease import LeaseLost, Owner, check_lease, current_owner
+from curation.store.migrations import run_texts_page_sql
 from curation.store.store import Store, utcnow
 from schemas.pipeline import PipelineConfig
 
@@ -79,14 +80,13 @@ def _input_sql(step: Step) -> str:
               AND sample_id IN (SELECT sample_id FROM page)
             GROUP BY sample_id
         )"""
-    # the run's current text comes from the store's one definition (run_texts); the page is one batch's
-    # row-number range, read through the column zonemaps
+    # the run's current text comes from the store's one definition (run_texts, here restricted to the page: one
+    # batch's row-number range, read through the column zonemaps)
     sql = f"""
         WITH page AS (
             SELECT k.sample_id, k.batch_id, k.row_number, k.shape, k.source, {TEXT_COLUMNS}
-            FROM run_texts($run) k
-            WHERE k.batch_id = $cb AND k.row_number > $cr AND k.row_number <= $hi
-              AND NOT EXISTS (
+            FROM ({run_texts_page_sql()}) k
+            WHERE NOT EXISTS (
                   SELECT 1 FROM decisions d JOIN run_steps rs ON rs.run_id = d.run_id AND rs.step = d.step
                   WHERE d.run_id = $run AND d.sample_id = k.sample_id AND d.verdict = 'drop' AND rs.position < $pos)
         ){signal_cte}

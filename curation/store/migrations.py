@@ -305,6 +305,28 @@ _TEXT = "instruction, input, output, system, messages, reasoning"
 # a sample's text at a version: from a joined sample_texts row ``t`` when there is one, else as read in ``s``
 _PICK = ", ".join(f"CASE WHEN t.sample_id IS NULL THEN s.{c} ELSE t.{c} END AS {c}" for c in _TEXT.split(", "))
 
+
+def run_texts_page_sql() -> str:
+    """``run_texts($run)`` restricted to one batch's row-number range (``batch_id = $cb``, ``row_number`` in
+    ``($cr, $hi]``): the same rows and columns (a test compares them), the same text choice, but only that range's
+    text versions are read. The macro's window runs over every version the run wrote before its rows are
+    filtered, so each page of a step read all of them (on 300k real rows after cleaning, 65k versions with their
+    text, per page: a step's page reads 1.7-2.0 s, now 1.2-1.4 s)."""
+    page = "s.batch_id = $cb AND s.row_number > $cr AND s.row_number <= $hi"
+    return f"""
+        SELECT r.run_id, s.sample_id, coalesce(t.version, 0) AS version, s.batch_id, s.source, s.row_number,
+               s.external_id, s.shape, {_PICK}, s.metadata
+        FROM samples s
+        JOIN batches b ON b.batch_id = s.batch_id AND b.status = 'done'
+        JOIN runs r ON r.run_id = $run AND s.batch_id <= r.max_batch_id
+        LEFT JOIN (
+            SELECT t.* FROM sample_texts t
+            WHERE t.run_id = $run AND t.sample_id IN (SELECT s.sample_id FROM samples s WHERE {page})
+            QUALIFY row_number() OVER (PARTITION BY t.sample_id ORDER BY t.version DESC) = 1
+        ) t ON t.sample_id = s.sample_id
+        WHERE {page}"""
+
+
 MIGRATIONS += (
     Migration(
         7,

@@ -91,6 +91,34 @@ def test_same_config_same_input_is_a_no_op_and_fresh_repeats_it(store) -> None:
     assert d1 == d2
 
 
+
+def test_a_page_of_the_run_texts_is_the_macro_restricted_to_it(store) -> None:
+    """The executor's page query (run_texts_page_sql) gives what run_texts(run) gives for that batch's row range:
+    two runs have written versions (each page must take its own run's latest), and the ranges cover every batch,
+    a range that ends mid-batch, one past a batch's end and an empty one."""
+    from curation.store.migrations import run_texts_page_sql
+
+    first = run_pipeline(store, load_config())
+    second = run_pipeline(store, load_config(), fresh=True)
+    assert rows(store, "SELECT count(DISTINCT run_id) FROM sample_texts")[0][0] == 2
+    batches = rows(store, "SELECT batch_id, max(row_number) FROM samples GROUP BY batch_id ORDER BY batch_id")
+    assert len(batches) == len(FILES)
+    with store.reader() as con:
+        for run in (first.run_id, second.run_id):
+            for batch, last in batches:
+                for lo, hi in ((0, last), (0, last // 3), (last // 3, last + 50), (last + 1, last + 9)):
+                    params = {"run": run, "cb": batch, "cr": lo, "hi": hi}
+                    want = con.execute(
+                        "SELECT * FROM run_texts($run) WHERE batch_id = $cb AND row_number > $cr AND row_number <= $hi "
+                        "ORDER BY sample_id", params).fetchall()
+                    got = con.execute(f"SELECT * FROM ({run_texts_page_sql()}) ORDER BY sample_id", params).fetchall()
+                    assert got == want, (run, batch, lo, hi)
+                    assert (len(got) > 0) == (lo < last)
+            # versions the run wrote are among what the pages read
+            changed = con.execute("SELECT count(*) FROM run_texts(?) WHERE version > 0", [run]).fetchall()[0][0]
+            assert changed > 0
+
+
 # A run in another process that stops once 1000 rows are done in all, says "paused" and waits to be killed:
 # "between" stops it after the transaction that got there committed (in the progress callback), "inside"
 # stops it inside that transaction, before its COMMIT (Store.writer wrapped), so the kill loses that write.
