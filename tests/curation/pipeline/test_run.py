@@ -119,7 +119,84 @@ def test_a_page_of_the_run_texts_is_the_macro_restricted_to_it(store) -> None:
             assert changed > 0
 
 
-# A run in another process that stops once 1000 rows are done in all, says "paused" and waits to be killed:
+
+RUN_TABLES = {
+    "decisions": "SELECT sample_id, step, verdict, reason, ref_sample_id, score FROM decisions ORDER BY ALL",
+    "signals": "SELECT sample_id, step, name, value, text FROM signals ORDER BY ALL",
+    "texts": "SELECT sample_id, version, step, instruction, input, output, system, messages, reasoning, content_hash "
+             "FROM sample_texts ORDER BY ALL",
+    "steps": "SELECT position, step, status, rows_in, rows_done, dropped, flagged, changed, counters, cursor_batch_id, "
+             "cursor_row_number FROM run_steps ORDER BY ALL",
+}
+
+
+def _run_both_ways(ingested, tmp_path, cfg: PipelineConfig) -> tuple[dict, dict, Store]:
+    """``cfg`` run with chained steps and with each step reading its own pages, on two copies of the store."""
+    from curation.pipeline.executor import LocalExecutor
+
+    out = {}
+    for chain in (True, False):
+        st = Store(tmp_path / f"chain_{chain}.duckdb")
+        shutil.copy(ingested, st.path)
+        st.init()
+        assert LocalExecutor(st, chain=chain).run(cfg).status == "done"
+        out[chain] = {k: rows(st, q) for k, q in RUN_TABLES.items()}
+        if chain:
+            chained = st
+    return out[True], out[False], chained
+
+
+def test_chained_steps_decide_what_steps_run_one_at_a_time_decide(ingested, tmp_path) -> None:
+    """The default pipeline in pages of 700 rows: its steps run as one chain over each page read (the later ones
+    see the earlier ones' text and drops from memory, and the dedup steps their quality scores), with the same
+    decisions, signals, text versions, counts and cursors as each step reading its own pages from the store."""
+    cfg = load_config().model_copy(update={"batch_rows": 700})
+    chained, alone, st = _run_both_ways(ingested, tmp_path, cfg)
+    for k in RUN_TABLES:
+        assert chained[k] == alone[k], k
+    assert len(chained["texts"]) > 100 and any(r[2] == "drop" for r in chained["decisions"])
+    # one chain: every step started together
+    assert rows(st, "SELECT count(DISTINCT started_at), count(*) FROM run_steps") == [(1, 5)]
+
+
+def test_a_chained_step_reads_a_signal_a_global_step_before_it_wrote(ingested, tmp_path, monkeypatch) -> None:
+    """A global step in a chain whose input signal an earlier global step of the chain writes (its signatures were
+    made before that decision) reads its pages again: exact_dedup ranks copies by quality_score (the same for
+    copies: the same text), and a step before it that scores later rows higher makes the latest copy win, chained
+    or not."""
+    from curation.pipeline.base import SIGNAL_SCHEMA, GlobalStep, StepOutput
+    from curation.pipeline.registry import STEP_TYPES
+
+    class ScoreEverything(GlobalStep):
+        type_name = "score_everything"
+
+        def signatures(self, batch):  # noqa: ANN001, ANN202
+            return batch.select(["sample_id", "batch_id", "row_number"])
+
+        def decide(self, signatures):  # noqa: ANN001, ANN202
+            import pyarrow as pa
+
+            n = signatures.num_rows
+            score = [2.0 + b + r * 1e-6 for b, r in zip(signatures.column("batch_id").to_pylist(),
+                                                        signatures.column("row_number").to_pylist())]
+            return StepOutput(signals=pa.table([signatures.column("sample_id"), pa.array(["quality_score"] * n),
+                                                pa.array(score), pa.nulls(n, pa.string())], schema=SIGNAL_SCHEMA))
+
+    monkeypatch.setitem(STEP_TYPES, "score_everything", ScoreEverything)
+    cfg = PipelineConfig(steps=[StepConfig(type="clean"), StepConfig(type="quality"),
+                                StepConfig(type="score_everything"), StepConfig(type="exact_dedup")])
+    chained, alone, st = _run_both_ways(ingested, tmp_path, cfg)
+    for k in RUN_TABLES:
+        assert chained[k] == alone[k], k
+    # the latest copy of each group is kept (the quality scores alone keep the earliest)
+    kept_earlier, n = rows(st, """SELECT count(*) FILTER (WHERE (r.batch_id, r.row_number) < (s.batch_id, s.row_number)),
+                                         count(*)
+                                  FROM decisions d JOIN samples s USING (sample_id)
+                                  JOIN samples r ON r.sample_id = d.ref_sample_id WHERE d.step = 'exact_dedup'""")[0]
+    assert kept_earlier == 0 and n >= 100
+
+
+# A run in another process that stops once a step has done 1000 rows, says "paused" and waits to be killed:
 # "between" stops it after the transaction that got there committed (in the progress callback), "inside"
 # stops it inside that transaction, before its COMMIT (Store.writer wrapped), so the kill loses that write.
 KILLABLE_RUN = """
@@ -148,7 +225,7 @@ if where == "inside":
     def writer(self):
         with plain_writer(self) as con:
             yield con
-            if con.execute("SELECT coalesce(sum(rows_done), 0) FROM run_steps").fetchall()[0][0] >= STOP_AT:
+            if con.execute("SELECT coalesce(max(rows_done), 0) FROM run_steps").fetchall()[0][0] >= STOP_AT:
                 wait_to_be_killed()
 
     Store.writer = writer
@@ -188,7 +265,11 @@ def test_sigkill_mid_run_resumes_to_the_same_decisions(store, small_batches, whe
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert rows(store, "SELECT status FROM runs") == [("running",)]
-    (done, total), = rows(store, "SELECT sum(rows_done), (SELECT samples_in FROM runs) FROM run_steps")
+    # the row steps run as one chain over each page (clean, language, quality): their pages are written together
+    (done, total, cursors), = rows(store, "SELECT max(rows_done), (SELECT samples_in FROM runs), "
+                                          "count(DISTINCT (cursor_batch_id, cursor_row_number)) FROM run_steps "
+                                          "WHERE kind = 'row'")
+    assert cursors == 1
     # "between": the write that reached 1000 rows was committed; "inside": it was lost with the process
     assert (1000 <= done < total) if where == "between" else (0 < done < 1000), (done, total)
     cfg = load_config(cfg_path)
