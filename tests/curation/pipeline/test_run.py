@@ -331,7 +331,8 @@ def test_run_needs_data(tmp_path) -> None:
 def test_a_step_failing_mid_run_while_the_next_page_is_read(store, small_batches, monkeypatch) -> None:
     """The next page is read while a step works on the current one: when the step fails, that read is finished
     and its connection closed before the run is marked failed (a read-only handle left open would make the
-    store's writer fail instead), the pages before stay written, and a resume ends where an undisturbed run does."""
+    store's writer fail instead), the pages before stay written (in the chain, the page the later steps had
+    finished too), and a resume ends where an undisturbed run does."""
     from curation.pipeline.steps.clean import CleanStep
 
     cfg_path, reference = small_batches
