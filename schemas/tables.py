@@ -149,8 +149,9 @@ TABLES: tuple[Table, ...] = (
             C("counters", "JSON", "Step-specific counts, e.g. how many texts each cleaning rule changed."),
             C("cursor_batch_id", "INTEGER", "Row steps: batch of the last committed sample (resume point)."),
             C("cursor_row_number", "BIGINT", "Row steps: row number of the last committed sample."),
-            C("started_at", "TIMESTAMP", "When the step started (UTC)."),
-            C("finished_at", "TIMESTAMP", "When it finished (UTC)."),
+            C("started_at", "TIMESTAMP", "When the step started (UTC); the steps of a chain (one read of each page for "
+              "consecutive steps) start together."),
+            C("finished_at", "TIMESTAMP", "When it finished (UTC); a chain's row steps finish together."),
         ),
     ),
     Table(

@@ -465,7 +465,8 @@ class LocalExecutor:
             # other: a process cannot hold a read-only and a read-write connection to one file at once)
             split = max(1, len(rows) - 1)
             head, tail = chain[:split], chain[split:]
-            got = self._page(first, run_id, first_pos, max_batch, (cb or 0, cr or 0), batch_rows)
+            # the first page is a fifth of one: the later steps wait for it to go through the first ones
+            got = self._page(first, run_id, first_pos, max_batch, (cb or 0, cr or 0), max(1, batch_rows // 5))
             ahead: _Stage | None = None
             if got is not None:
                 page, last = got
