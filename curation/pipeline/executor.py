@@ -331,7 +331,7 @@ class LocalExecutor:
             """UPDATE run_steps SET rows_done = rows_done + ?, dropped = dropped + ?, flagged = flagged + ?,
                       changed = changed + ?, counters = ?, cursor_batch_id = ?, cursor_row_number = ?
                WHERE run_id = ? AND position = ?""",
-            [rows, dropped, flagged, changed, json.dumps(dict(merged)), last[0], last[1], run_id, pos],
+            [rows, dropped, flagged, changed, json.dumps(dict(merged), sort_keys=True), last[0], last[1], run_id, pos],
         )
         self.seconds[pos] += time.perf_counter() - start
 
@@ -383,14 +383,21 @@ class LocalExecutor:
 
     def _decide(self, step: GlobalStep, run_id: int, pos: int, sigs: list[pa.Table]) -> StepOutput | None:
         """A global step's decision over its signatures (``sigs``, one table per page), written whole."""
-        if not sigs or not sum(t.num_rows for t in sigs):
-            with self.store.writer() as con:
-                con.execute("UPDATE run_steps SET rows_done = 0 WHERE run_id = ? AND position = ?", [run_id, pos])
-            return None
-        table = pa.concat_tables(sigs)
-        out = self._timed(pos, step.decide, table)
+        out, rows = self._decision(step, pos, sigs)
+        self._write_decision(step, run_id, pos, out, rows)
+        return out
+
+    def _decision(self, step: GlobalStep, pos: int, sigs: list[pa.Table]) -> tuple[StepOutput | None, int]:
+        """A global step's decision over its signatures (None without any), and how many samples it saw."""
+        rows = sum(t.num_rows for t in sigs)
+        return (self._timed(pos, step.decide, pa.concat_tables(sigs)) if rows else None), rows
+
+    def _write_decision(self, step: GlobalStep, run_id: int, pos: int, out: StepOutput | None, rows: int) -> None:
         start = time.perf_counter()
         with self.store.writer() as con:
+            if out is None:
+                con.execute("UPDATE run_steps SET rows_done = 0 WHERE run_id = ? AND position = ?", [run_id, pos])
+                return
             self._fence(con, run_id)
             # a global step is written whole: clear anything a crashed attempt left, then write
             con.execute("DELETE FROM decisions WHERE run_id = ? AND step = ?", [run_id, step.name])
@@ -399,10 +406,9 @@ class LocalExecutor:
             con.execute(
                 """UPDATE run_steps SET rows_done = ?, dropped = ?, flagged = ?, changed = ?, counters = ?
                    WHERE run_id = ? AND position = ?""",
-                [table.num_rows, dropped, flagged, changed, json.dumps(dict(out.counters)), run_id, pos],
+                [rows, dropped, flagged, changed, json.dumps(dict(out.counters), sort_keys=True), run_id, pos],
             )
         self.seconds[pos] += time.perf_counter() - start
-        return out
 
     # -- chains: consecutive steps over one read of each page ----------------------------------------------
     def _chain_from(self, steps: list[Step], states: dict[int, tuple], pos: int) -> list[tuple[int, Step]]:
@@ -500,51 +506,84 @@ class LocalExecutor:
                 written = (this.outs + rest.outs, {**this.seen, **rest.seen}, last)
                 if next_last is not None:
                     last = next_last
-            if written is not None:
-                self._write_chain_page(run_id, rows, *written)
-                self._chain_progress(chain, written[1], done, rows_in)
-            with self.store.writer() as con:
-                self._fence(con, run_id)
-                for p, step in rows:
-                    _check_step_unique(con, run_id, step.name)
-                    con.execute("UPDATE run_steps SET status = 'done', rows_in = rows_done, finished_at = ? "
-                                "WHERE run_id = ? AND position = ?", [utcnow(), run_id, p])
-            dropped: list[pa.Array] = []  # samples the chain's global steps dropped so far
-            stale: set[int] = set()  # global steps that read a signal an earlier one wrote: their pages are read again
-            for p, step in globs:
-                if p in stale:
-                    sigs.pop(p)
-                    n = self._rows_in(run_id, p, max_batch, step)
-                    with self.store.writer() as con:
-                        con.execute("UPDATE run_steps SET rows_in = ? WHERE run_id = ? AND position = ?", [n, run_id, p])
-                    self._global_stages(step, run_id, p, max_batch, batch_rows)
+            # from here the store is written by one thread, in order, while the global steps decide: each write
+            # is done before the next step reads the store (texts_for) and before the chain ends
+            io = ThreadPoolExecutor(1)
+            pending: list = []
+
+            def later(fn: Callable[[], object]) -> None:
+                pending.append(io.submit(fn))
+
+            def settle() -> None:
+                while pending:
+                    pending.pop(0).result()
+
+            def texts_for(ids, n, columns=None):  # noqa: ANN001, ANN202
+                settle()
+                yield from self._texts_for(run_id, ids, n, columns)
+
+            for _, g in globs:
+                g.texts_for = texts_for
+            try:
+                if written is not None:
+                    last_page = written
+
+                    def write_last() -> None:
+                        self._write_chain_page(run_id, rows, *last_page)
+                        self._chain_progress(chain, last_page[1], done, rows_in)
+                    later(write_last)
+
+                def rows_done() -> None:
                     with self.store.writer() as con:
                         self._fence(con, run_id)
-                        _check_step_unique(con, run_id, step.name)
-                        con.execute("UPDATE run_steps SET status = 'done', finished_at = ? "
-                                    "WHERE run_id = ? AND position = ?", [utcnow(), run_id, p])
-                    continue
-                table = [t for t in sigs.pop(p) if t.num_rows]
-                if dropped and table:
-                    gone = pa.concat_arrays(dropped)
-                    table = [t.filter(pc.invert(pc.is_in(t.column("sample_id"), value_set=gone))) for t in table]
-                with self.store.writer() as con:
-                    con.execute("UPDATE run_steps SET rows_in = ? WHERE run_id = ? AND position = ?",
-                                [sum(t.num_rows for t in table), run_id, p])
-                out = self._decide(step, run_id, p, table)
-                if out is not None and out.signals is not None:
-                    stale |= later_readers(globs, p, out.signals)
-                if out is not None and out.decisions is not None:
-                    d = out.decisions
-                    dropped.append(d.filter(pc.equal(d.column("verdict"), "drop")).column("sample_id").combine_chunks())
-                with self.store.writer() as con:
-                    self._fence(con, run_id)
-                    _check_step_unique(con, run_id, step.name)
-                    con.execute("UPDATE run_steps SET status = 'done', finished_at = ? WHERE run_id = ? AND position = ?",
-                                [utcnow(), run_id, p])
+                        for p, step in rows:
+                            _check_step_unique(con, run_id, step.name)
+                            con.execute("UPDATE run_steps SET status = 'done', rows_in = rows_done, finished_at = ? "
+                                        "WHERE run_id = ? AND position = ?", [utcnow(), run_id, p])
+                later(rows_done)
+                dropped: list[pa.Array] = []  # samples the chain's global steps dropped so far
+                stale: set[int] = set()  # global steps that read a signal an earlier one wrote: read their pages again
+                for p, step in globs:
+                    if p in stale:
+                        settle()
+                        sigs.pop(p)
+                        n = self._rows_in(run_id, p, max_batch, step)
+                        with self.store.writer() as con:
+                            con.execute("UPDATE run_steps SET rows_in = ? WHERE run_id = ? AND position = ?",
+                                        [n, run_id, p])
+                        self._global_stages(step, run_id, p, max_batch, batch_rows)
+                        self._step_done(run_id, p, step)
+                        continue
+                    table = [t for t in sigs.pop(p) if t.num_rows]
+                    if dropped and table:
+                        gone = pa.concat_arrays(dropped)
+                        table = [t.filter(pc.invert(pc.is_in(t.column("sample_id"), value_set=gone))) for t in table]
+                    out, n = self._decision(step, p, table)
+
+                    def write(step: GlobalStep = step, p: int = p, out: StepOutput | None = out, n: int = n) -> None:
+                        self._write_decision(step, run_id, p, out, n)
+                        with self.store.writer() as con:
+                            con.execute("UPDATE run_steps SET rows_in = ? WHERE run_id = ? AND position = ?", [n, run_id, p])
+                        self._step_done(run_id, p, step)
+                    later(write)
+                    if out is not None and out.signals is not None:
+                        stale |= later_readers(globs, p, out.signals)
+                    if out is not None and out.decisions is not None:
+                        d = out.decisions
+                        dropped.append(d.filter(pc.equal(d.column("verdict"), "drop")).column("sample_id").combine_chunks())
+                settle()
+            finally:
+                io.shutdown(wait=True)
         finally:
             for _, g in globs:
                 g.texts_for = None
+
+    def _step_done(self, run_id: int, pos: int, step: Step) -> None:
+        with self.store.writer() as con:
+            self._fence(con, run_id)
+            _check_step_unique(con, run_id, step.name)
+            con.execute("UPDATE run_steps SET status = 'done', finished_at = ? WHERE run_id = ? AND position = ?",
+                        [utcnow(), run_id, pos])
 
     def _write_chain_page(self, run_id: int, rows: list[tuple[int, Step]], outs: list[StepOutput],
                           seen: dict[int, int], last: tuple[int, int]) -> None:
