@@ -139,7 +139,9 @@ class GlobalStep(Step):
 
     @abstractmethod
     def signatures(self, batch: pa.Table) -> pa.Table:
-        """Stage 1, per batch: what the decision needs of each sample."""
+        """Stage 1, per batch: what the decision needs of each sample, one row per sample with its ``sample_id``,
+        each row made from its sample alone (in a chain of steps, a step's signatures are made from pages that
+        still hold what an earlier global step will drop, and those rows are taken out before ``decide``)."""
 
     @abstractmethod
     def decide(self, signatures: pa.Table) -> StepOutput:
