@@ -308,11 +308,13 @@ def run_progress(db: Path, shares: dict[str, float]) -> float:
     rows = q(db, """SELECT step, status, rows_in, rows_done, kind FROM run_steps
                     WHERE run_id = (SELECT max(run_id) FROM runs)""")
     done = 0.0
+    # a chain's later row steps learn their input when the chain ends: until then the first one's is the measure
+    known = max((r[2] or 0 for r in rows if r[4] == "row"), default=0)
     for step, status, rows_in, rows_done, kind in rows:
         if status == "done":
             done += shares.get(step, 0.0)
-        elif kind == "row" and rows_in:
-            done += shares.get(step, 0.0) * (rows_done or 0) / rows_in
+        elif kind == "row" and (rows_in or known):
+            done += shares.get(step, 0.0) * min(1.0, (rows_done or 0) / (rows_in or known))
     return done
 
 
