@@ -398,9 +398,13 @@ class LocalExecutor:
         rows = sum(t.num_rows for t in sigs)
         return (self._timed(pos, step.decide, pa.concat_tables(sigs)) if rows else None), rows
 
-    def _write_decision(self, step: GlobalStep, run_id: int, pos: int, out: StepOutput | None, rows: int) -> None:
+    def _write_decision(self, step: GlobalStep, run_id: int, pos: int, out: StepOutput | None, rows: int,
+                        rows_in: bool = False) -> None:
+        """Write a global step's decision; ``rows_in``: its input is ``rows`` too (a chain learns it only now)."""
         start = time.perf_counter()
         with self.store.writer() as con:
+            if rows_in:
+                con.execute("UPDATE run_steps SET rows_in = ? WHERE run_id = ? AND position = ?", [rows, run_id, pos])
             if out is None:
                 con.execute("UPDATE run_steps SET rows_done = 0 WHERE run_id = ? AND position = ?", [run_id, pos])
                 return
@@ -567,9 +571,7 @@ class LocalExecutor:
                     out, n = self._decision(step, p, table)
 
                     def write(step: GlobalStep = step, p: int = p, out: StepOutput | None = out, n: int = n) -> None:
-                        self._write_decision(step, run_id, p, out, n)
-                        with self.store.writer() as con:
-                            con.execute("UPDATE run_steps SET rows_in = ? WHERE run_id = ? AND position = ?", [n, run_id, p])
+                        self._write_decision(step, run_id, p, out, n, rows_in=True)
                         self._step_done(run_id, p, step)
                     later(write)
                     if out is not None and out.signals is not None:
@@ -688,11 +690,7 @@ class LocalExecutor:
                     self._run_row_step(step, run_id, pos, max_batch, cfg.batch_rows, state)
                 else:
                     self._run_global_step(step, run_id, pos, max_batch, cfg.batch_rows)
-                with self.store.writer() as con:
-                    self._fence(con, run_id)
-                    _check_step_unique(con, run_id, step.name)
-                    con.execute("UPDATE run_steps SET status = 'done', finished_at = ? WHERE run_id = ? AND position = ?",
-                                [utcnow(), run_id, pos])
+                self._step_done(run_id, pos, step)
         except BaseException as e:
             if not isinstance(e, LeaseLost):
                 with self.store.writer() as con:
