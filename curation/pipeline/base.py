@@ -19,6 +19,8 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 TEXT_FIELDS = ("instruction", "input", "output", "system", "reasoning")
+# the text columns of a page as a step reads it (the run's current version of each sample's text)
+PAGE_TEXT_COLUMNS = "instruction, input, output, system, messages, reasoning"
 MESSAGE_TYPE = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())]))
 
 DECISION_SCHEMA = pa.schema([

@@ -6,10 +6,9 @@ and write its outputs together with the step's cursor in one transaction, so a c
 one page (two in a chain, below; a step that fails loses none) and the next ``curate run`` continues after the
 cursor. A global step computes its signatures page by page and writes all its decisions in one transaction.
 
-Consecutive steps run as one chain (see ``LocalExecutor._chain_from``): each page is read once and goes
-through the steps in turn, the later ones seeing the earlier ones' drops and text from memory; the chain's
-first steps work on a page while the rest work on the page before it, and the page before that is written while
-the next one is read. On 300k real rows (the default pipeline) this took the run from 86 s to 74 s.
+Consecutive steps run as one chain, each page read once and taken by the steps in turn: the scheduling of
+chains is in ``curation.pipeline.chain`` (``ChainRunner``, mixed in here); this module keeps the run's
+bookkeeping.
 """
 
 from __future__ import annotations
@@ -32,7 +31,14 @@ from curation.duck import query_arrow, query_reader
 from curation.duck import sql_ident as _ident
 from curation.duck import sql_literal as _lit
 from curation.errors import StoreBusyError, UsageError
-from curation.pipeline.base import GlobalStep, RowStep, Step, StepOutput
+from curation.pipeline.base import (
+    PAGE_TEXT_COLUMNS,
+    GlobalStep,
+    RowStep,
+    Step,
+    StepOutput,
+)
+from curation.pipeline.chain import ChainRunner
 from curation.pipeline.config import with_step_inputs
 from curation.pipeline.registry import build_step
 from curation.pipeline.text import content_hash_sql
@@ -44,7 +50,7 @@ from schemas.pipeline import PipelineConfig
 ProgressFn = Callable[[str, int, int], None]
 T = TypeVar("T")
 
-TEXT_COLUMNS = "instruction, input, output, system, messages, reasoning"
+TEXT_COLUMNS = PAGE_TEXT_COLUMNS
 
 
 @dataclass
@@ -136,17 +142,7 @@ def _check_step_unique(con, run_id: int, step: str) -> None:  # noqa: ANN001
                            "more than once; the step is not marked done (a bug: please report it)")
 
 
-@dataclass
-class _Stage:
-    """What some steps of a chain made of one page (see ``LocalExecutor._stage``)."""
-
-    page: pa.Table
-    emitted: list[pa.Table]
-    outs: list[StepOutput] = field(default_factory=list)
-    seen: dict[int, int] = field(default_factory=dict)
-
-
-class LocalExecutor:
+class LocalExecutor(ChainRunner):
     """Runs a pipeline on one store file."""
 
     def __init__(self, store: Store, progress: ProgressFn | None = None, chain: bool = True) -> None:
@@ -420,171 +416,14 @@ class LocalExecutor:
             )
         self._add_seconds(pos, start)
 
-    # -- chains: consecutive steps over one read of each page ----------------------------------------------
-    def _chain_from(self, steps: list[Step], states: dict[int, tuple], pos: int) -> list[tuple[int, Step]]:
-        """The steps from ``pos`` on that run as one chain: each page is read once, and the steps take it in turn,
-        each seeing what the ones before it left (their drops taken out, their new text in). Reading a page again
-        for every step cost each step 1-2 s on 300k real rows, and the reads took CPU from the step's work.
-
-        A chain starts with a row step that is not done, followed by row steps at the same cursor (a chain that
-        was interrupted resumes as a chain: all its row steps' cursors are written together), then, when the
-        chain starts from the first row of the input, global steps not started: their signatures come from the
-        same pages, and their decisions are made in order once every page is read (a later one's signatures less
-        the samples an earlier one dropped). A step that reads signals joins only when no step before the chain
-        wrote any (the chain gives it its members' signals); a step that embeds text does not join."""
-        first = steps[pos - 1]
-        status, _, rows_done, cb, cr = states[pos]
-        if not isinstance(first, RowStep) or getattr(first, "embedding_model", None) or status == "done":
-            return []
-        cursor = (cb or 0, cr or 0)
-        fresh = cursor == (0, 0) and not rows_done
-        chain: list[tuple[int, Step]] = [(pos, first)]
-        for p in range(pos + 1, len(steps) + 1):
-            step = steps[p - 1]
-            st_status, _, st_done, st_cb, st_cr = states[p]
-            if getattr(step, "embedding_model", None) or (step.reads_signals and pos != 1):
-                break
-            if isinstance(step, RowStep):
-                if isinstance(chain[-1][1], GlobalStep) or st_status == "done" or (st_cb or 0, st_cr or 0) != cursor \
-                        or (fresh and st_done):
-                    break
-            elif not (fresh and st_status == "pending"):
-                break
-            chain.append((p, step))
-        return chain
-
-    def _run_chain(self, chain: list[tuple[int, Step]], run_id: int, max_batch: int, batch_rows: int,
-                   states: dict[int, tuple]) -> None:
-        """Run the steps of :meth:`_chain_from` over one read of each page. Each page's row-step outputs and cursors
-        are written in one transaction, so the chain resumes where all its row steps stopped; the global steps
-        decide, in order, once every page is read."""
-        first_pos, first = chain[0]
-        rows = [(p, s) for p, s in chain if isinstance(s, RowStep)]
-        globs = [(p, s) for p, s in chain if isinstance(s, GlobalStep)]
-        _, rows_in, _, cb, cr = states[first_pos]
-        if rows_in is None or states[first_pos][0] == "pending":
-            rows_in = self._rows_in(run_id, first_pos, max_batch, first)
-        now = utcnow()
+    def _row_steps_done(self, run_id: int, rows: list[tuple[int, Step]]) -> None:
+        """Mark a chain's row steps done (by position) in one transaction, each step's input being what it saw."""
         with self.store.writer() as con:
-            for p, _ in chain:
-                if states[p][0] == "pending":
-                    # the others' input is known once the earlier steps have decided: set when they are done
-                    con.execute("UPDATE run_steps SET status = 'running', rows_in = ?, started_at = ? "
-                                "WHERE run_id = ? AND position = ?", [rows_in if p == first_pos else None, now, run_id, p])
-        done = {p: states[p][2] for p, _ in rows}
-        sigs: dict[int, list[pa.Table]] = {p: [] for p, _ in globs}
-        for _, g in globs:
-            g.texts_for = lambda ids, n, columns=None: self._texts_for(run_id, ids, n, columns)
-        try:
-            # two stages on two pages at once: the chain's first steps on a page while the rest work on the page
-            # before it; meanwhile the page done before that is written and the page after is read (one after the
-            # other: a process cannot hold a read-only and a read-write connection to one file at once)
-            split = max(1, len(rows) - 1)
-            head, tail = chain[:split], chain[split:]
-            # the first page is a fifth of one: the later steps wait for it to go through the first ones
-            got = self._page(first, run_id, first_pos, max_batch, (cb or 0, cr or 0), max(1, batch_rows // 5))
-            ahead: _Stage | None = None
-            if got is not None:
-                page, last = got
-                ahead, got = self._overlapped(lambda: self._stage(head, page, sigs, [], True), first, run_id,
-                                              first_pos, max_batch, last, batch_rows)
-            written: tuple[list[StepOutput], dict[int, int], tuple[int, int]] | None = None  # a page to write
-
-            def write_then_read(page_out, cursor):  # noqa: ANN001, ANN202
-                if page_out is not None:
-                    self._write_chain_page(run_id, rows, *page_out)
-                return self._page(first, run_id, first_pos, max_batch, cursor, batch_rows) if cursor else None
-
-            while ahead is not None:
-                this = ahead
-                with ThreadPoolExecutor(2) as pool:
-                    behind = pool.submit(self._stage, tail, this.page, sigs, this.emitted)
-                    next_last = got[1] if got is not None else None
-                    io = pool.submit(write_then_read, written, next_last)
-                    failed: BaseException | None = None
-                    try:
-                        ahead = self._stage(head, got[0], sigs, [], True) if got is not None else None
-                    except BaseException as e:  # the page both stages are done with is written first
-                        failed = e
-                    got = io.result()
-                    rest = behind.result()
-                if failed is not None:
-                    self._write_chain_page(run_id, rows, this.outs + rest.outs, {**this.seen, **rest.seen}, last)
-                    raise failed
-                if written is not None:
-                    self._chain_progress(chain, written[1], done, rows_in)
-                written = (this.outs + rest.outs, {**this.seen, **rest.seen}, last)
-                if next_last is not None:
-                    last = next_last
-            # from here the store is written by one thread, in order, while the global steps decide: each write
-            # is done before the next step reads the store (texts_for) and before the chain ends
-            io = ThreadPoolExecutor(1)
-            pending: list = []
-
-            def later(fn: Callable[[], object]) -> None:
-                pending.append(io.submit(fn))
-
-            def settle() -> None:
-                while pending:
-                    pending.pop(0).result()
-
-            def texts_for(ids, n, columns=None):  # noqa: ANN001, ANN202
-                settle()
-                yield from self._texts_for(run_id, ids, n, columns)
-
-            for _, g in globs:
-                g.texts_for = texts_for
-            try:
-                if written is not None:
-                    last_page = written
-
-                    def write_last() -> None:
-                        self._write_chain_page(run_id, rows, *last_page)
-                        self._chain_progress(chain, last_page[1], done, rows_in)
-                    later(write_last)
-
-                def rows_done() -> None:
-                    with self.store.writer() as con:
-                        self._fence(con, run_id)
-                        for p, step in rows:
-                            _check_step_unique(con, run_id, step.name)
-                            con.execute("UPDATE run_steps SET status = 'done', rows_in = rows_done, finished_at = ? "
-                                        "WHERE run_id = ? AND position = ?", [utcnow(), run_id, p])
-                later(rows_done)
-                dropped: list[pa.Array] = []  # samples the chain's global steps dropped so far
-                stale: set[int] = set()  # global steps that read a signal an earlier one wrote: read their pages again
-                for p, step in globs:
-                    if p in stale:
-                        settle()
-                        sigs.pop(p)
-                        n = self._rows_in(run_id, p, max_batch, step)
-                        with self.store.writer() as con:
-                            con.execute("UPDATE run_steps SET rows_in = ? WHERE run_id = ? AND position = ?",
-                                        [n, run_id, p])
-                        self._global_stages(step, run_id, p, max_batch, batch_rows)
-                        self._step_done(run_id, p, step)
-                        continue
-                    table = [t for t in sigs.pop(p) if t.num_rows]
-                    if dropped and table:
-                        gone = pa.concat_arrays(dropped)
-                        table = [t.filter(pc.invert(pc.is_in(t.column("sample_id"), value_set=gone))) for t in table]
-                    out, n = self._decision(step, p, table)
-
-                    def write(step: GlobalStep = step, p: int = p, out: StepOutput | None = out, n: int = n) -> None:
-                        self._write_decision(step, run_id, p, out, n, rows_in=True)
-                        self._step_done(run_id, p, step)
-                    later(write)
-                    if out is not None and out.signals is not None:
-                        stale |= later_readers(globs, p, out.signals)
-                    if out is not None and out.decisions is not None:
-                        d = out.decisions
-                        dropped.append(d.filter(pc.equal(d.column("verdict"), "drop")).column("sample_id").combine_chunks())
-                settle()
-            finally:
-                io.shutdown(wait=True)
-        finally:
-            for _, g in globs:
-                g.texts_for = None
+            self._fence(con, run_id)
+            for p, step in rows:
+                _check_step_unique(con, run_id, step.name)
+                con.execute("UPDATE run_steps SET status = 'done', rows_in = rows_done, finished_at = ? "
+                            "WHERE run_id = ? AND position = ?", [utcnow(), run_id, p])
 
     def _step_done(self, run_id: int, pos: int, step: Step) -> None:
         with self.store.writer() as con:
@@ -592,43 +431,6 @@ class LocalExecutor:
             _check_step_unique(con, run_id, step.name)
             con.execute("UPDATE run_steps SET status = 'done', finished_at = ? WHERE run_id = ? AND position = ?",
                         [utcnow(), run_id, pos])
-
-    def _write_chain_page(self, run_id: int, rows: list[tuple[int, Step]], outs: list[StepOutput],
-                          seen: dict[int, int], last: tuple[int, int]) -> None:
-        """One page's outputs of a chain's row steps, with their cursors, in one transaction."""
-        with self.store.writer() as con:
-            self._fence(con, run_id)
-            for (p, step), out in zip(rows, outs):
-                self._record_page(con, run_id, p, step, out, seen[p], last)
-
-    def _chain_progress(self, chain: list[tuple[int, Step]], seen: dict[int, int], done: dict[int, int],
-                        total: int) -> None:
-        """Each step's progress once a page is written (``seen``: the samples each step saw in it)."""
-        for p, step in chain:
-            done[p] = done.get(p, 0) + seen[p]
-            if self.progress:
-                self.progress(step.name if isinstance(step, RowStep) else f"{step.name} (signatures)", done[p], total)
-
-    def _stage(self, members: list[tuple[int, Step]], page: pa.Table, sigs: dict[int, list[pa.Table]],
-               emitted: list[pa.Table], from_store: bool = False) -> _Stage:
-        """A page through some consecutive members of a chain (``from_store``: the first of them is the chain's
-        first step, and ``page`` is as read): their outputs, the page as the next member reads it, and the
-        signals the chain's row steps wrote on it (``emitted``: those of the members before)."""
-        stage = _Stage(page=page, emitted=list(emitted))
-        for k, (p, step) in enumerate(members):
-            # the chain's first step reads its page, with its signals from the store; the others', the chain's
-            view = page if k == 0 and from_store else _with_signals(page, step.reads_signals, stage.emitted)
-            stage.seen[p] = view.num_rows
-            if isinstance(step, RowStep):
-                out = self._timed(p, step.process, view)
-                stage.outs.append(out)
-                if out.signals is not None and out.signals.num_rows:
-                    stage.emitted.append(out.signals)
-                page = _after(page, out)
-            else:
-                sigs[p].append(self._timed(p, step.signatures, view))
-        stage.page = page
-        return stage
 
     def _cache_embeddings(self, step: Step, sig: pa.Table) -> None:
         """Store the vectors a step computed (``new_vector`` set) in ``embeddings``, once per hash and model."""
@@ -713,55 +515,6 @@ class LocalExecutor:
             max_batch = con.execute("SELECT max_batch_id FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
         result.warnings = [f"batch {b} ({name}): {w}" for b, name, w in batch_warnings(self.store, max_batch or 0)]
         return result
-
-
-def _after(page: pa.Table, out: StepOutput) -> pa.Table:
-    """The page as the next step reads it after ``out`` is written: the samples it dropped left out, the text it
-    changed in (what ``_input_sql`` reads back: the run's latest version)."""
-    texts = out.texts
-    if texts is not None and texts.num_rows:
-        n = page.num_rows
-        at = pc.index_in(page.column("sample_id"), value_set=texts.column("sample_id").combine_chunks())
-        take = pc.if_else(pc.is_valid(at), pc.add(at.cast(pa.int64()), n), pa.array(range(n), pa.int64()))
-        for c in TEXT_COLUMNS.split(", "):
-            i = page.schema.get_field_index(c)
-            old = page.column(i).combine_chunks()
-            new = texts.column(c).combine_chunks().cast(old.type)
-            page = page.set_column(i, page.schema.field(i), pa.concat_arrays([old, new]).take(take))
-    if out.decisions is not None and out.decisions.num_rows:
-        d = out.decisions
-        gone = d.filter(pc.equal(d.column("verdict"), "drop")).column("sample_id").combine_chunks()
-        if len(gone):
-            page = page.filter(pc.invert(pc.is_in(page.column("sample_id"), value_set=gone)))
-    return page
-
-
-def _with_signals(page: pa.Table, names: tuple[str, ...], emitted: list[pa.Table]) -> pa.Table:
-    """``page`` with one column per signal of ``names`` (as ``_input_sql`` adds them: the largest value a step
-    wrote for the sample, NULL when none did) from the signals ``emitted`` by the chain's steps on this page, and
-    without other signal columns."""
-    base = page.select([c for c in page.column_names if c in _PAGE_COLUMNS])
-    if not names:
-        return base
-    sig = pa.concat_tables(emitted) if emitted else pa.table({"sample_id": pa.array([], pa.string()),
-                                                             "name": pa.array([], pa.string()),
-                                                             "value": pa.array([], pa.float64())})
-    for name in names:
-        one = sig.filter(pc.equal(sig.column("name"), name)).group_by("sample_id").aggregate([("value", "max")])
-        at = pc.index_in(base.column("sample_id"), value_set=one.column("sample_id").combine_chunks())
-        values = one.column("value_max").combine_chunks().cast(pa.float64()).take(at)
-        base = base.append_column(name, values)
-    return base
-
-
-def later_readers(globs: list[tuple[int, Step]], pos: int, signals: pa.Table) -> set[int]:
-    """The global steps after ``pos`` in a chain that read a signal in ``signals`` (their signatures were made
-    without it)."""
-    names = set(pc.unique(signals.column("name")).to_pylist()) if signals.num_rows else set()
-    return {p for p, s in globs if p > pos and names & set(s.reads_signals)}
-
-
-_PAGE_COLUMNS = {"sample_id", "batch_id", "row_number", "shape", "source", *TEXT_COLUMNS.split(", ")}
 
 
 def run_pipeline(store: Store, cfg: PipelineConfig, fresh: bool = False, progress: ProgressFn | None = None) -> RunResult:
