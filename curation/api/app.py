@@ -100,7 +100,7 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        from curation.language import gil_share, share_gil
+        from curation.language import gil_share, second_opinion, share_gil
 
         store.hold()
         before = gil_share()
@@ -108,6 +108,9 @@ def create_app(store: Store, settings: ApiSettings | None = None):  # noqa: ANN2
         try:
             app.state.recovered = J.recover(store)
             if settings.worker:
+                # HeLI's model (the language step's second opinion) holds the GIL for its whole load (~0.8 s):
+                # loaded before the service answers rather than in the middle of a job
+                second_opinion()
                 worker.start()
             yield
         finally:

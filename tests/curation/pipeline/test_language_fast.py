@@ -141,6 +141,10 @@ def test_lingua_in_short_calls_answers_as_in_one_and_can_leave_the_gil_to_others
     backend = L.get_backend("lingua")
     pool = ("de", "en", "es", "fr", "it", "pt")
     texts = [t for t in TEXTS if t and t.isascii() or "ó" in t] * 5
+    # the second opinion's calls (short texts lingua is unsure of) pause the same way: counted below
+    asked: list[int] = []
+    scores = L.SecondOpinion.scores
+    monkeypatch.setattr(L.SecondOpinion, "scores", lambda self, t: asked.append(len(t)) or scores(self, t))
     whole = backend.detect(texts, pool)
     monkeypatch.setattr(L, "LINGUA_CALL_TEXTS", 3)
     chunked = backend.detect(texts, pool)
@@ -152,12 +156,14 @@ def test_lingua_in_short_calls_answers_as_in_one_and_can_leave_the_gil_to_others
     assert slept == []  # the CLI's default: no pause
     try:
         L.share_gil(0.25)
+        asked.clear()
         t = time.perf_counter()
         backend.detect(texts, pool)
         took = time.perf_counter() - t
     finally:
         L.share_gil(1.0)
-    assert len(slept) == -(-len(texts) // 3)  # one pause per call
+    assert asked and asked[0] > 0
+    assert len(slept) == -(-len(texts) // 3) + -(-asked[0] // 3)  # one pause per call
     assert 0 < sum(slept) <= 3 * took  # each pause three times its call: a quarter of the time in lingua
     import pytest
 
@@ -212,3 +218,48 @@ def test_a_text_fasttext_reads_as_another_script_is_weighed_among_the_common_lan
     assert _narrowed(latin, ["zh", "ja", "wuu"], short=True) == tuple(sorted(c for c in COMMON_PRIOR if c in latin))
     # a label of this script still narrows around it, with its relatives
     assert "tl" in _narrowed(latin, ["tl", "ru", "ja"]) and "yo" not in _narrowed(latin, ["tl", "ru", "ja"])
+
+
+# the 22 languages of bench_language.py: a team's candidate set (`expected`)
+CANDIDATES = ("en", "zh", "es", "ar", "fr", "ru", "pt", "de", "ja", "ko", "it", "tr", "vi", "pl", "uk", "nl", "hi",
+              "id", "fa", "sv", "cs", "bg")
+# short chat lines that lingua alone misreads among those candidates (rewritten from the kind of cut lines of
+# real chat where it does: an English line read as French, Spanish ones read as German, Portuguese, Indonesian)
+SHORT_LINES = {"I am able to": "en", "I am capab": "en", "Dime, qué te": "es", "Los robots": "es", "La ira es": "es",
+               "Es un tema": "es", "Ser escrito en": "es", "Merci. P": "fr"}
+
+
+def test_a_second_opinion_reads_the_short_lines_lingua_alone_misreads() -> None:
+    """HeLI's scores weighed into lingua's on short texts it is unsure of (SecondOpinion)."""
+    from curation.language import LinguaBackend
+
+    texts = list(SHORT_LINES)
+    assert [r.lang for r in detect(texts, CANDIDATES)] == list(SHORT_LINES.values())
+    alone = [r.lang for r in detect(texts, CANDIDATES, backend=LinguaBackend(second_opinion=False))]
+    assert sum(a == b for a, b in zip(alone, SHORT_LINES.values())) <= 2, alone
+
+
+def test_the_second_opinion_is_asked_only_about_short_texts_lingua_is_unsure_of(monkeypatch) -> None:
+    import curation.language as L
+
+    asked: list[str] = []
+    scores = L.SecondOpinion.scores
+    monkeypatch.setattr(L.SecondOpinion, "scores", lambda self, texts: asked.extend(texts) or scores(self, texts))
+    backend = L.LinguaBackend()
+    sure, long = "Ich weiß es nicht", "I am able to read this sentence, which is long enough to settle its language."
+    backend.detect([sure, long, "I am able to"], CANDIDATES[:10])
+    assert asked == ["I am able to"]  # lingua is sure of the first; the second has 40 characters or more
+
+
+def test_the_second_opinions_scores_multiply_lingua_s_confidence() -> None:
+    """Each confidence times 10 ** -score (HeLI's score is a mean negative log10 probability), normalised; a language
+    outside HeLI's best gets the worst of its scores."""
+    from curation.language import SecondOpinion
+
+    row = [("fr", 0.6), ("en", 0.3), ("it", 0.1)]
+    out = SecondOpinion.combine(row, {"en": 2.0, "fr": 3.0, "": 4.0})
+    w = {"fr": 0.6 * 10 ** -1, "en": 0.3 * 10 ** 0, "it": 0.1 * 10 ** -2}
+    total = sum(w.values())
+    assert [c for c, _ in out] == ["en", "fr", "it"]
+    assert np.allclose([v for _, v in out], [w[c] / total for c, _ in out])
+    assert SecondOpinion.combine([("fr", 0.0)], {"": 1.0}) == [("fr", 0.0)]  # nothing to weigh
