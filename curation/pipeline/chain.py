@@ -44,7 +44,6 @@ class _Stage:
     seen: dict[int, int] = field(default_factory=dict)
 
 
-
 class ChainRunner:
     """The chain half of ``LocalExecutor`` (see the module's docstring)."""
 
