@@ -11,8 +11,9 @@
    ...); Han is Chinese unless kana is present (Japanese). For shared scripts (Latin, Cyrillic, Arabic,
    Devanagari) a statistical **backend** chooses among the languages of that script, limited to the
    candidate set when one is given. fastText answers first where it is sure (:class:`FastTextFirstPass`);
-   on a short text lingua is unsure of, HeLI's scores are weighed in (:class:`SecondOpinion`). Backends are pluggable (:data:`BACKENDS`): ``lingua`` (default,
-   chosen by ``benchmarks/bench_language.py``) and ``langdetect`` (seeded).
+   on a short text lingua is unsure of, HeLI's scores are weighed in (:class:`SecondOpinion`). Backends are
+   pluggable (:data:`BACKENDS`): ``lingua`` (default, chosen by ``benchmarks/bench_language.py``) and
+   ``langdetect`` (seeded).
 
 Codes are ISO 639-1 where one exists, else ISO 639-3; ``und`` when the text has no letters.
 A candidate set means "the languages this dataset contains": a text is then labelled with the closest
