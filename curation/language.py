@@ -413,35 +413,50 @@ class LinguaBackend:
         for start in range(0, len(texts), LINGUA_CALL_TEXTS):
             with _gil_held():
                 values += detector.compute_language_confidence_values_in_parallel(texts[start:start + LINGUA_CALL_TEXTS])
-        rows = [[(cv.language.iso_code_639_1.name.lower(), float(cv.value)) for cv in row] for row in values]
+        # (code, confidence) pairs are made only for the rows that need more than lingua's best (short texts, close
+        # relatives): a row holds every candidate language, and most texts need only the first
+        pairs: dict[int, list[tuple[str, float]]] = {}
         second = second_opinion() if self.second_opinion else None
         if second is not None:
             # a short text lingua is unsure of: HeLI's view of it weighed in (see SecondOpinion)
-            unsure = [k for k, row in enumerate(rows)
-                      if row and 0 < row[0][1] < SECOND_OPINION_BELOW and len(texts[k]) < SHORT_TEXT]
+            unsure = [k for k, row in enumerate(values)
+                      if row and 0 < row[0].value < SECOND_OPINION_BELOW and len(texts[k]) < SHORT_TEXT]
             for k, scores in zip(unsure, second.scores([texts[k] for k in unsure])):
-                rows[k] = second.combine(rows[k], scores)
+                pairs[k] = second.combine(_codes(values[k]), scores)
         out = []
-        for k, row in enumerate(rows):
-            if not row or row[0][1] <= 0:  # no letters the model knows
+        for k, row in enumerate(values):
+            top = pairs[k][0] if k in pairs else (_code(row[0]), float(row[0].value)) if row else None
+            if top is None or top[1] <= 0:  # no letters the model knows
                 out.append((UNDETERMINED, 0.0))
                 continue
-            best, conf = row[0]
+            best, conf = top
             if self.relatives and len(texts[k]) < SHORT_TEXT:
                 # a short text says little: the model's confidences weighed by how common each language is
-                weighted = {code: v * (1.0 if code in COMMON_PRIOR else RARE_PRIOR) for code, v in row if v > 0}
+                row_pairs = pairs.get(k) or _codes(row)
+                weighted = {code: v * (1.0 if code in COMMON_PRIOR else RARE_PRIOR) for code, v in row_pairs if v > 0}
                 total = sum(weighted.values())
                 best = max(weighted, key=weighted.get)
                 conf = weighted[best] / total if total else 0.0
             group = _RELATIVES_OF.get(best) if self.relatives else None
             if group:
-                weighted = {code: (v * group[code], v) for code, v in row if code in group and v > 0}
+                row_pairs = pairs.get(k) or _codes(row)
+                weighted = {code: (v * group[code], v) for code, v in row_pairs if code in group and v > 0}
                 mass = sum(v for _, v in weighted.values())
                 total = sum(w for w, _ in weighted.values())
                 best = max(weighted, key=lambda c: weighted[c][0])
                 conf = weighted[best][0] / total * mass
             out.append((best, conf))
         return out
+
+
+def _code(cv) -> str:  # noqa: ANN001
+    """The ISO 639-1 code of one of lingua's confidence values."""
+    return cv.language.iso_code_639_1.name.lower()
+
+
+def _codes(row) -> list[tuple[str, float]]:  # noqa: ANN001
+    """lingua's confidence values as (code, confidence), best first."""
+    return [(_code(cv), float(cv.value)) for cv in row]
 
 
 class LangdetectBackend:

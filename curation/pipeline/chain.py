@@ -183,7 +183,7 @@ class ChainRunner:
                         with self.store.writer() as con:
                             con.execute("UPDATE run_steps SET rows_in = ? WHERE run_id = ? AND position = ?",
                                         [n, run_id, p])
-                        self._global_stages(step, run_id, p, max_batch, batch_rows)
+                        self._global_stages(step, run_id, p, max_batch, batch_rows, total=n)
                         self._step_done(run_id, p, step)
                         continue
                     table = [t for t in sigs.pop(p) if t.num_rows]

@@ -365,10 +365,12 @@ class LocalExecutor(ChainRunner):
             for batch in reader:
                 yield pa.Table.from_batches([batch])
 
-    def _global_stages(self, step: GlobalStep, run_id: int, pos: int, max_batch: int, batch_rows: int) -> None:
+    def _global_stages(self, step: GlobalStep, run_id: int, pos: int, max_batch: int, batch_rows: int,
+                       total: int | None = None) -> None:
+        """A global step's signatures page by page, then its decision; ``total``: its input, when the caller knows it."""
         sigs: list[pa.Table] = []
         done = 0
-        total = self._rows_in(run_id, pos, max_batch, step)
+        total = self._rows_in(run_id, pos, max_batch, step) if total is None else total
         got = self._page(step, run_id, pos, max_batch, (0, 0), batch_rows)
         while got is not None:
             page, cursor = got
