@@ -199,6 +199,31 @@ def _list_parts(lists: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
     return offsets - offsets[0], np.asarray(lists.flatten(), dtype=np.uint64)
 
 
+def sliced_lists(lists: pa.ListArray | pa.ChunkedArray, rows: np.ndarray, first: np.ndarray,
+                 count: np.ndarray) -> pa.Array:
+    """A list array of ``len(rows)`` lists: ``count[k]`` values of list ``rows[k]`` (ascending) from its
+    ``first[k]``-th value on (each slice inside its list)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    first = np.asarray(first, dtype=np.int64)
+    count = np.asarray(count, dtype=np.int64)
+    values: list[np.ndarray] = []
+    base = 0
+    for chunk in lists.chunks if isinstance(lists, pa.ChunkedArray) else [lists]:
+        lo, hi = np.searchsorted(rows, [base, base + len(chunk)])
+        if hi > lo:
+            offsets, flat = _list_parts(chunk)
+            c = count[lo:hi]
+            starts = offsets[rows[lo:hi] - base] + first[lo:hi]
+            values.append(flat[np.repeat(starts - (np.cumsum(c) - c), c) + np.arange(int(c.sum()))])
+        base += len(chunk)
+    offs = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(count, out=offs[1:])
+    flat = pa.array(np.concatenate(values) if values else np.zeros(0, np.uint64), pa.uint64())
+    if offs[-1] >= 2**31:
+        return pa.LargeListArray.from_arrays(pa.array(offs, pa.int64()), flat)
+    return pa.ListArray.from_arrays(pa.array(offs.astype(np.int32)), flat)
+
+
 @numba.njit(nogil=True, cache=True)
 def _min_hashes(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray,
                 start: int, end: int) -> None:  # pragma: no cover - compiled (its Python is never run)

@@ -148,6 +148,50 @@ def _emit(data, text_words, offs, table, keys, key_offs, word_n, char_n, cjk, ou
             out[o + g] = hash_bytes(words, m)
 
 
+@numba.njit(nogil=True, cache=True)
+def _count(data, offs, table, by_char, count, lo, hi):  # noqa: ANN001  # pragma: no cover
+    """Rows ``lo .. hi - 1``: add to ``count[r]`` the tokens of text ``r`` by ``_plan``'s rules, by characters
+    where ``by_char[r]``."""
+    for r in range(lo, hi):
+        i, end = offs[r], offs[r + 1]
+        tokens = 0
+        in_word = False
+        chars = by_char[r]
+        while i < end:
+            cp, i = next_char(data, i)
+            c = table[cp]
+            if in_word and (c & WORD):
+                continue
+            in_word = False
+            if chars and (c & IS_CJK):
+                tokens += 1
+            elif c & WORD:
+                tokens += 1
+                in_word = True
+        count[r] += tokens
+
+
+def token_counts(texts: list[pa.Array | pa.ChunkedArray], by_char: np.ndarray, threads: int = 2) -> np.ndarray:
+    """The tokens of each row of ``texts`` (columns of one length, nulls empty) together, each shingled by
+    characters where ``by_char`` (as :func:`shingle_lists` gives it for the text they begin).
+
+    Columns joined by a line break (``concat_ws(chr(10), ...)``) have the sum of their tokens, the break being no
+    token. Counted on the text as it is: DuckDB's ``lower`` maps each code point to one code point of the same
+    classes (a letter to a letter), so the count is the lower-cased text's."""
+    n = len(by_char)
+    count = np.zeros(n, np.int64)
+    table = char_classes()
+    for col in texts:
+        if len(col) != n:
+            raise ValueError(f"token_counts: {n} rows but a column of {len(col)}")
+        offs, words = text_words(col)
+        data = words.view(np.uint8)
+        if n:
+            ranges_in_threads(lambda lo, hi: _count(data, offs, table, by_char, count, lo, hi),
+                              np.cumsum(np.diff(offs) + 1), threads)
+    return count
+
+
 def shingle_lists(
     lowered: pa.Array | pa.ChunkedArray,
     keys: pa.Array | pa.ChunkedArray,
@@ -155,9 +199,11 @@ def shingle_lists(
     char_n: int,
     cjk_share: float,
     threads: int = 2,
+    by_char: np.ndarray | None = None,
 ) -> pa.ListArray:
     """The 64-bit shingle hashes of each text of ``lowered`` (already lower-cased by DuckDB's ``lower``), as
-    ``shingles_query`` lists them; ``keys`` (strings, one per text) make the shingle of a text without tokens."""
+    ``shingles_query`` lists them; ``keys`` (strings, one per text) make the shingle of a text without tokens.
+    ``by_char`` (booleans, one per text): filled with whether each text was shingled by characters."""
     n = len(lowered)
     if len(keys) != n:
         raise ValueError(f"shingle_lists: {n} texts but {len(keys)} keys")
@@ -166,7 +212,9 @@ def shingle_lists(
     key_offs, key_words = text_words(keys)
     key_data = key_words.view(np.uint8)
     table = char_classes()
-    cjk = np.zeros(n, np.bool_)
+    cjk = np.zeros(n, np.bool_) if by_char is None else by_char
+    if len(cjk) != n:
+        raise ValueError(f"shingle_lists: {n} texts but {len(cjk)} places in by_char")
     count = np.zeros(n, np.int64)
     work = np.cumsum(np.diff(offs) + 1)
     args = (word_n, char_n, float(cjk_share))

@@ -174,10 +174,17 @@ def test_kill_9_at_random_points_of_ingest_and_run_loses_and_doubles_nothing(tmp
     db = tmp_path / "s.duckdb"
     Store(db).init()
     store = Store(db)
+    # kills at random shares of how long the uninterrupted work takes on this machine (a fixed number of seconds
+    # lands after the work on a fast one): three tries of at most 0.3 of it each cannot finish the work
+    Store(tmp_path / "timing.duckdb").init()
+    started = time.monotonic()
+    p = spawn(INGEST, str(tmp_path / "timing.duckdb"), *map(str, files))
+    assert p.communicate(timeout=300) and p.returncode == 0
+    ingest_s = time.monotonic() - started
     killed = 0
     for _attempt in range(3):
         p = spawn(INGEST, str(db), *map(str, files))
-        time.sleep(rnd.uniform(1.0, 4.0))
+        time.sleep(rnd.uniform(0.1, 0.3) * ingest_s)
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             killed += 1
@@ -196,12 +203,14 @@ def test_kill_9_at_random_points_of_ingest_and_run_loses_and_doubles_nothing(tmp
     # the run: the same decisions as an uninterrupted run on a copy of the store
     ref = Store(tmp_path / "ref.duckdb")
     shutil.copy(db, ref.path)
+    started = time.monotonic()
     r = subprocess.run([sys.executable, "-c", RUN, str(ref.path), str(cfg)], env=ENV, cwd=REPO, capture_output=True,
                        text=True, timeout=600)
+    run_s = time.monotonic() - started
     assert r.returncode == 0, r.stderr[-2000:]
     for _attempt in range(3):
         p = spawn(RUN, str(db), str(cfg))
-        time.sleep(rnd.uniform(2.0, 8.0))
+        time.sleep(rnd.uniform(0.1, 0.3) * run_s)
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             killed += 1

@@ -34,8 +34,9 @@ from curation.dedup.minhash import (
     jaccard,
     signature_table,
     signatures,
+    sliced_lists,
 )
-from curation.dedup.shingles import shingle_lists
+from curation.dedup.shingles import shingle_lists, token_counts
 from curation.duck import in_parts, query_arrow, scratch
 from curation.pipeline.base import (
     DECISION_SCHEMA,
@@ -189,6 +190,8 @@ class NearDedupStep(GlobalStep):
         hashes = (
             "".join(f", hash({self._part_text(part)}) AS {part}_hash" for part in PARTS) if self._parts else ""
         )
+        if self._parts and not self.params.include_system:  # the instruction part has the system prompt
+            hashes += ", hash(coalesce(system, '')) AS system_hash"
         con = scratch()
         try:
             con.register("b", in_parts(batch, ordinal="__ord"))
@@ -197,7 +200,10 @@ class NearDedupStep(GlobalStep):
             )
         finally:
             con.close()
-        sig = signature_table(self._shingles(res.column("compared"), batch.column("sample_id")), self.mh, copy=False)
+        by_char = np.zeros(batch.num_rows, np.bool_)
+        sig = signature_table(
+            self._shingles(res.column("compared"), batch.column("sample_id"), by_char), self.mh, copy=False
+        )
         res = res.drop_columns(["compared"])
         # the parts' sketches matter only to the few pairs that are near copies as a whole: under an executor,
         # decide() reads those samples' text again (texts_for) instead of every sample's parts being shingled
@@ -230,11 +236,63 @@ class NearDedupStep(GlobalStep):
         if self._parts:
             for part in PARTS:
                 keep = keep.append_column(f"{part}_hash", res.column(f"{part}_hash").combine_chunks())
+            keep = keep.append_column("split", pa.array(self._split(batch, by_char), pa.int32()))
+            keep = keep.append_column("by_char", pa.array(by_char))
+            if "system_hash" in res.column_names:
+                keep = keep.append_column("system_hash", res.column("system_hash").combine_chunks())
         return keep
 
-    def _shingles(self, lowered: pa.ChunkedArray, keys: pa.ChunkedArray) -> pa.ListArray:
-        """The shingle hashes of lower-cased texts (``shingles_query``'s lists, by the compiled loop)."""
-        return shingle_lists(lowered, keys, self.mh.word_ngram, self.mh.char_ngram, self.mh.cjk_share)
+    def _shingles(self, lowered: pa.ChunkedArray, keys: pa.ChunkedArray,
+                  by_char: np.ndarray | None = None) -> pa.ListArray:
+        """The shingle hashes of lower-cased texts (``shingles_query``'s lists, by the compiled loop); ``by_char``
+        is filled with whether each was shingled by characters."""
+        return shingle_lists(lowered, keys, self.mh.word_ngram, self.mh.char_ngram, self.mh.cjk_share,
+                             by_char=by_char)
+
+    def _split(self, batch: pa.Table, by_char: np.ndarray) -> np.ndarray:
+        """Per sample, how many tokens of its compared text come before the answer (-1 for a dialogue, whose
+        turns alternate): the instruction part's shingles are then the first ones of the sample's, the answer's
+        the last ones (see _slices)."""
+        cols = (["system"] if self.params.include_system else []) + ["instruction", "input"]
+        split = token_counts([batch.column(c) for c in cols], by_char)
+        split[pc.is_valid(batch.column("messages")).to_numpy(zero_copy_only=False)] = -1
+        return split
+
+    def _slices(self, signatures: pa.Table, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first, count, ok) per sample: where one part's own shingles lie in the sample's list.
+
+        The compared text of an instruction sample is its instruction part, a line break and its answer part
+        (``compared_text_sql``), so with ``split`` tokens before the answer and n-grams of n tokens, the first
+        ``split - n + 1`` shingles are the instruction's and those from ``split`` on are the answer's; the
+        n-grams across the break are neither's. ``ok``: the part has n tokens or more (a shorter one is one
+        shingle of all its tokens, not in the list) and the sample is not a dialogue."""
+        split = signatures.column("split").to_numpy().astype(np.int64)
+        n = np.where(signatures.column("by_char").to_numpy(zero_copy_only=False),
+                     self.mh.char_ngram, self.mh.word_ngram).astype(np.int64)
+        size = pc.list_value_length(signatures.column("shingles")).to_numpy().astype(np.int64)
+        if part == "instruction":
+            return np.zeros_like(split), split - n + 1, split >= n
+        # a list of one shingle may be a text of fewer than n tokens: its tokens are not known from its size
+        return split, size - split, (split >= 0) & (size >= 2) & (size - split >= 1)
+
+    def _slice_similarity(self, signatures: pa.Table, part: str, a: np.ndarray,
+                          b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which pairs, their Jaccard): the pairs ``(a, b)`` whose part is compared from slices of the samples'
+        own shingles (see _slices), with the part's true Jaccard, no text read back. A pair qualifies when both
+        samples' slices are known, both were shingled the same way (by words or by characters) and, for the
+        instruction without ``include_system``, their system prompts are the same."""
+        first, count, ok = self._slices(signatures, part)
+        by_char = signatures.column("by_char").to_numpy(zero_copy_only=False)
+        pick = ok[a] & ok[b] & (by_char[a] == by_char[b])
+        if part == "instruction" and "system_hash" in signatures.column_names:
+            h = signatures.column("system_hash").to_numpy()
+            pick &= h[a] == h[b]
+        if not pick.any():
+            return pick, np.zeros(0)
+        pa_, pb = a[pick], b[pick]
+        rows = np.unique(np.concatenate([pa_, pb]))
+        lists = sliced_lists(signatures.column("shingles"), rows, first[rows], count[rows])
+        return pick, jaccard(lists, np.searchsorted(rows, pa_), np.searchsorted(rows, pb))
 
     def _part_text(self, part: str) -> str:
         """SQL over a batch: the text of one part (instruction or output) that the parts check compares."""
@@ -292,6 +350,10 @@ class NearDedupStep(GlobalStep):
         same = asked & (h[a] == h[b])
         sim[same] = 1.0
         todo = np.flatnonzero(asked & ~same)
+        if len(todo) and "split" in signatures.column_names:
+            pick, j = self._slice_similarity(signatures, part, a[todo], b[todo])
+            sim[todo[pick]] = j
+            todo = todo[~pick]
         if not len(todo):
             return sim, both_empty
         ta, tb = a[todo], b[todo]

@@ -380,13 +380,20 @@ def test_the_estimate_prefilter_keeps_pairs_at_the_threshold() -> None:
     )  # too few permutations: no prefilter
 
 
+def _dialogues(rows: list[tuple[str, str]]) -> pa.Array:
+    """One exchange per row, as a dialogue (its parts are not slices of its shingles: read back)."""
+    from curation.pipeline.base import MESSAGE_TYPE
+
+    return pa.array([[{"role": "user", "content": q, "reasoning": None},
+                      {"role": "assistant", "content": a, "reasoning": None}] for q, a in rows], MESSAGE_TYPE)
+
+
 def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample(monkeypatch) -> None:  # noqa: ANN001
-    """Under an executor, the instruction and answer sketches are made in decide() for the samples of the
-    near-copy pairs only, from their text read back (two batches: row numbers repeat); the decisions are
+    """Under an executor, the instruction and answer sketches of dialogues are made in decide() for the samples of
+    the near-copy pairs only, from their text read back (two batches: row numbers repeat); the decisions are
     those of sketches made for every sample."""
     import pyarrow.compute as pc
 
-    from curation.pipeline.base import MESSAGE_TYPE
     from curation.pipeline.steps.near_dedup import NearDedupStep
 
     templated = ("I am Aurora, an AI assistant developed by the Northwind data team. I am here to help you with "
@@ -401,9 +408,9 @@ def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample(mon
         n = len(part)
         return pa.table({
             "sample_id": [f"b{batch_id}-{i}" for i in range(n)], "batch_id": [batch_id] * n,
-            "row_number": list(range(1, n + 1)), "shape": ["alpaca"] * n, "source": ["x.jsonl"] * n,
-            "instruction": [q for q, _ in part], "input": [None] * n, "output": [a for _, a in part],
-            "system": pa.nulls(n, pa.string()), "messages": pa.nulls(n, MESSAGE_TYPE), "reasoning": pa.nulls(n, pa.string()),
+            "row_number": list(range(1, n + 1)), "shape": ["sharegpt"] * n, "source": ["x.jsonl"] * n,
+            "instruction": pa.nulls(n, pa.string()), "input": [None] * n, "output": pa.nulls(n, pa.string()),
+            "system": pa.nulls(n, pa.string()), "messages": _dialogues(part), "reasoning": pa.nulls(n, pa.string()),
             "quality_score": [1.0] * n})
 
     pages = [page(1, rows[:5]), page(2, rows[5:] + rows[:2])]  # b2-3: not a copy of anything
@@ -439,10 +446,10 @@ def test_parts_read_back_for_the_pairs_decide_as_parts_made_for_every_sample(mon
 
 def test_a_part_that_is_the_same_text_in_both_samples_is_not_read_back() -> None:
     """Near-copy pairs mostly share one part verbatim (one answer pasted under a reworded question, a question
-    asked twice): that part is similarity 1 from its hash, and only the other part's text is read back."""
+    asked twice): that part is similarity 1 from its hash, and only the other part's text is read back (dialogues:
+    the parts of an instruction sample are never read back, see the next test)."""
     import pyarrow.compute as pc
 
-    from curation.pipeline.base import MESSAGE_TYPE
     from curation.pipeline.steps.near_dedup import NearDedupStep
 
     question = "Write a short note that explains to a new colleague how binary search works on a sorted list."
@@ -454,9 +461,9 @@ def test_a_part_that_is_the_same_text_in_both_samples_is_not_read_back() -> None
     n = len(rows)
     page = pa.table({
         "sample_id": [f"s{i}" for i in range(n)], "batch_id": [1] * n, "row_number": list(range(1, n + 1)),
-        "shape": ["alpaca"] * n, "source": ["x.jsonl"] * n, "instruction": [q for q, _ in rows],
-        "input": [None] * n, "output": [a for _, a in rows], "system": pa.nulls(n, pa.string()),
-        "messages": pa.nulls(n, MESSAGE_TYPE), "reasoning": pa.nulls(n, pa.string()), "quality_score": [1.0] * n})
+        "shape": ["sharegpt"] * n, "source": ["x.jsonl"] * n, "instruction": pa.nulls(n, pa.string()),
+        "input": [None] * n, "output": pa.nulls(n, pa.string()), "system": pa.nulls(n, pa.string()),
+        "messages": _dialogues(rows), "reasoning": pa.nulls(n, pa.string()), "quality_score": [1.0] * n})
 
     step = NearDedupStep()
     read: list[list[str]] = []
@@ -476,6 +483,103 @@ def test_a_part_that_is_the_same_text_in_both_samples_is_not_read_back() -> None
     eager_out = eager.decide(eager.signatures(page))
     assert out.decisions.to_pylist() == eager_out.decisions.to_pylist()
     assert {d["sample_id"] for d in out.decisions.to_pylist()} == {"s1", "s2", "s4"}
+
+
+def _instruction_page(rows: list[tuple], system: list | None = None) -> pa.Table:
+    """An alpaca page of (instruction, input, output) rows."""
+    from curation.pipeline.base import MESSAGE_TYPE
+
+    n = len(rows)
+    return pa.table({
+        "sample_id": [f"s{i}" for i in range(n)], "batch_id": [1] * n, "row_number": list(range(1, n + 1)),
+        "shape": ["alpaca"] * n, "source": ["x.jsonl"] * n, "instruction": [r[0] for r in rows],
+        "input": [r[1] for r in rows], "output": [r[2] for r in rows],
+        "system": pa.array(system or [None] * n, pa.string()), "messages": pa.nulls(n, MESSAGE_TYPE),
+        "reasoning": pa.nulls(n, pa.string()), "quality_score": [1.0] * n})
+
+
+def test_an_instruction_samples_parts_are_slices_of_its_own_shingles() -> None:
+    """The instruction's shingles are the first ones of the sample's, the answer's the last ones: the same sets as
+    the parts shingled alone, for English, Chinese, mixed text, an input, a system prompt, and letters whose lower
+    case DuckDB writes in another number of bytes (the split is counted on the text as it is)."""
+    import numpy as np
+
+    from curation.duck import in_parts, query_arrow, scratch
+    from curation.pipeline.steps.near_dedup import NearDedupStep
+
+    rows = [("Explain binary search to a new colleague.", None, EN),
+            ("解释二分查找的原理和步骤。", None, ZH),
+            ("Translate into Chinese: binary search finds items fast.", "Use simple words.", ZH),
+            ("İSTANBUL'DA ÇOK GÜZEL BİR GÜN, ȺȾ KELVIN 300 K", "", "Bugün İstanbul'da hava çok güzel ve güneşli."),
+            ("把下面的句子翻译成英文：今天天气很好。", "今天天气很好，我们去公园散步吧。", "The weather is nice today; let's walk in the park."),
+            ("Summarise:", "A" * 3 + " text of words here", "Short answer, four words.")]
+    page = _instruction_page(rows, system=[None, "你是一个乐于助人的助手。", None, "Be brief.", None, None])
+    for include_system in (False, True):
+        step = NearDedupStep(params={"include_system": include_system})
+        sig = step.signatures(page)
+        shingles = sig.column("shingles").to_pylist()
+        whole_by_char = sig.column("by_char").to_numpy(zero_copy_only=False)
+        con = scratch()
+        con.register("b", in_parts(page, ordinal="__ord"))
+        for part in ("instruction", "output"):
+            text = "concat_ws(chr(10), instruction, input)" if part == "instruction" else "output"
+            if part == "instruction" and include_system:
+                text = "concat_ws(chr(10), system, instruction, input)"
+            alone = query_arrow(con, f"SELECT lower({text}) AS c FROM b ORDER BY __ord").column("c")
+            by_char = np.zeros(len(rows), np.bool_)
+            own = step._shingles(alone, page.column("sample_id"), by_char).to_pylist()
+            first, count, ok = step._slices(sig, part)
+            assert ok.all()
+            for i in range(len(rows)):
+                if by_char[i] == whole_by_char[i]:  # a pair shingled two ways is read back (next test)
+                    assert set(shingles[i][first[i]:first[i] + count[i]]) == set(own[i]), (part, i)
+            assert (by_char == whole_by_char).sum() >= len(rows) - 1
+        con.close()
+
+
+def test_instruction_samples_decide_their_parts_without_reading_text_back() -> None:
+    """Instruction samples compare their parts from slices of their shingles (true Jaccard): nothing is read back,
+    the templated answers to different questions stay, the reworded copies go, as when the parts' text is read
+    back and sketched; a pair whose system prompts differ is read back (its instruction part includes them)."""
+    import pyarrow.compute as pc
+
+    from curation.pipeline.steps.near_dedup import NearDedupStep
+
+    templated = ("I am Aurora, an AI assistant developed by the Northwind data team. I am here to help you with "
+                 "questions about our products, your orders and our documentation.")
+    rows = [("Who are you? Please introduce yourself.", None, templated),
+            ("What is your name and who built you?", None, templated),
+            ("Explain binary search to me.", None, EN),
+            ("Explain binary search to me, please.", None, EN.replace("repeating", "and repeats")),
+            ("请解释一下二分查找。", None, ZH), ("请解释一下二分查找吧。", None, ZH.replace("直到", "一直到")),
+            ("Explain binary search to me.", None, EN.replace("middle element", "central element")),
+            ("Describe photosynthesis.", None, "Photosynthesis turns light into chemical energy in plants.")]
+
+    def decide(page: pa.Table, drop_slices: bool) -> tuple[list, list]:
+        step = NearDedupStep()
+        read: list[int] = []
+
+        def texts_for(ids: pa.Array, rows: int, columns=None):  # noqa: ANN001, ANN202
+            read.append(len(ids))
+            yield page.filter(pc.is_in(page.column("sample_id"), value_set=pa.array(ids)))
+
+        step.texts_for = texts_for
+        sig = step.signatures(page)
+        if drop_slices:  # the parts from their text read back, as for dialogues
+            sig = sig.drop_columns(["split"])
+        out = step.decide(sig)
+        assert out.counters["pairs_one_part_differs"] >= 1  # the identity answers
+        return sorted(d["sample_id"] for d in out.decisions.to_pylist()), read
+
+    page = _instruction_page(rows)
+    dropped, read = decide(page, drop_slices=False)
+    assert read == []
+    assert dropped == ["s3", "s5", "s6"]
+    back, read = decide(page, drop_slices=True)  # the samples of the pairs read back and sketched
+    assert back == dropped and read and read[0] == 7
+    systems = ["You answer as Aurora."] + [None] * (len(rows) - 1)  # s0's instruction part differs from s1's
+    dropped, read = decide(_instruction_page(rows, systems), drop_slices=False)
+    assert read == [2] and dropped == ["s3", "s5", "s6"]
 
 
 def test_signatures_are_the_minimum_of_each_hash_function_over_the_shingles() -> None:
