@@ -3,9 +3,10 @@
 ``compare = "sample"`` (default): instruction, input, answer and dialogue turns (reasoning only with
 ``include_reasoning``, the system prompt only with ``include_system``: it is usually a template). A pair
 is a near duplicate only when, beyond the whole sample, its instructions and its answers are each
-similar (``both_parts``, estimated from MinHash sketches; the answers need not be when the instructions
-are the same): different questions with one templated answer (an identity set) or one prompt template
-filled with different material are not copies. Every cluster keeps its best sample (highest ``quality_score``, then the
+similar (``both_parts``; the answers need not be when the instructions are the same): different questions
+with one templated answer (an identity set) or one prompt template filled with different material are not
+copies. An instruction sample's parts are compared by their true Jaccard, from slices of its own shingles
+(``_slices``); a dialogue's (and a pair's whose system prompts differ) by MinHash sketches of the parts. Every cluster keeps its best sample (highest ``quality_score``, then the
 earliest) and the others are dropped, naming the kept sample and their Jaccard similarity to it.
 ``compare = "instruction"``: the same question asked more than once; members of a cluster whose answers
 differ are flagged (conflicting answers), not dropped.
@@ -101,7 +102,7 @@ class NearDedupParams(ReferenceParams):
         ge=0,
         le=1,
         description="With compare = \"sample\": a pair is a near duplicate only when its instructions are at least this "
-        "similar (estimated Jaccard) and so are its answers, unless the instructions are the same (the same "
+        "similar (Jaccard; estimated by MinHash for dialogues) and so are its answers, unless the instructions are the same (the same "
         "question answered twice in other words is a copy). Different questions with one templated answer (an "
         "identity set), or one prompt template filled with different material, are not copies. None: the whole "
         "sample alone decides.",
