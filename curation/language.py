@@ -430,16 +430,17 @@ class LinguaBackend:
                 out.append((UNDETERMINED, 0.0))
                 continue
             best, conf = top
+            row_pairs = pairs.get(k)
             if self.relatives and len(texts[k]) < SHORT_TEXT:
                 # a short text says little: the model's confidences weighed by how common each language is
-                row_pairs = pairs.get(k) or _codes(row)
+                row_pairs = row_pairs or _codes(row)
                 weighted = {code: v * (1.0 if code in COMMON_PRIOR else RARE_PRIOR) for code, v in row_pairs if v > 0}
                 total = sum(weighted.values())
                 best = max(weighted, key=weighted.get)
                 conf = weighted[best] / total if total else 0.0
             group = _RELATIVES_OF.get(best) if self.relatives else None
             if group:
-                row_pairs = pairs.get(k) or _codes(row)
+                row_pairs = row_pairs or _codes(row)
                 weighted = {code: (v * group[code], v) for code, v in row_pairs if code in group and v > 0}
                 mass = sum(v for _, v in weighted.values())
                 total = sum(w for w, _ in weighted.values())

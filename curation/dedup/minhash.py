@@ -199,31 +199,6 @@ def _list_parts(lists: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
     return offsets - offsets[0], np.asarray(lists.flatten(), dtype=np.uint64)
 
 
-def sliced_lists(lists: pa.ListArray | pa.ChunkedArray, rows: np.ndarray, first: np.ndarray,
-                 count: np.ndarray) -> pa.Array:
-    """A list array of ``len(rows)`` lists: ``count[k]`` values of list ``rows[k]`` (ascending) from its
-    ``first[k]``-th value on (each slice inside its list)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    first = np.asarray(first, dtype=np.int64)
-    count = np.asarray(count, dtype=np.int64)
-    values: list[np.ndarray] = []
-    base = 0
-    for chunk in lists.chunks if isinstance(lists, pa.ChunkedArray) else [lists]:
-        lo, hi = np.searchsorted(rows, [base, base + len(chunk)])
-        if hi > lo:
-            offsets, flat = _list_parts(chunk)
-            c = count[lo:hi]
-            starts = offsets[rows[lo:hi] - base] + first[lo:hi]
-            values.append(flat[np.repeat(starts - (np.cumsum(c) - c), c) + np.arange(int(c.sum()))])
-        base += len(chunk)
-    offs = np.zeros(len(rows) + 1, np.int64)
-    np.cumsum(count, out=offs[1:])
-    flat = pa.array(np.concatenate(values) if values else np.zeros(0, np.uint64), pa.uint64())
-    if offs[-1] >= 2**31:
-        return pa.LargeListArray.from_arrays(pa.array(offs, pa.int64()), flat)
-    return pa.ListArray.from_arrays(pa.array(offs.astype(np.int32)), flat)
-
-
 @numba.njit(nogil=True, cache=True)
 def _min_hashes(offsets: np.ndarray, values: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray,
                 start: int, end: int) -> None:  # pragma: no cover - compiled (its Python is never run)
@@ -418,13 +393,12 @@ def estimate(
 
 
 @numba.njit(nogil=True, cache=True)
-def _sorted_sets(offsets: np.ndarray, values: np.ndarray, local: np.ndarray, base: int, low: np.uint64,
-                 out: np.ndarray, start: np.ndarray, size: np.ndarray, lo: int, hi: int) -> None:  # pragma: no cover
-    """Rows of rank ``lo .. hi - 1`` (row ``local[k - base]`` of ``offsets`` / ``values``): the row's hashes
+def _sorted_sets(values: np.ndarray, begin: np.ndarray, base: int, low: np.uint64, out: np.ndarray,
+                 start: np.ndarray, count: np.ndarray, size: np.ndarray, lo: int, hi: int) -> None:  # pragma: no cover
+    """Rows of rank ``lo .. hi - 1`` (``count[k]`` hashes of ``values`` from ``begin[k - base]``): the row's hashes
     shifted right by ``low`` bits, sorted and without repeats, at ``out[start[k]:]``; their number in ``size[k]``."""
     for k in range(lo, hi):
-        r = local[k - base]
-        a, n = offsets[r], offsets[r + 1] - offsets[r]
+        a, n = begin[k - base], count[k]
         s = start[k]
         if n == 0:
             size[k] = 0
@@ -441,16 +415,17 @@ def _sorted_sets(offsets: np.ndarray, values: np.ndarray, local: np.ndarray, bas
         size[k] = m
 
 
-def _row_sets(shingles: pa.ChunkedArray | pa.Array, rows: np.ndarray, bits: int,
-              threads: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _row_sets(shingles: pa.ChunkedArray | pa.Array, rows: np.ndarray, bits: int, threads: int = 2,
+              spans: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The shingle sets of ``rows`` (sorted, distinct): ``(keys, start, size)``, the set of the row of rank ``k``
-    in ``rows`` being ``keys[start[k]:start[k] + size[k]]``, each hash shifted right by ``bits``.
+    in ``rows`` being ``keys[start[k]:start[k] + size[k]]``, each hash shifted right by ``bits``. ``spans``:
+    ``(first, count)`` per row of ``shingles``, each row's set being its ``count`` hashes from its ``first``-th.
 
     Each row's hashes are copied, sorted and deduplicated in place by a compiled loop, in ``threads`` threads
     (numpy sorted groups of rows' hashes, each prefixed by its row's rank, on one core: 3.0 s of the near-dedup
     step's 31 s on 300k real rows; the sets are the same)."""
     chunks = shingles.chunks if isinstance(shingles, pa.ChunkedArray) else [shingles]
-    parts: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] = []  # (rank lo, rank hi, local, offsets, values)
+    parts: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (rank lo, rank hi, first hash of each, values)
     counts = np.zeros(len(rows), dtype=np.int64)
     first_row = 0
     for part in chunks:
@@ -460,16 +435,21 @@ def _row_sets(shingles: pa.ChunkedArray | pa.Array, rows: np.ndarray, bits: int,
             continue
         offsets, values = _list_parts(part)
         local = (rows[lo:hi] - (first_row - len(part))).astype(np.int64)
-        counts[lo:hi] = offsets[local + 1] - offsets[local]
-        parts.append((lo, hi, local, offsets, values))
+        begin = offsets[local]
+        if spans is None:
+            counts[lo:hi] = offsets[local + 1] - begin
+        else:
+            begin = begin + spans[0][rows[lo:hi]]
+            counts[lo:hi] = spans[1][rows[lo:hi]]
+        parts.append((lo, hi, begin, values))
     start = np.cumsum(counts) - counts
     keys = np.empty(int(counts.sum()), dtype=np.uint64)
     size = np.zeros(len(rows), dtype=np.int64)
     low = np.uint64(bits)
-    for lo, hi, local, offsets, values in parts:
+    for lo, hi, begin, values in parts:
         ranges_in_threads(
-            lambda a, b, lo=lo, local=local, offsets=offsets, values=values: _sorted_sets(
-                offsets, values, local, lo, low, keys, start, size, lo + a, lo + b),
+            lambda a, b, lo=lo, begin=begin, values=values: _sorted_sets(
+                values, begin, lo, low, keys, start, counts, size, lo + a, lo + b),
             np.cumsum(counts[lo:hi]), threads)
     return keys, start, size
 
@@ -519,8 +499,11 @@ def jaccard(
     a: np.ndarray,
     b: np.ndarray,
     threads: int = 2,
+    spans: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """True Jaccard similarity of the shingle sets of rows ``a[k]`` and ``b[k]`` (duplicates in a list count once).
+    ``spans``: ``(first, count)`` per row of ``shingles``, each row's set being made of its ``count`` hashes from
+    its ``first``-th (a part of the text, see ``near_dedup``), not of its whole list.
 
     The sets of the rows involved become sorted runs of one array (:func:`_row_sets`); each pair's runs are
     then intersected by a compiled merge, in ``threads`` threads
@@ -539,7 +522,7 @@ def jaccard(
     del inv
     bits = _row_bits(len(rows))
     shift = np.uint64(64 - bits)
-    keys, start, size = _row_sets(shingles, rows, bits, threads)
+    keys, start, size = _row_sets(shingles, rows, bits, threads, spans)
     mask = (np.uint64(1) << shift) - np.uint64(1)
     inter = np.empty(len(a), dtype=np.int64)
     ranges_in_threads(lambda lo, hi: _intersections(keys, start, size, ra, rb, mask, inter, lo, hi),

@@ -35,7 +35,6 @@ from curation.dedup.minhash import (
     jaccard,
     signature_table,
     signatures,
-    sliced_lists,
 )
 from curation.dedup.shingles import shingle_lists, token_counts
 from curation.duck import in_parts, query_arrow, scratch
@@ -290,10 +289,7 @@ class NearDedupStep(GlobalStep):
             pick &= h[a] == h[b]
         if not pick.any():
             return pick, np.zeros(0)
-        pa_, pb = a[pick], b[pick]
-        rows = np.unique(np.concatenate([pa_, pb]))
-        lists = sliced_lists(signatures.column("shingles"), rows, first[rows], count[rows])
-        return pick, jaccard(lists, np.searchsorted(rows, pa_), np.searchsorted(rows, pb))
+        return pick, jaccard(signatures.column("shingles"), a[pick], b[pick], spans=(first, count))
 
     def _part_text(self, part: str) -> str:
         """SQL over a batch: the text of one part (instruction or output) that the parts check compares."""
