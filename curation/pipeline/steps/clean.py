@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from curation.normalize import may_change, normalize
 from curation.pipeline.base import TEXT_FIELDS, RowStep, StepOutput
 from curation.pipeline.text import text_versions
+from curation.text_flags import MOJIBAKE_FOLLOW, MOJIBAKE_LEAD
 from curation.threads import thread_map
 
 SLICE_MIN_ROWS = 5000  # a page is cleaned in slices of at least this many rows, one per core
 
 # Latin-1 / cp1252 read of UTF-8 bytes: 'Ã©' for 'é', 'â€œ' for '“', 'Ã¤', 'Â ' ...
-MOJIBAKE = r"[ÂÃÅÆÐÑØâ][\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17D}\x{17E}\x{192}\x{2C6}\x{2DC}\x{2013}\x{2014}\x{2018}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}\x{203A}\x{20AC}\x{2122}]"
+MOJIBAKE = MOJIBAKE_LEAD + MOJIBAKE_FOLLOW
 ANSI_ESCAPE = r"\x1b\[[0-9;?]*[ -/]*[@-~]"
 # C0 controls except tab and newline (carriage returns are handled as line breaks), DEL, C1 controls.
 CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{80}-\x{9f}]"

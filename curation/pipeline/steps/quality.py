@@ -45,6 +45,7 @@ from curation.pipeline.pii import (  # noqa: F401  (valid_card, valid_cn_id: re-
     valid_card,
     valid_cn_id,
 )
+from curation.text_flags import CONTROL, MOJIBAKE, MOJIBAKE_SEEN, NUMBER_OR_KEY, text_flags
 
 Verdict = Literal["drop", "flag"]
 
@@ -312,8 +313,6 @@ MARKUP = [
     r"&(?:nbsp|amp|lt|gt|quot|apos|#\d{2,5});",
     r"\[\[\pL[^\]\n]{0,80}\]\]",
 ]
-MOJIBAKE = (r"[ÂÃÅÆÐÑØâ][\x{80}-\x{BF}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17D}\x{17E}\x{192}\x{2C6}\x{2DC}"
-            r"\x{2013}\x{2014}\x{2018}-\x{201E}\x{2020}-\x{2022}\x{2026}\x{2030}\x{2039}\x{203A}\x{20AC}\x{2122}]|\x{FFFD}")
 # Tokens: words; CJK text (no spaces) in pairs of characters, a crude stand-in for words (most Chinese
 # words have two characters) that keeps n-gram statistics comparable across languages.
 TOKENS = r"[\p{Han}\p{Hiragana}\p{Katakana}]{1,2}|[\p{L}\p{N}_']+"
@@ -481,9 +480,8 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
         # a JSON or table answer: its pattern runs over the few answers with an unusual mix only
         "AND NOT regexp_matches(o, '^\\s*[\\[{<]|\\n\\s*\\|.*\\|')",
         f"'symbols ' || {_fmt('n_sym / olen')} || ', digits ' || {_fmt('n_dig / olen')} || ', punctuation ' || {_fmt('n_pun / olen')}")
-    rules["non_printable"] = (
-        r"regexp_matches(alltext, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{80}-\x{9f}\x{200b}\x{feff}]')",
-        "'control or zero-width characters'")
+    # text_flags: one compiled pass over all the text (curation.text_flags), not a regular expression per rule
+    rules["non_printable"] = (f"text_flags & {CONTROL} <> 0", "'control or zero-width characters'")
     # markup the instruction asked for (HTML, XML, a web page, code) is the answer, not a leftover
     rules["markup"] = (f"regexp_matches(o_nocode, {_q(_any(MARKUP + r.markup.extra_patterns))}) "
                        f"AND NOT regexp_matches(ins, {_q(ASKS_MARKUP)})",
@@ -531,7 +529,7 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
         f"NOT dialogue AND (regexp_matches(coalesce(input, ''), {pat}) OR regexp_matches(coalesce(instruction, ''), {pat}))",
         f"CASE WHEN regexp_matches(coalesce(input, ''), {pat}) THEN 'input' ELSE 'instruction' END || ' is \"' "
         f"|| wtrim(CASE WHEN regexp_matches(coalesce(input, ''), {pat}) THEN input ELSE instruction END) || '\"'")
-    rules["mojibake"] = (f"regexp_matches(alltext, {_q(MOJIBAKE)})", f"'\"' || regexp_extract(alltext, {_q(MOJIBAKE)}) || '\"'")
+    rules["mojibake"] = (f"text_flags & {MOJIBAKE_SEEN} <> 0", f"'\"' || regexp_extract(alltext, {_q(MOJIBAKE)}) || '\"'")
     rules["dialogue_roles"] = (
         "dialogue AND (roles_ua[1] <> 'user' OR list_bool_or(list_transform(range(1, len(roles_ua)), "
         "lambda k: roles_ua[k] = roles_ua[k + 1])) OR list_position(roles, 'system') > 1)",
@@ -566,8 +564,15 @@ def _samples_cte(materialized: bool = False) -> str:
 
 
 def samples_sql() -> str:
-    """The query over the batch ``b`` that makes ``s`` (:func:`_samples_cte`), to register as ``s_rows``."""
+    """The query over the batch ``b`` that makes ``s`` (:func:`_samples_cte`)."""
     return f"WITH {_samples_cte()} SELECT * FROM s"
+
+
+def samples_table(con) -> pa.Table:  # noqa: ANN001
+    """:func:`samples_sql`'s result over the batch ``b`` registered on ``con``, with the ``text_flags`` of each
+    sample's text (``alltext``, :func:`curation.text_flags.text_flags`): what to register as ``s_rows``."""
+    s = query_arrow(con, samples_sql())
+    return s.append_column("text_flags", pa.array(text_flags(s.column("alltext")), pa.uint8()))
 
 
 def answers_sql(materialized: bool = False) -> str:
@@ -600,15 +605,17 @@ def ngram_table(answers: pa.Table, rules: QualityRules) -> pa.Table:
     return pa.table(cols)
 
 
-def metrics_sql(rules: QualityRules, materialized: bool = False) -> str:
-    """The query over the batch ``b`` (``materialized``: over ``s_rows``, see :func:`_samples_cte`) and its n-gram
-    table ``ng`` (:func:`ngram_table`) that computes what the rules read."""
+def metrics_sql(rules: QualityRules) -> str:
+    """The query over ``s_rows`` (:func:`samples_sql`'s result with its ``text_flags``, see :func:`samples_table`)
+    and the n-gram table ``ng`` (:func:`ngram_table`) that computes what the rules read."""
     pii = rules.personal_data
     none = "[]::VARCHAR[]"
     # one pass of all number and key patterns tells which texts hold any (few do); the extracts run on those only,
     # not one scan of every text per pattern
     scanned = {"phone": PHONE, "cn_id": CN_ID, "card": CARD_IN_TEXT, "credential": CREDENTIAL}
-    hit = (f"regexp_matches(alltext, {_q(_any([p for k, p in scanned.items() if k in pii.kinds]))})"
+    # and it runs only on the texts that may hold one (text_flags: a superset, from a pass over the bytes)
+    hit = (f"CASE WHEN text_flags & {NUMBER_OR_KEY} <> 0 "
+           f"THEN regexp_matches(alltext, {_q(_any([p for k, p in scanned.items() if k in pii.kinds]))}) ELSE false END"
            if any(k in pii.kinds for k in scanned) else "false")
 
     def extract(kind: str, sql: str) -> str:
@@ -628,7 +635,7 @@ def metrics_sql(rules: QualityRules, materialized: bool = False) -> str:
          else f"{none} AS key_cands"]
     )
     return f"""
-WITH {_samples_cte(materialized)}, m0 AS (
+WITH {_samples_cte(True)}, m0 AS (
     SELECT *, length(o) AS olen, wtrim(ins) AS insw,
            {_count('o', '```')} % 2 = 1 AS fence_open,
            regexp_extract(o, '[^\\n]*$') AS last_line,
@@ -655,7 +662,7 @@ class QualityStep(RowStep):
     def __init__(self, name: str | None = None, params: dict | None = None) -> None:
         super().__init__(name, params)
         self.rules = build_rules(self.params.rules)
-        self._sql = metrics_sql(self.params.rules, materialized=True)
+        self._sql = metrics_sql(self.params.rules)
         # CASE WHEN, not coalesce(condition, false): a CASE condition is evaluated as a filter, where DuckDB skips
         # the rest of an AND for the rows already false (a function argument evaluates every operand on every row)
         conds = ",\n".join(f"CASE WHEN {c} THEN {d} END AS {_rule_col(k)}"
@@ -697,7 +704,7 @@ class QualityStep(RowStep):
         try:
             cols = batch.select(["sample_id", "instruction", "input", "output", "system", "messages", "reasoning"])
             con.register("b", in_parts(cols, ordinal="__ord"))
-            con.register("s_rows", in_parts(query_arrow(con, samples_sql())))
+            con.register("s_rows", in_parts(samples_table(con)))
             con.register("ng", in_parts(ngram_table(query_arrow(con, answers_sql(True)), self.params.rules)))
             res = query_arrow(con, self._sql)
         finally:
