@@ -1,7 +1,9 @@
 """Quality and noise rules for instruction data, and a per-sample quality score.
 
 Every rule is a DuckDB SQL expression evaluated over the whole record batch at once (one query per
-batch, all rules together); only personal-data candidates that need a checksum (Luhn for card numbers,
+batch, all rules together), over figures some compiled passes made of the batch's text first (n-gram and line
+statistics, :mod:`curation.answer_stats`; control characters, mojibake and which texts may hold a number or a
+key, :mod:`curation.text_flags`); only personal-data candidates that need a checksum (Luhn for card numbers,
 ISO 7064 for Chinese resident IDs) are checked in Python, and only for the few rows that have one.
 
 Each rule has a verdict (``drop`` or ``flag``), a penalty for the quality score and its thresholds,
