@@ -483,7 +483,7 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
         "AND NOT regexp_matches(o, '^\\s*[\\[{<]|\\n\\s*\\|.*\\|')",
         f"'symbols ' || {_fmt('n_sym / olen')} || ', digits ' || {_fmt('n_dig / olen')} || ', punctuation ' || {_fmt('n_pun / olen')}")
     # text_flags: one compiled pass over all the text (curation.text_flags), not a regular expression per rule
-    rules["non_printable"] = (f"text_flags & {CONTROL} <> 0", "'control or zero-width characters'")
+    rules["non_printable"] = (f"(text_flags & {CONTROL}) <> 0", "'control or zero-width characters'")
     # markup the instruction asked for (HTML, XML, a web page, code) is the answer, not a leftover
     rules["markup"] = (f"regexp_matches(o_nocode, {_q(_any(MARKUP + r.markup.extra_patterns))}) "
                        f"AND NOT regexp_matches(ins, {_q(ASKS_MARKUP)})",
@@ -531,7 +531,7 @@ def build_rules(r: QualityRules) -> dict[str, tuple[str, str, str | None]]:
         f"NOT dialogue AND (regexp_matches(coalesce(input, ''), {pat}) OR regexp_matches(coalesce(instruction, ''), {pat}))",
         f"CASE WHEN regexp_matches(coalesce(input, ''), {pat}) THEN 'input' ELSE 'instruction' END || ' is \"' "
         f"|| wtrim(CASE WHEN regexp_matches(coalesce(input, ''), {pat}) THEN input ELSE instruction END) || '\"'")
-    rules["mojibake"] = (f"text_flags & {MOJIBAKE_SEEN} <> 0", f"'\"' || regexp_extract(alltext, {_q(MOJIBAKE)}) || '\"'")
+    rules["mojibake"] = (f"(text_flags & {MOJIBAKE_SEEN}) <> 0", f"'\"' || regexp_extract(alltext, {_q(MOJIBAKE)}) || '\"'")
     rules["dialogue_roles"] = (
         "dialogue AND (roles_ua[1] <> 'user' OR list_bool_or(list_transform(range(1, len(roles_ua)), "
         "lambda k: roles_ua[k] = roles_ua[k + 1])) OR list_position(roles, 'system') > 1)",
@@ -616,7 +616,7 @@ def metrics_sql(rules: QualityRules) -> str:
     # not one scan of every text per pattern
     scanned = {"phone": PHONE, "cn_id": CN_ID, "card": CARD_IN_TEXT, "credential": CREDENTIAL}
     # and it runs only on the texts that may hold one (text_flags: a superset, from a pass over the bytes)
-    hit = (f"CASE WHEN text_flags & {NUMBER_OR_KEY} <> 0 "
+    hit = (f"CASE WHEN (text_flags & {NUMBER_OR_KEY}) <> 0 "
            f"THEN regexp_matches(alltext, {_q(_any([p for k, p in scanned.items() if k in pii.kinds]))}) ELSE false END"
            if any(k in pii.kinds for k in scanned) else "false")
 

@@ -142,6 +142,8 @@ CASES = {
     "placeholder text": {"instruction": "Write a letter.", "output": "Dear [Recipient Name], thank you for the offer."},
     "mojibake (broken encoding)": {"instruction": "Describe.", "output": "The cafÃ© is nice and the weather is good today."},
     "personal data": {"instruction": "Contact?", "output": "Write to zhang.san@hongxin-trading.cn or call 13912345678."},
+    # in another field than the answer: the rules read every field of the sample
+    "non-printable characters": {"instruction": "Name\u200b a planet of the solar system.", "output": "Mars is one of them."},
     "many URLs or e-mail addresses": {"instruction": "Links?", "output": "See https://a.example https://b.example https://c.example now."},
     "unusual character mix": {"instruction": "Describe it.", "output": "★☆★☆ ♥♥♥ ★☆★☆ ♥♥♥ ★☆★☆ ♥♥♥ ★☆★☆ ♥♥♥ ★☆ ok"},
     "dialogue does not end with the assistant": {"messages": [{"role": "user", "content": "Hi there"},
