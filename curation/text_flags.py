@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import functools
 
-import duckdb
 import numba
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from curation.duck import sql_literal
-from curation.textscan import next_char
+from curation.textscan import class_table, next_char, string_buffers
 from curation.threads import ranges_in_threads
 
 NON_PRINTABLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{80}-\x{9f}\x{200b}\x{feff}]"
@@ -46,23 +43,13 @@ MIN_KEY_RUN = 15  # the shortest key they find (xoxb- and ten more)
 @functools.lru_cache(maxsize=1)
 def _classes() -> np.ndarray:
     """One byte per code point: the ``_C_*`` bits, as RE2 in DuckDB matches the patterns above."""
-    classes = {_C_CONTROL: NON_PRINTABLE, _C_LEAD: MOJIBAKE_LEAD, _C_FOLLOW: MOJIBAKE_FOLLOW, _C_BAD: r"\x{FFFD}"}
-    cols = ", ".join(f"regexp_matches(c, {sql_literal(regex)}) AS b{bit}" for bit, regex in classes.items())
-    con = duckdb.connect()
-    try:
-        r = con.execute(f"""SELECT cp, {cols} FROM (SELECT cp, chr(cp::INTEGER) AS c FROM range(0, 1114112) t(cp)
-                                                 WHERE cp < 55296 OR cp > 57343)""").fetchnumpy()
-    finally:
-        con.close()
-    table = np.zeros(0x110000, np.uint8)
-    for bit in classes:
-        table[r["cp"][r[f"b{bit}"]]] |= np.uint8(bit)
-    return table
+    return class_table({_C_CONTROL: NON_PRINTABLE, _C_LEAD: MOJIBAKE_LEAD, _C_FOLLOW: MOJIBAKE_FOLLOW,
+                        _C_BAD: r"\x{FFFD}"})
 
 
 @numba.njit(nogil=True, cache=True)
 def _scan(data, offs, table, base, out, lo, hi):  # noqa: ANN001  # pragma: no cover - compiled
-    """``out[base + t] |= flags`` of texts ``t`` = ``lo .. hi - 1`` (bytes ``data[offs[i]:offs[i + 1]]``)."""
+    """``out[base + t] |= flags`` of texts ``t`` = ``lo .. hi - 1`` (bytes ``data[offs[t]:offs[t + 1]]``)."""
     for t in range(lo, hi):
         f = 0
         i, end = offs[t], offs[t + 1]
@@ -119,12 +106,7 @@ def text_flags(texts: pa.Array | pa.ChunkedArray, threads: int = 2) -> np.ndarra
     for c in texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]:
         n = len(c)
         if n:
-            if c.null_count:  # a null's offsets need not be equal
-                c = pc.fill_null(c, "")
-            bufs = c.buffers()
-            width = np.int64 if pa.types.is_large_string(c.type) else np.int32
-            offs = np.frombuffer(bufs[1], width)[c.offset : c.offset + n + 1].astype(np.int64)
-            data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+            offs, data = string_buffers(c)
             ranges_in_threads(lambda lo, hi: _scan(data, offs, table, start, out, lo, hi), offs[1:] - offs[0], threads)
         start += n
     return out

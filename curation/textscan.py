@@ -37,8 +37,13 @@ _LEN_MUL = np.uint64(0xC6A4A7935BD1E995)
 def char_classes() -> np.ndarray:
     """One byte per code point, the bits WORD, IS_CJK, LETTER, PAIRED, WORD_QUOTE, SYMBOL, NUMBER and PUNCT, as
     RE2 in DuckDB sees it."""
-    classes = {WORD: r"[\p{L}\p{N}_]", IS_CJK: f"[{CJK}]", LETTER: r"\p{L}", PAIRED: f"[{PAIRED_CJK}]",
-               WORD_QUOTE: r"[\p{L}\p{N}_']", SYMBOL: r"\p{S}", NUMBER: r"\p{N}", PUNCT: r"\p{P}"}
+    return class_table({WORD: r"[\p{L}\p{N}_]", IS_CJK: f"[{CJK}]", LETTER: r"\p{L}", PAIRED: f"[{PAIRED_CJK}]",
+                        WORD_QUOTE: r"[\p{L}\p{N}_']", SYMBOL: r"\p{S}", NUMBER: r"\p{N}", PUNCT: r"\p{P}"})
+
+
+def class_table(classes: dict[int, str]) -> np.ndarray:
+    """One byte per code point (0 .. 0x10FFFF): the bits (keys of ``classes``) of the regular expressions (values)
+    that match the character, as RE2 in DuckDB matches them."""
     cols = ", ".join(f"regexp_matches(c, {sql_literal(regex)}) AS b{bit}" for bit, regex in classes.items())
     con = duckdb.connect()
     try:
@@ -113,17 +118,7 @@ def text_words(arr: pa.Array | pa.ChunkedArray, pad: int = 0) -> tuple[np.ndarra
     """(offsets from 0 as int64, bytes) of a string column, nulls as empty strings, the bytes copied once into
     an array of little-endian words with at least ``pad`` bytes of zeros after them: one copy of the page's
     text, not a concatenation, a cast and a copy."""
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    for c in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
-        if not (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)):
-            c = c.cast(pa.large_string())
-        if c.null_count:  # a null's offsets need not be equal
-            c = pc.fill_null(c, "")
-        bufs = c.buffers()
-        width = np.int64 if pa.types.is_large_string(c.type) else np.int32
-        offs = np.frombuffer(bufs[1], width)[c.offset : c.offset + len(c) + 1].astype(np.int64)
-        data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-        parts.append((offs, data))
+    parts = [string_buffers(c) for c in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])]
     total = sum(int(o[-1] - o[0]) for o, _ in parts if len(o))
     words = np.zeros((total + pad) // 8 + 1, np.uint64)
     out = words.view(np.uint8)
@@ -137,3 +132,17 @@ def text_words(arr: pa.Array | pa.ChunkedArray, pad: int = 0) -> tuple[np.ndarra
         offsets.append(offs[1:] - offs[0] + at)
         at += size
     return np.concatenate(offsets), words
+
+
+def string_buffers(c: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets as int64, bytes) of one string array, nulls as empty strings: the bytes in place (not copied)
+    unless the array holds nulls, the offsets as they index them (not from 0)."""
+    if not (pa.types.is_string(c.type) or pa.types.is_large_string(c.type)):
+        c = c.cast(pa.large_string())
+    if c.null_count:  # a null's offsets need not be equal
+        c = pc.fill_null(c, "")
+    bufs = c.buffers()
+    width = np.int64 if pa.types.is_large_string(c.type) else np.int32
+    offs = np.frombuffer(bufs[1], width)[c.offset : c.offset + len(c) + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return offs, data
